@@ -1,0 +1,1 @@
+"""The data plane: the FastAPI app that serves the session protocol."""

@@ -1,0 +1,1 @@
+"""HTTP routers of the data plane, one module per surface."""

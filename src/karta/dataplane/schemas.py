@@ -1,0 +1,111 @@
+"""Request and response bodies of the session API, with the limits the spec sets."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_TEXT = 1_000_000
+MAX_METADATA_KEYS = 50
+MAX_METADATA_VALUE = 10_000
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateSession(Strict):
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    session_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @field_validator("metadata")
+    @classmethod
+    def _limits(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(value) > MAX_METADATA_KEYS:
+            raise ValueError(f"at most {MAX_METADATA_KEYS} metadata keys are allowed")
+        for key, item in value.items():
+            if isinstance(item, str) and len(item) > MAX_METADATA_VALUE:
+                raise ValueError(f"metadata value {key!r} exceeds {MAX_METADATA_VALUE} characters")
+        return value
+
+
+class SendMessage(Strict):
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    agent: str | None = Field(default=None, min_length=1, max_length=200)
+    participant_name: str | None = Field(default=None, min_length=1, max_length=200)
+    participant_type: Literal["human", "ai"] | None = None
+    thinking: bool = False
+    stream: bool = False
+
+
+class Decide(Strict):
+    decision: Literal["approve_once", "approve_session", "deny"]
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="machine-readable error code")
+    message: str = Field(description="what went wrong, for people")
+
+
+class PendingInputOut(BaseModel):
+    request_id: str
+    kind: str
+    tool: str
+    target: str | None
+    input: dict[str, Any]
+    message: str
+    options: list[str]
+    expires_at: str
+
+
+class SessionOut(BaseModel):
+    id: str
+    object: Literal["session"]
+    app: str
+    metadata: dict[str, Any]
+    status: Literal["active", "ended"]
+    current_agent: str | None
+    permission_mode: str | None
+    participants: list[dict[str, Any]]
+    pending_input: PendingInputOut | None
+    turn_running: bool
+    last_event_seq: int
+    parent_id: str | None
+    created_at: str
+    updated_at: str
+
+
+class MessageOut(BaseModel):
+    id: str
+    role: Literal["user", "assistant"]
+    text: str
+    agent: str
+    parts: list[dict[str, Any]] = Field(default_factory=list)
+    timestamp: str
+    participant_name: str | None = None
+    participant_type: str | None = None
+
+
+class Usage(BaseModel):
+    input_tokens: int | None
+    output_tokens: int | None
+    total_tokens: int | None
+    model_config = ConfigDict(extra="allow")
+
+
+class TurnOut(BaseModel):
+    text: str
+    session_id: str
+    turn_id: str
+    agent: str
+    status: Literal["completed", "failed", "cancelled", "paused"]
+    messages: list[MessageOut]
+    usage: Usage
+    errors: list[dict[str, Any]]
+    pending_input: PendingInputOut | None
+
+
+class DecisionOut(BaseModel):
+    events: list[dict[str, Any]]
+    session: SessionOut

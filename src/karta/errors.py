@@ -1,0 +1,89 @@
+"""Business errors: typed exceptions that the HTTP layer maps to one JSON error shape.
+
+Every error renders as `{"error": <code>, "message": <text>, **extra}` with `status`.
+"""
+
+from typing import Any
+
+
+class KartaError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.extra}
+
+
+class BadRequest(KartaError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(KartaError):
+    status = 401
+    code = "unauthorized"
+
+
+class NotFound(KartaError):
+    status = 404
+    code = "not_found"
+
+
+class SessionNotFound(NotFound):
+    code = "session_not_found"
+
+
+class AgentNotFound(NotFound):
+    code = "agent_not_found"
+
+
+class InputNotFound(NotFound):
+    code = "input_not_found"
+
+
+class Conflict(KartaError):
+    status = 409
+    code = "conflict"
+
+
+class TurnInProgress(Conflict):
+    code = "turn_in_progress"
+
+
+class PendingInput(Conflict):
+    code = "pending_input"
+
+
+class InputNotPending(Conflict):
+    """The approval exists but can no longer be decided (already decided or expired)."""
+
+    code = "input_not_pending"
+
+
+class SessionEnded(Conflict):
+    code = "session_ended"
+
+
+class AppConfigError(KartaError):
+    """The harness application folder is not usable (bad agents, unknown default agent…)."""
+
+    status = 422
+    code = "invalid_app"
+
+
+class Unavailable(KartaError):
+    status = 503
+    code = "unavailable"
+
+    def __init__(self, message: str, retry_after: int = 1, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.retry_after = retry_after
+
+
+class HarnessCapacity(Unavailable):
+    code = "harness_capacity"

@@ -1,0 +1,81 @@
+"""The contract between Karta's runtime and a harness adapter.
+
+One `HarnessSession` per live Karta session: it stays warm between turns, asks for approvals
+through `ApprovalHandler`, and yields Karta events ending with exactly one `done`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from karta.app import AgentDefinition, HarnessApp
+from karta.events import Event
+
+
+class Verdict(StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+
+
+@dataclass(frozen=True)
+class ApprovalAnswer:
+    verdict: Verdict
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ToolRequest:
+    """What the harness wants to do, as shown to whoever decides."""
+
+    tool: str
+    input: dict[str, Any]
+    tool_use_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+ApprovalHandler = Callable[[ToolRequest], Awaitable[ApprovalAnswer]]
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """Everything a harness needs to open (or resume) one Karta session's conversation."""
+
+    session_id: str
+    app: HarnessApp
+    agent: AgentDefinition
+    workspace: Path
+    state_dir: Path
+    harness_session_id: str
+    resume: bool
+    model_env: dict[str, str]
+    approvals: ApprovalHandler
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class HarnessSession(Protocol):
+    harness_session_id: str
+    agent: AgentDefinition
+
+    def turn(self, text: str, *, thinking: bool = False) -> AsyncIterator[Event]: ...
+
+    async def interrupt(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Harness(Protocol):
+    kind: str
+
+    def has_transcript(self, spec: SessionSpec) -> bool:
+        """Whether the harness has stored this conversation (so it can be resumed)."""
+        ...
+
+    async def open(self, spec: SessionSpec) -> HarnessSession: ...
+
+
+class HarnessFailure(Exception):
+    """The harness could not run the turn (crashed, exited, broken protocol)."""

@@ -1,0 +1,168 @@
+"""The Claude Code adapter, built on `claude-agent-sdk` (whose wheel bundles the `claude` CLI).
+
+One connected `ClaudeSDKClient` per live Karta session keeps turns warm; a fresh client resumes
+the conversation from Claude Code's own transcript (`resume=`) after eviction or a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import claude_agent_sdk
+from claude_agent_sdk import (
+    ClaudeAgentOptions,
+    ClaudeSDKClient,
+    PermissionResultAllow,
+    PermissionResultDeny,
+    ToolPermissionContext,
+)
+from claude_agent_sdk import project_key_for_directory as transcript_slug
+
+from karta.app import AgentDefinition
+from karta.app.loader import CLAUDE_CODE
+from karta.events import Event, done_event
+from karta.harness.base import HarnessFailure, SessionSpec, ToolRequest, Verdict
+from karta.harness.claude_events import ClaudeEventMapper
+from karta.harness.environment import SDK_VARIABLES, base_env, session_dirs, write_launcher
+
+log = logging.getLogger(__name__)
+
+BUNDLED_CLI = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
+CLOSE_TIMEOUT = 5.0
+
+
+class ClaudeCodeSession:
+    def __init__(self, spec: SessionSpec, options: ClaudeAgentOptions, stderr: deque[str]) -> None:
+        self.agent: AgentDefinition = spec.agent
+        self.harness_session_id = spec.harness_session_id
+        self._client = ClaudeSDKClient(options)
+        self.stderr_tail = stderr
+
+    async def connect(self) -> None:
+        try:
+            await self._client.connect()
+        except Exception as exc:
+            raise HarnessFailure(f"Claude Code did not start: {exc}") from exc
+
+    async def turn(self, text: str, *, thinking: bool = False) -> AsyncIterator[Event]:
+        mapper = ClaudeEventMapper(thinking=thinking)
+        try:
+            await self._client.query(text)
+            async for message in self._client.receive_response():
+                for event in mapper.map(message):
+                    yield event
+        except Exception as exc:
+            if mapper.result is None:
+                raise HarnessFailure(self._describe(exc)) from exc
+            log.debug("claude raised after its result: %s", exc)
+        if mapper.result is None:
+            raise HarnessFailure(self._describe(None))
+        status = "failed" if mapper.result.is_error else "completed"
+        yield done_event(mapper.usage(), status=status)
+
+    def _describe(self, exc: BaseException | None) -> str:
+        reason = f"{type(exc).__name__}: {exc}" if exc else "the harness stopped mid-turn"
+        tail = "\n".join(self.stderr_tail)
+        return f"{reason}\n{tail}".strip()
+
+    async def interrupt(self) -> None:
+        await self._client.interrupt()
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self._client.disconnect(), CLOSE_TIMEOUT)
+        except Exception as exc:  # a dead or stuck process must not block eviction
+            log.warning("closing a Claude Code session failed: %s", exc)
+
+
+class ClaudeCodeHarness:
+    kind = CLAUDE_CODE
+
+    def __init__(self, home: Path, *, binary: str | None = None, max_retries: int | None = None):
+        self.home = home
+        self.binary = binary or str(BUNDLED_CLI)
+        self.max_retries = max_retries
+
+    def _config_dir(self, spec: SessionSpec) -> Path:
+        return session_dirs(spec.state_dir)["config"]
+
+    def has_transcript(self, spec: SessionSpec) -> bool:
+        slug = transcript_slug(str(spec.workspace))
+        transcript = self._config_dir(spec) / "projects" / slug / f"{spec.harness_session_id}.jsonl"
+        return transcript.is_file()
+
+    def _env(self, spec: SessionSpec) -> dict[str, str]:
+        dirs = session_dirs(spec.state_dir)
+        env = base_env(spec.state_dir)
+        env.update(
+            {
+                "CLAUDE_CONFIG_DIR": str(dirs["config"]),
+                "CLAUDE_CODE_TMPDIR": str(dirs["tmp"]),
+                # Zero egress: no telemetry, update checks or `/api/hello` probes.
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                "DISABLE_AUTOUPDATER": "1",
+                # Subagents finish inside the turn that started them.
+                "CLAUDE_CODE_DISABLE_BACKGROUND_TASKS": "1",
+            }
+        )
+        if self.max_retries is not None:
+            env["CLAUDE_CODE_MAX_RETRIES"] = str(self.max_retries)
+        env.update(spec.model_env)
+        env.update(spec.extra_env)
+        return env
+
+    def _launcher(self, env: dict[str, str]) -> Path:
+        names = sorted(set(env) | set(SDK_VARIABLES))
+        digest = hashlib.sha256(("\0".join([self.binary, *names])).encode()).hexdigest()[:12]
+        return write_launcher(self.home / "bin" / f"claude-{digest}", self.binary, names)
+
+    def options(self, spec: SessionSpec, stderr: deque[str]) -> ClaudeAgentOptions:
+        env = self._env(spec)
+        agent = spec.agent
+        system_prompt: dict[str, Any] = {"type": "preset", "preset": "claude_code"}
+        if agent.prompt:
+            system_prompt["append"] = agent.prompt
+
+        async def can_use_tool(
+            tool: str, tool_input: dict[str, Any], ctx: ToolPermissionContext
+        ) -> PermissionResultAllow | PermissionResultDeny:
+            details = {
+                k: v
+                for k in ("blocked_path", "decision_reason", "description")
+                if (v := getattr(ctx, k, None))
+            }
+            answer = await spec.approvals(ToolRequest(tool, tool_input, ctx.tool_use_id, details))
+            if answer.verdict is Verdict.ALLOW:
+                return PermissionResultAllow()
+            return PermissionResultDeny(message=answer.message or "The user denied this action.")
+
+        options = ClaudeAgentOptions(
+            cwd=str(spec.workspace),
+            cli_path=str(self._launcher(env)),
+            env=env,
+            setting_sources=["project"],
+            system_prompt=system_prompt,  # type: ignore[arg-type]
+            include_partial_messages=True,
+            permission_mode="default",
+            can_use_tool=can_use_tool,
+            model=agent.model,
+            tools=list(agent.tools) or None,
+            stderr=lambda line: stderr.append(line.rstrip()),
+        )
+        if spec.resume:
+            options.resume = spec.harness_session_id
+        else:
+            options.session_id = spec.harness_session_id
+        return options
+
+    async def open(self, spec: SessionSpec) -> ClaudeCodeSession:
+        stderr: deque[str] = deque(maxlen=40)
+        session = ClaudeCodeSession(spec, self.options(spec, stderr), stderr)
+        await session.connect()
+        return session

@@ -1,0 +1,115 @@
+"""The live-harness registry: one warm harness session per active Karta session.
+
+Idle sessions are closed after `idle_timeout`; when `max_live` sessions are open, the least
+recently used idle one is closed to make room. A closed session resumes from the harness's own
+transcript on its next turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from karta.errors import HarnessCapacity
+from karta.harness.base import HarnessSession
+
+log = logging.getLogger(__name__)
+
+Opener = Callable[[], Awaitable[HarnessSession]]
+
+
+@dataclass
+class _Entry:
+    session: HarnessSession
+    last_used: float = field(default_factory=time.monotonic)
+    busy: bool = False
+
+
+class LiveHarnesses:
+    def __init__(self, *, idle_timeout: float, max_live: int, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+        self.idle_timeout = idle_timeout
+        self.max_live = max_live
+        self._clock = clock
+        self._entries: dict[str, _Entry] = {}
+        self._lock = asyncio.Lock()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def is_live(self, session_id: str) -> bool:
+        return session_id in self._entries
+
+    async def acquire(self, session_id: str, agent: str, opener: Opener) -> HarnessSession:
+        """The session's warm harness for `agent`, opening (or re-opening) it when needed."""
+        async with self._lock:
+            entry = self._entries.get(session_id)
+            if entry is not None and entry.session.agent.name != agent:
+                # A handoff: the conversation continues under the new agent's configuration.
+                await self._close(session_id)
+                entry = None
+            if entry is None:
+                await self._make_room()
+                entry = _Entry(await opener())
+                self._entries[session_id] = entry
+            entry.busy = True
+            entry.last_used = self._clock()
+            return entry.session
+
+    def release(self, session_id: str) -> None:
+        entry = self._entries.get(session_id)
+        if entry is not None:
+            entry.busy = False
+            entry.last_used = self._clock()
+
+    async def discard(self, session_id: str) -> None:
+        """Close a session's harness now (after a crash, or when the session ends)."""
+        async with self._lock:
+            await self._close(session_id)
+
+    async def _make_room(self) -> None:
+        while len(self._entries) >= self.max_live:
+            idle = [(e.last_used, sid) for sid, e in self._entries.items() if not e.busy]
+            if not idle:
+                raise HarnessCapacity(
+                    "every harness slot is busy running a turn; retry shortly", retry_after=2
+                )
+            await self._close(min(idle)[1])
+
+    async def _close(self, session_id: str) -> None:
+        entry = self._entries.pop(session_id, None)
+        if entry is not None:
+            await entry.session.close()
+
+    async def evict_idle(self) -> list[str]:
+        async with self._lock:
+            cutoff = self._clock() - self.idle_timeout
+            stale = [sid for sid, e in self._entries.items() if not e.busy and e.last_used < cutoff]
+            for sid in stale:
+                await self._close(sid)
+        if stale:
+            log.info("evicted %d idle harness session(s)", len(stale))
+        return stale
+
+    def start(self, interval: float | None = None) -> None:
+        period = interval or max(0.5, min(30.0, self.idle_timeout / 4))
+
+        async def sweep() -> None:
+            while True:
+                await asyncio.sleep(period)
+                try:
+                    await self.evict_idle()
+                except Exception:
+                    log.exception("idle eviction failed")
+
+        self._sweeper = asyncio.create_task(sweep())
+
+    async def close_all(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        async with self._lock:
+            for sid in list(self._entries):
+                await self._close(sid)

@@ -1,0 +1,376 @@
+"""The turn pipeline and session handles.
+
+A turn runs as a background task that appends its events to the session's event log; HTTP
+responses, reconnecting clients and the CLI all read that one log. Karta keeps handles, bindings,
+approvals and events; the harness keeps the conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from karta import events as ev
+from karta.app import AgentDefinition, HarnessApp
+from karta.config import Settings
+from karta.errors import (
+    PendingInput,
+    SessionEnded,
+    SessionNotFound,
+    TurnInProgress,
+)
+from karta.eventlog import SqlEventLog
+from karta.events import Event
+from karta.harness.base import Harness, HarnessFailure, HarnessSession, SessionSpec, ToolRequest
+from karta.ids import new_id
+from karta.principal import Principal
+from karta.runtime.approvals import APPROVE_SESSION, ApprovalBroker, public_approval
+from karta.runtime.live import LiveHarnesses
+from karta.runtime.workspace import session_files
+from karta.store.models import HarnessBinding, SessionRow, TurnRow, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    text: str
+    agent: str | None = None
+    participant_name: str | None = None
+    participant_type: str | None = None
+    thinking: bool = False
+
+
+@dataclass(frozen=True)
+class TurnHandle:
+    turn_id: str
+    session_id: str
+    after: int  # the log position just before the turn's first event
+    agent: str
+    user_message: dict[str, Any]
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        db: async_sessionmaker,
+        app: HarnessApp,
+        harness: Harness,
+        model_env: dict[str, str],
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.app = app
+        self.harness = harness
+        self.model_env = model_env
+        self.events = SqlEventLog(db)
+        self.approvals = ApprovalBroker(db, settings.approval_ttl)
+        self.live = LiveHarnesses(
+            idle_timeout=settings.idle_timeout, max_live=settings.max_live_harnesses
+        )
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._current_turn: dict[str, str] = {}
+        self._turn_locks: dict[str, asyncio.Lock] = {}
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._recover()
+        self.live.start()
+
+    async def stop(self) -> None:
+        for task in list(self._running.values()):
+            task.cancel()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        await self.live.close_all()
+
+    async def _recover(self) -> None:
+        """No turn survives a restart: close the log of every interrupted turn honestly."""
+        await self.approvals.abort_orphans()
+        async with self.db() as db:
+            stale = list(
+                (await db.scalars(select(TurnRow).where(TurnRow.status == "running"))).all()
+            )
+        for turn in stale:
+            await self._emit(
+                turn.session_id,
+                turn.id,
+                ev.error_event("the server restarted while this turn was running", "turn_aborted"),
+            )
+            await self._finish(turn.session_id, turn.id, ev.done_event(status="failed"))
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    async def _load(self, principal: Principal, session_id: str) -> SessionRow:
+        async with self.db() as db:
+            row = await db.get(SessionRow, session_id)
+        if row is None or not principal.owns(row.organization_id):
+            raise SessionNotFound(f"session {session_id!r} not found")
+        return row
+
+    async def create_session(
+        self, principal: Principal, metadata: dict[str, Any], session_id: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        if session_id is not None:
+            row = await self._load(principal, session_id)
+            return await self.view(row), False
+        mode = APPROVE_SESSION if self.app.settings.permission_mode == "autonomous" else None
+        row = SessionRow(
+            id=new_id("sess"),
+            organization_id=principal.organization_id,
+            app_name=self.app.name,
+            meta=metadata,
+            current_agent=self.app.default_agent.name,
+            permission_mode=mode,
+            participants=[],
+        )
+        await asyncio.to_thread(session_files(self.settings.home, row.id).create, self.app.root)
+        async with self.db() as db, db.begin():
+            db.add(row)
+            await db.flush()
+            db.add(
+                HarnessBinding(
+                    session_id=row.id,
+                    harness=self.harness.kind,
+                    harness_session_id=str(uuid.uuid4()),
+                )
+            )
+        return await self.view(row), True
+
+    async def get_session(self, principal: Principal, session_id: str) -> dict[str, Any]:
+        return await self.view(await self._load(principal, session_id))
+
+    async def end_session(self, principal: Principal, session_id: str) -> None:
+        row = await self._load(principal, session_id)
+        task = self._running.get(session_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self.live.discard(session_id)
+        async with self.db() as db, db.begin():
+            await db.execute(
+                update(SessionRow)
+                .where(SessionRow.id == row.id)
+                .values(status="ended", updated_at=utcnow())
+            )
+        await asyncio.to_thread(session_files(self.settings.home, row.id).destroy)
+
+    async def view(self, row: SessionRow) -> dict[str, Any]:
+        async with self.db() as db:
+            fresh = await db.get(SessionRow, row.id)
+        row = fresh or row
+        pending = await self.approvals.pending(row.id)
+        return {
+            "id": row.id,
+            "object": "session",
+            "app": row.app_name,
+            "metadata": row.meta,
+            "status": row.status,
+            "current_agent": row.current_agent,
+            "permission_mode": row.permission_mode,
+            "participants": row.participants,
+            "pending_input": public_approval(pending) if pending else None,
+            "turn_running": row.id in self._running,
+            "last_event_seq": await self.events.last_seq(row.id),
+            "parent_id": None,
+            "created_at": row.created_at.isoformat(),
+            "updated_at": row.updated_at.isoformat(),
+        }
+
+    # --- turns --------------------------------------------------------------------------------
+
+    async def start_turn(
+        self, principal: Principal, session_id: str, request: TurnRequest
+    ) -> TurnHandle:
+        row = await self._load(principal, session_id)
+        if row.status != "active":
+            raise SessionEnded(f"session {session_id!r} has ended")
+        agent = self.app.agent(request.agent or row.current_agent)
+        async with self._turn_locks.setdefault(session_id, asyncio.Lock()):
+            pending = await self.approvals.pending(session_id)
+            if pending is not None:
+                raise PendingInput(
+                    "resolve the pending input before sending a new message",
+                    request_id=pending.request_id,
+                )
+            if session_id in self._running:
+                raise TurnInProgress("a turn is already running in this session")
+            turn_id = new_id("turn")
+            after = await self.events.last_seq(session_id)
+            user_message = await self._prepare(row, turn_id, agent, request, after)
+            self._current_turn[session_id] = turn_id
+            self._running[session_id] = asyncio.create_task(
+                self._run(session_id, turn_id, agent, request)
+            )
+        return TurnHandle(turn_id, session_id, after, agent.name, user_message)
+
+    async def _prepare(
+        self,
+        row: SessionRow,
+        turn_id: str,
+        agent: AgentDefinition,
+        request: TurnRequest,
+        after: int,
+    ) -> dict[str, Any]:
+        participants = list(row.participants or [])
+        if request.participant_name and all(
+            p["name"] != request.participant_name for p in participants
+        ):
+            participants.append(
+                {"name": request.participant_name, "type": request.participant_type or "ai"}
+            )
+        previous = row.current_agent
+        async with self.db() as db, db.begin():
+            db.add(
+                TurnRow(
+                    id=turn_id,
+                    session_id=row.id,
+                    agent=agent.name,
+                    status="running",
+                    first_seq=after + 1,
+                )
+            )
+            await db.flush()
+            await db.execute(
+                update(SessionRow)
+                .where(SessionRow.id == row.id)
+                .values(
+                    current_agent=agent.name,
+                    participants=participants,
+                    turn_count=SessionRow.turn_count + 1,
+                    updated_at=utcnow(),
+                )
+            )
+        if previous != agent.name:
+            await self._emit(
+                row.id,
+                turn_id,
+                Event(ev.SYSTEM, {"subtype": "handoff", "from": previous, "to": agent.name}),
+            )
+        return {
+            "id": new_id("msg"),
+            "role": "user",
+            "text": request.text,
+            "agent": agent.name,
+            "participant_name": request.participant_name,
+            "participant_type": (request.participant_type or "ai")
+            if request.participant_name
+            else None,
+            "timestamp": utcnow().isoformat(),
+        }
+
+    async def _emit(self, session_id: str, turn_id: str, event: Event) -> Event:
+        event.turn_id = turn_id
+        return await self.events.append(session_id, event)
+
+    async def _open(self, session_id: str, turn_id: str, agent: AgentDefinition) -> HarnessSession:
+        async with self.db() as db:
+            binding = await db.get(HarnessBinding, session_id)
+        assert binding is not None, "every session is created with a harness binding"
+        files = session_files(self.settings.home, session_id)
+
+        async def approvals(request: ToolRequest):  # type: ignore[no-untyped-def]
+            current = self._current_turn.get(session_id, turn_id)
+            return await self.approvals.request(
+                session_id, current, request, lambda e: self._emit(session_id, current, e)
+            )
+
+        spec = SessionSpec(
+            session_id=session_id,
+            app=self.app,
+            agent=agent,
+            workspace=files.workspace,
+            state_dir=files.state,
+            harness_session_id=binding.harness_session_id,
+            resume=False,
+            model_env=self.model_env,
+            approvals=approvals,
+        )
+        resume = await asyncio.to_thread(self.harness.has_transcript, spec)
+        if resume:
+            spec = SessionSpec(**{**spec.__dict__, "resume": True})
+        return await self.harness.open(spec)
+
+    async def _run(
+        self, session_id: str, turn_id: str, agent: AgentDefinition, request: TurnRequest
+    ) -> None:
+        done = ev.done_event(status="failed")
+        try:
+            harness = await self.live.acquire(
+                session_id, agent.name, lambda: self._open(session_id, turn_id, agent)
+            )
+            try:
+                async for event in harness.turn(request.text, thinking=request.thinking):
+                    if event.type == ev.DONE:
+                        done = event
+                    else:
+                        await self._emit(session_id, turn_id, event)
+            finally:
+                self.live.release(session_id)
+        except HarnessFailure as exc:
+            log.warning("turn %s failed in the harness: %s", turn_id, exc)
+            await self.live.discard(session_id)
+            await self._emit(
+                session_id,
+                turn_id,
+                ev.error_event(
+                    "the harness stopped before finishing the turn",
+                    "harness_crashed",
+                    details=str(exc)[-2000:],
+                ),
+            )
+        except asyncio.CancelledError:
+            await self.live.discard(session_id)
+            await self._emit(
+                session_id, turn_id, ev.error_event("the turn was cancelled", "turn_cancelled")
+            )
+            done = ev.done_event(status="cancelled")
+        except Exception as exc:
+            log.exception("turn %s failed", turn_id)
+            await self.live.discard(session_id)
+            await self._emit(
+                session_id,
+                turn_id,
+                ev.error_event(str(exc) or type(exc).__name__, getattr(exc, "code", "turn_failed")),
+            )
+        finally:
+            await self._finish(session_id, turn_id, done)
+            self._running.pop(session_id, None)
+            self._current_turn.pop(session_id, None)
+
+    async def _finish(self, session_id: str, turn_id: str, done: Event) -> None:
+        async with self.db() as db, db.begin():
+            await db.execute(
+                update(TurnRow)
+                .where(TurnRow.id == turn_id)
+                .values(
+                    status="completed" if done.data.get("status") == "completed" else "failed",
+                    usage=done.data.get("usage"),
+                    finished_at=utcnow(),
+                )
+            )
+            await db.execute(
+                update(SessionRow).where(SessionRow.id == session_id).values(updated_at=utcnow())
+            )
+        await self._emit(session_id, turn_id, done)
+        await self.events.prune(session_id, self.settings.max_events_per_session)
+
+    async def decide(
+        self, principal: Principal, session_id: str, request_id: str, decision: str
+    ) -> tuple[str, int]:
+        """Answer a pending approval. Returns the paused turn's id and the log position its
+        continuation starts after."""
+        await self._load(principal, session_id)
+        after = await self.events.last_seq(session_id)
+        turn_id = await self.approvals.decide(session_id, request_id, decision)
+        return turn_id, after
+
+    def running_turn(self, session_id: str) -> str | None:
+        return self._current_turn.get(session_id) if session_id in self._running else None

@@ -1,0 +1,41 @@
+"""Per-session folders: a private copy of the app (the workspace) and the harness's own state."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+# Never copied into a session's workspace: VCS data, local secrets, bulky caches.
+IGNORED = shutil.ignore_patterns(".git", ".env", ".env.*", "__pycache__", ".venv", "node_modules")
+
+
+@dataclass(frozen=True)
+class SessionFiles:
+    root: Path
+
+    @property
+    def workspace(self) -> Path:
+        return self.root / "workspace"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    def create(self, app_root: Path) -> None:
+        """Copy the app into a fresh workspace (atomically, so a crash leaves no half copy)."""
+        if self.workspace.exists():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / "workspace.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(app_root, staging, ignore=IGNORED, symlinks=True)
+        staging.rename(self.workspace)
+        self.state.mkdir(exist_ok=True)
+
+    def destroy(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def session_files(home: Path, session_id: str) -> SessionFiles:
+    return SessionFiles(home / "sessions" / session_id)
