@@ -1,0 +1,1 @@
+"""The `karta` command line (typer + rich)."""

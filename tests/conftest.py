@@ -1,0 +1,190 @@
+"""Shared fixtures: a real `karta serve` process on a free port, backed by SQLite or PostgreSQL,
+with the real Claude Code binary behind it and the scripted model in front of the harness."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from karta.events import Event, iter_sse_events
+from karta.testing import ScriptedModel
+
+ROOT = Path(__file__).resolve().parent.parent
+SUPPORT_BOT = ROOT / "examples" / "support-bot"
+PG_ADMIN_DSN = os.environ.get("KARTA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pg(sql: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+class Database:
+    """A throwaway database: a SQLite file in the server's home, or a fresh PostgreSQL DB."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.name = f"karta_test_{secrets.token_hex(6)}"
+        self.url: str | None = None
+        if kind == "postgres":
+            _pg(f'CREATE DATABASE "{self.name}"')
+            base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+            self.url = f"{base}/{self.name}"
+
+    def drop(self) -> None:
+        if self.kind == "postgres":
+            _pg(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+class KartaServer:
+    """`karta serve` in a subprocess; restartable on the same home and database."""
+
+    def __init__(self, app_dir: Path, home: Path, model: ScriptedModel, db: Database,
+                 env: dict[str, str] | None = None) -> None:
+        self.app_dir = app_dir
+        self.home = home
+        self.model = model
+        self.db = db
+        self.extra_env = env or {}
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = home / "server.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> KartaServer:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KARTA_", "ANTHROPIC_"))}
+        env.update({
+            "KARTA_HOME": str(self.home),
+            "ANTHROPIC_BASE_URL": self.model.url,
+            "ANTHROPIC_API_KEY": "test-dummy-key",
+            "KARTA_HARNESS_MAX_RETRIES": "0",
+            **({"KARTA_DATABASE_URL": self.db.url} if self.db.url else {}),
+            **self.extra_env,
+        })
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "karta.cli", "serve", str(self.app_dir),
+                 "--port", str(self.port), "--log-level", "info"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"karta serve exited:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"karta serve did not become ready:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def api_key(self) -> str:
+        import json
+
+        return str(json.loads((self.home / "credentials.json").read_text())["api_key"])
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key or self.api_key}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=120)
+
+    def workspace(self, session_id: str) -> Path:
+        return self.home / "sessions" / session_id / "workspace"
+
+
+def stream_events(client: httpx.Client, method: str, path: str, **kw: Any) -> list[Event]:
+    with client.stream(method, path, **kw) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return list(iter_sse_events(response.iter_lines()))
+
+
+def texts(events: list[Event]) -> str:
+    return "".join(e.part.get("text", "") for e in events if e.type == "text")
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[ScriptedModel]:
+    with ScriptedModel() as scripted:
+        yield scripted
+
+
+@pytest.fixture(autouse=True)
+def _fresh_script(request: pytest.FixtureRequest) -> None:
+    if "model" in request.fixturenames:
+        request.getfixturevalue("model").reset()
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest) -> Iterator[Database]:
+    db = Database(request.param)
+    yield db
+    db.drop()
+
+
+@pytest.fixture(scope="module")
+def server(model: ScriptedModel, database: Database,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[KartaServer]:
+    srv = KartaServer(SUPPORT_BOT, tmp_path_factory.mktemp("karta-home"), model, database).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def api(server: KartaServer) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+@pytest.fixture
+def app_copy(tmp_path: Path) -> Path:
+    """A private copy of the example app, for tests that change it."""
+    target = tmp_path / "support-bot"
+    shutil.copytree(SUPPORT_BOT, target)
+    return target
