@@ -1,0 +1,129 @@
+"""Turn latency: Karta over HTTP/SSE versus driving claude-agent-sdk directly.
+
+For each of N sessions, measures time to first text and to `done` for the first (cold) turn and
+for warm turns, with the scripted model answering instantly. Prints a Markdown table.
+
+    .venv/bin/python -m benchmarks.turn_latency --sessions 5 --warm-turns 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from claude_agent_sdk import ClaudeSDKClient, ResultMessage, StreamEvent
+
+from karta.events import iter_sse_events
+from karta.harness.base import ApprovalAnswer, SessionSpec, ToolRequest, Verdict
+from karta.harness.claude_code import ClaudeCodeHarness
+from karta.app import load_app
+from karta.testing import ScriptedModel
+from tests.conftest import SUPPORT_BOT, Database, KartaServer
+
+REPLY = "Sunrise is our light roast."
+
+
+def is_text(message: object) -> bool:
+    return isinstance(message, StreamEvent) and message.event.get("type") == "content_block_delta"
+
+
+async def direct_turns(model: ScriptedModel, home: Path, warm: int) -> list[tuple[float, float]]:
+    """One session driven straight through the SDK, with the same options Karta uses."""
+    app = load_app(SUPPORT_BOT)
+    workspace = home / "direct" / uuid.uuid4().hex
+    import shutil
+
+    shutil.copytree(SUPPORT_BOT, workspace)
+
+    async def allow(_: ToolRequest) -> ApprovalAnswer:
+        return ApprovalAnswer(Verdict.ALLOW)
+
+    spec = SessionSpec(session_id="bench", app=app, agent=app.default_agent, workspace=workspace,
+                       state_dir=workspace.parent / (workspace.name + "-state"),
+                       harness_session_id=str(uuid.uuid4()), resume=False,
+                       model_env={"ANTHROPIC_BASE_URL": model.url, "ANTHROPIC_API_KEY": "x"},
+                       approvals=allow)
+    harness = ClaudeCodeHarness(home, max_retries=0)
+    from collections import deque
+
+    timings = []
+    start = time.perf_counter()
+    client = ClaudeSDKClient(harness.options(spec, deque()))
+    await client.connect()
+    for turn in range(warm + 1):
+        if turn:
+            start = time.perf_counter()
+        await client.query("Which roast is light?")
+        first = None
+        async for message in client.receive_response():
+            if first is None and is_text(message):
+                first = time.perf_counter() - start
+            if isinstance(message, ResultMessage):
+                break
+        timings.append((first or 0.0, time.perf_counter() - start))
+    await client.disconnect()
+    return timings
+
+
+def karta_turns(server: KartaServer, warm: int) -> list[tuple[float, float]]:
+    timings = []
+    with server.client() as api:
+        sid = api.post("/v1/sessions", json={}).json()["id"]
+        for _ in range(warm + 1):
+            start = time.perf_counter()
+            first = None
+            with api.stream("POST", f"/v1/sessions/{sid}/messages",
+                            json={"text": "Which roast is light?", "stream": True}) as response:
+                for event in iter_sse_events(response.iter_lines()):
+                    if first is None and event.type == "text":
+                        first = time.perf_counter() - start
+            timings.append((first or 0.0, time.perf_counter() - start))
+    return timings
+
+
+def summarize(label: str, runs: list[list[tuple[float, float]]]) -> dict[str, float]:
+    cold = [r[0] for r in runs]
+    warm = [t for r in runs for t in r[1:]]
+    row = {
+        "cold_first_text": statistics.median(c[0] for c in cold),
+        "cold_done": statistics.median(c[1] for c in cold),
+        "warm_first_text": statistics.median(w[0] for w in warm),
+        "warm_done": statistics.median(w[1] for w in warm),
+    }
+    print(f"| {label} | " + " | ".join(f"{v * 1000:.0f} ms" for v in row.values()) + " |")
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sessions", type=int, default=5)
+    parser.add_argument("--warm-turns", type=int, default=5)
+    args = parser.parse_args()
+    with ScriptedModel() as model, tempfile.TemporaryDirectory() as tmp:
+        model.default = lambda request: [{"type": "text", "text": REPLY}]
+        home = Path(tmp)
+        db = Database("sqlite")
+        server = KartaServer(SUPPORT_BOT, home / "karta", model, db).start()
+        try:
+            karta_runs = [karta_turns(server, args.warm_turns) for _ in range(args.sessions)]
+        finally:
+            server.stop()
+        direct_runs = [asyncio.run(direct_turns(model, home, args.warm_turns))
+                       for _ in range(args.sessions)]
+    print(f"\n{args.sessions} sessions × (1 cold + {args.warm_turns} warm) turns, medians\n")
+    print("| path | cold: first text | cold: done | warm: first text | warm: done |")
+    print("|---|---|---|---|---|")
+    direct = summarize("claude-agent-sdk direct", direct_runs)
+    karta = summarize("Karta HTTP/SSE", karta_runs)
+    print("| Karta overhead | " + " | ".join(
+        f"{(karta[k] - direct[k]) * 1000:+.0f} ms" for k in direct) + " |")
+
+
+if __name__ == "__main__":
+    main()
