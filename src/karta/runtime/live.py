@@ -34,7 +34,9 @@ class LiveHarnesses:
         self.max_live = max_live
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # guards the set of entries, never held while opening
+        self._session_locks: dict[str, asyncio.Lock] = {}
+        self._opening = 0
         self._sweeper: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
@@ -44,16 +46,24 @@ class LiveHarnesses:
         return session_id in self._entries
 
     async def acquire(self, session_id: str, agent: str, opener: Opener) -> HarnessSession:
-        """The session's warm harness for `agent`, opening (or re-opening) it when needed."""
-        async with self._lock:
+        """The session's warm harness for `agent`, opening (or re-opening) it when needed.
+
+        Opening a process takes a while, so it happens under the session's own lock only:
+        other sessions' warm turns never wait for it."""
+        async with self._session_locks.setdefault(session_id, asyncio.Lock()):
             entry = self._entries.get(session_id)
             if entry is not None and entry.session.agent.name != agent:
                 # A handoff: the conversation continues under the new agent's configuration.
-                await self._close(session_id)
+                await self.discard(session_id)
                 entry = None
             if entry is None:
-                await self._make_room()
-                entry = _Entry(await opener())
+                async with self._lock:
+                    await self._make_room()
+                    self._opening += 1
+                try:
+                    entry = _Entry(await opener())
+                finally:
+                    self._opening -= 1
                 self._entries[session_id] = entry
             entry.busy = True
             entry.last_used = self._clock()
@@ -66,12 +76,14 @@ class LiveHarnesses:
             entry.last_used = self._clock()
 
     async def discard(self, session_id: str) -> None:
-        """Close a session's harness now (after a crash, or when the session ends)."""
+        """Close a session's harness now (after a crash, a handoff, or when the session ends)."""
         async with self._lock:
-            await self._close(session_id)
+            entry = self._entries.pop(session_id, None)
+        if entry is not None:
+            await entry.session.close()
 
     async def _make_room(self) -> None:
-        while len(self._entries) >= self.max_live:
+        while len(self._entries) + self._opening >= self.max_live:
             idle = [(e.last_used, sid) for sid, e in self._entries.items() if not e.busy]
             if not idle:
                 raise HarnessCapacity(
