@@ -12,8 +12,11 @@ from rich.console import Console
 
 from karta import __version__
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Karta: host harness apps (Claude Code, OpenCode) as agent services.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Karta: host harness apps (Claude Code, OpenCode) as agent services.",
+)
 console = Console(stderr=True, highlight=False)
 
 
@@ -48,12 +51,16 @@ def mock_model(
     """Run the scripted Anthropic-compatible model (echoes prompts) for offline testing."""
     from karta.testing.scripted_model import serve_forever
 
-    console.print(f"scripted model listening on http://{host}:{port} — "
-                  f"point ANTHROPIC_BASE_URL there (any ANTHROPIC_API_KEY)")
+    console.print(
+        f"scripted model listening on http://{host}:{port} — "
+        f"point ANTHROPIC_BASE_URL there (any ANTHROPIC_API_KEY)"
+    )
     serve_forever(port, host)
 
 
 def main() -> None:
-    logging.basicConfig(level=os.environ.get("KARTA_LOG_LEVEL", "WARNING").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("KARTA_LOG_LEVEL", "WARNING").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     app()

@@ -22,27 +22,36 @@ def banner(ready: Ready, url: str, model: ModelEndpoint, open_auth: bool) -> Non
     agents = ", ".join(
         f"{a['name']} (default)" if a["default"] else a["name"] for a in app.public_agents()
     )
-    console.print(f"[bold]Karta {__version__}[/] serving [bold]{app.name}[/] "
-                  f"({app.harness}) at [bold cyan]{url}[/]")
+    console.print(
+        f"[bold]Karta {__version__}[/] serving [bold]{app.name}[/] "
+        f"({app.harness}) at [bold cyan]{url}[/]"
+    )
     console.print(f"  agents:  {agents}")
     console.print(f"  model:   {model.description}")
     if model.builtin is not None:
-        console.print("  [yellow]No ANTHROPIC_API_KEY or ANTHROPIC_BASE_URL is set: replies come "
-                      "from the built-in scripted model, not a real LLM.[/]")
+        console.print(
+            "  [yellow]No ANTHROPIC_API_KEY or ANTHROPIC_BASE_URL is set: replies come "
+            "from the built-in scripted model, not a real LLM.[/]"
+        )
     auth = ""
     if open_auth:
-        console.print("  [bold red]AUTH DISABLED (--open): anyone who can reach this port can "
-                      "run the agent. Use only on a trusted machine.[/]")
+        console.print(
+            "  [bold red]AUTH DISABLED (--open): anyone who can reach this port can "
+            "run the agent. Use only on a trusted machine.[/]"
+        )
     elif ready.credentials is not None:
         creds = ready.credentials
         console.print(f"  API key: [bold]{creds.api_key}[/] (saved to {creds.path})")
         auth = f' -H "Authorization: Bearer {creds.api_key}"'
     console.print("\nTalk to it:")
     console.print("  karta chat")
-    console.print(f"  curl -s -X POST {url}/v1/sessions{auth} -H 'Content-Type: application/json' "
-                  "-d '{}'")
-    console.print(f"  curl -N -X POST {url}/v1/sessions/<id>/messages{auth} "
-                  "-H 'Content-Type: application/json' -d '{\"text\": \"Hello\", \"stream\": true}'")
+    console.print(
+        f"  curl -s -X POST {url}/v1/sessions{auth} -H 'Content-Type: application/json' -d '{{}}'"
+    )
+    console.print(
+        f"  curl -N -X POST {url}/v1/sessions/<id>/messages{auth} "
+        '-H \'Content-Type: application/json\' -d \'{"text": "Hello", "stream": true}\''
+    )
     console.print(f"  API reference: {url}/docs\n")
 
 
@@ -52,8 +61,13 @@ def run_server(directory: Path, *, host: str, port: int, open_auth: bool, log_le
     url = f"http://{shown_host}:{port}"
     model = resolve_model_endpoint()
     try:
-        api = create_app(directory, settings, model.env, public_url=url,
-                         on_ready=lambda ready: banner(ready, url, model, open_auth))
+        api = create_app(
+            directory,
+            settings,
+            model.env,
+            public_url=url,
+            on_ready=lambda ready: banner(ready, url, model, open_auth),
+        )
     except AppConfigError as exc:
         model.close()
         console.print(f"[red]error:[/] {exc.message}")

@@ -221,7 +221,7 @@ class ClaudeEventMapper:
 
     def _system(self, message: SystemMessage) -> Event:
         data = message.data or {}
-        keep = {
+        keep: dict[str, Any] = {
             k: data[k]
             for k in (
                 "model",

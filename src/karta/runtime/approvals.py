@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
@@ -27,10 +28,13 @@ TARGET_KEYS = ("file_path", "path", "filePath", "notebook_path", "command", "cmd
 Emit = Callable[[Event], Awaitable[Event]]
 
 
-def target_of(tool_input: dict[str, Any]) -> str | None:
+def target_of(tool_input: dict[str, Any], workspace: Path | None = None) -> str | None:
+    """What the tool acts on, shown relative to the session's workspace when inside it."""
     for key in TARGET_KEYS:
         value = tool_input.get(key)
         if isinstance(value, str) and value:
+            if workspace is not None and value.startswith(f"{workspace}/"):
+                return value[len(str(workspace)) + 1 :]
             return value
     return None
 
@@ -55,7 +59,12 @@ class ApprovalBroker:
         self._waiting: dict[str, asyncio.Future[str]] = {}
 
     async def request(
-        self, session_id: str, turn_id: str, request: ToolRequest, emit: Emit
+        self,
+        session_id: str,
+        turn_id: str,
+        request: ToolRequest,
+        emit: Emit,
+        workspace: Path | None = None,
     ) -> ApprovalAnswer:
         async with self._db() as db:
             mode = await db.scalar(
@@ -63,7 +72,7 @@ class ApprovalBroker:
             )
         if mode == APPROVE_SESSION:
             return ApprovalAnswer(Verdict.ALLOW)
-        target = target_of(request.input)
+        target = target_of(request.input, workspace)
         row = ApprovalRow(
             request_id=new_id("req"),
             session_id=session_id,
@@ -108,7 +117,7 @@ class ApprovalBroker:
                 .where(ApprovalRow.request_id == request_id, ApprovalRow.status == "pending")
                 .values(status=status, decided_at=utcnow())
             )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(result.rowcount)
 
     async def decide(self, session_id: str, request_id: str, decision: str) -> str:
         """Resolve a pending approval and return the id of the turn waiting on it."""

@@ -29,7 +29,9 @@ class _Entry:
 
 
 class LiveHarnesses:
-    def __init__(self, *, idle_timeout: float, max_live: int, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self, *, idle_timeout: float, max_live: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.idle_timeout = idle_timeout
         self.max_live = max_live
         self._clock = clock

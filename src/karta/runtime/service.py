@@ -27,7 +27,14 @@ from karta.errors import (
 )
 from karta.eventlog import SqlEventLog
 from karta.events import Event
-from karta.harness.base import Harness, HarnessFailure, HarnessSession, SessionSpec, ToolRequest
+from karta.harness.base import (
+    ApprovalAnswer,
+    Harness,
+    HarnessFailure,
+    HarnessSession,
+    SessionSpec,
+    ToolRequest,
+)
 from karta.ids import new_id
 from karta.principal import Principal
 from karta.runtime.approvals import APPROVE_SESSION, ApprovalBroker, public_approval
@@ -276,10 +283,14 @@ class Runtime:
         assert binding is not None, "every session is created with a harness binding"
         files = session_files(self.settings.home, session_id)
 
-        async def approvals(request: ToolRequest):  # type: ignore[no-untyped-def]
+        async def approvals(request: ToolRequest) -> ApprovalAnswer:
             current = self._current_turn.get(session_id, turn_id)
             return await self.approvals.request(
-                session_id, current, request, lambda e: self._emit(session_id, current, e)
+                session_id,
+                current,
+                request,
+                lambda e: self._emit(session_id, current, e),
+                files.workspace,
             )
 
         spec = SessionSpec(

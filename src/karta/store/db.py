@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -22,7 +23,7 @@ def async_url(url: str) -> str:
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -51,7 +52,7 @@ def _alembic_config() -> Config:
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision (idempotent; runs at start-up)."""
 
-    def upgrade(sync_conn) -> None:  # type: ignore[no-untyped-def]
+    def upgrade(sync_conn: Connection) -> None:
         cfg = _alembic_config()
         cfg.attributes["connection"] = sync_conn
         command.upgrade(cfg, "head")
