@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,7 +45,10 @@ def _pg(sql: str) -> None:
         finally:
             await conn.close()
 
-    asyncio.run(run())
+    # A thread of its own, so this works from async fixtures (inside a running loop) too.
+    worker = threading.Thread(target=asyncio.run, args=(run(),))
+    worker.start()
+    worker.join()
 
 
 class Database:
@@ -66,8 +71,14 @@ class Database:
 class KartaServer:
     """`karta serve` in a subprocess; restartable on the same home and database."""
 
-    def __init__(self, app_dir: Path, home: Path, model: ScriptedModel, db: Database,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        app_dir: Path,
+        home: Path,
+        model: ScriptedModel,
+        db: Database,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.app_dir = app_dir
         self.home = home
         self.model = model
@@ -83,20 +94,34 @@ class KartaServer:
 
     def start(self) -> KartaServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KARTA_", "ANTHROPIC_"))}
-        env.update({
-            "KARTA_HOME": str(self.home),
-            "ANTHROPIC_BASE_URL": self.model.url,
-            "ANTHROPIC_API_KEY": "test-dummy-key",
-            "KARTA_HARNESS_MAX_RETRIES": "0",
-            **({"KARTA_DATABASE_URL": self.db.url} if self.db.url else {}),
-            **self.extra_env,
-        })
+        env.update(
+            {
+                "KARTA_HOME": str(self.home),
+                "ANTHROPIC_BASE_URL": self.model.url,
+                "ANTHROPIC_API_KEY": "test-dummy-key",
+                "KARTA_HARNESS_MAX_RETRIES": "0",
+                **({"KARTA_DATABASE_URL": self.db.url} if self.db.url else {}),
+                **self.extra_env,
+            }
+        )
         self.home.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "karta.cli", "serve", str(self.app_dir),
-                 "--port", str(self.port), "--log-level", "info"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "karta.cli",
+                    "serve",
+                    str(self.app_dir),
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "info",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -120,8 +145,15 @@ class KartaServer:
                 self.proc.wait(5)
         self.proc = None
 
-    def restart(self) -> None:
-        self.stop()
+    def kill(self) -> None:
+        """A crash: SIGKILL the server and every harness process it started."""
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        self.proc = None
+
+    def restart(self, *, crash: bool = False) -> None:
+        self.kill() if crash else self.stop()
         self.start()
 
     @property
@@ -161,7 +193,9 @@ def _fresh_script(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("model").reset()
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def database(request: pytest.FixtureRequest) -> Iterator[Database]:
     db = Database(request.param)
     yield db
@@ -169,8 +203,9 @@ def database(request: pytest.FixtureRequest) -> Iterator[Database]:
 
 
 @pytest.fixture(scope="module")
-def server(model: ScriptedModel, database: Database,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[KartaServer]:
+def server(
+    model: ScriptedModel, database: Database, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KartaServer]:
     srv = KartaServer(SUPPORT_BOT, tmp_path_factory.mktemp("karta-home"), model, database).start()
     yield srv
     srv.stop()

@@ -28,12 +28,19 @@ def test_health_and_readiness_need_no_auth(server):
     assert httpx.get(f"{server.url}/readyz").json() == {"status": "ready"}
 
 
-@pytest.mark.parametrize("method,path", [
-    ("POST", "/v1/sessions"), ("GET", "/v1/sessions/sess_x"), ("DELETE", "/v1/sessions/sess_x"),
-    ("POST", "/v1/sessions/sess_x/messages"), ("PUT", "/v1/sessions/sess_x/inputs/req_x"),
-    ("GET", "/v1/sessions/sess_x/events"), ("GET", "/v1/app"),
-])
-@pytest.mark.parametrize("header", [None, "Bearer kt_live_" + "x" * 32, "Basic abc", "Bearer "])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("POST", "/v1/sessions"),
+        ("GET", "/v1/sessions/sess_x"),
+        ("DELETE", "/v1/sessions/sess_x"),
+        ("POST", "/v1/sessions/sess_x/messages"),
+        ("PUT", "/v1/sessions/sess_x/inputs/req_x"),
+        ("GET", "/v1/sessions/sess_x/events"),
+        ("GET", "/v1/app"),
+    ],
+)
+@pytest.mark.parametrize("header", [None, "Bearer kt_live_" + "x" * 32, "Basic abc", "Bearer"])
 def test_every_route_requires_a_valid_key(server, method, path, header):
     headers = {"Authorization": header} if header else {}
     response = httpx.request(method, server.url + path, headers=headers, json={})
@@ -45,18 +52,21 @@ def test_credentials_file_is_private_and_holds_a_live_key(server):
     path = server.home / "credentials.json"
     assert path.stat().st_mode & 0o777 == 0o600
     assert server.api_key.startswith("kt_live_") and len(server.api_key) == 40
-    database = (server.home / "karta.db")
+    database = server.home / "karta.db"
     if database.exists():
         assert server.api_key.encode() not in database.read_bytes(), "keys are stored hashed"
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"metadata": {f"k{i}": i for i in range(51)}}, "metadata"),
-    ({"metadata": {"big": "x" * 10_001}}, "metadata"),
-    ({"metadata": "not an object"}, "metadata"),
-    ({"unexpected": 1}, "unexpected"),
-    ({"session_id": ""}, "session_id"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"metadata": {f"k{i}": i for i in range(51)}}, "metadata"),
+        ({"metadata": {"big": "x" * 10_001}}, "metadata"),
+        ({"metadata": "not an object"}, "metadata"),
+        ({"unexpected": 1}, "unexpected"),
+        ({"session_id": ""}, "session_id"),
+    ],
+)
 def test_create_session_rejects_bad_bodies_and_stores_nothing(api, server, body, field):
     before = sessions_on_disk(server)
     error = assert_error(api.post("/v1/sessions", json=body), 422, "validation_error")
@@ -66,8 +76,9 @@ def test_create_session_rejects_bad_bodies_and_stores_nothing(api, server, body,
 
 def test_malformed_json_is_a_clear_422(api, server):
     before = sessions_on_disk(server)
-    response = api.post("/v1/sessions", content=b"{not json",
-                        headers={"Content-Type": "application/json"})
+    response = api.post(
+        "/v1/sessions", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert_error(response, 422, "validation_error")
     assert sessions_on_disk(server) == before
 
@@ -77,19 +88,21 @@ def test_unknown_sessions_are_404_on_every_route(api):
     assert_error(api.delete("/v1/sessions/sess_missing"), 404, "session_not_found")
     assert_error(api.post("/v1/sessions", json={"session_id": "sess_missing"}), 404)
     assert_error(api.post("/v1/sessions/sess_missing/messages", json={"text": "hi"}), 404)
-    assert_error(api.put("/v1/sessions/sess_missing/inputs/req_x",
-                         json={"decision": "deny"}), 404)
+    assert_error(api.put("/v1/sessions/sess_missing/inputs/req_x", json={"decision": "deny"}), 404)
     assert_error(api.get("/v1/sessions/sess_missing/events"), 404)
 
 
-@pytest.mark.parametrize("body,status,code", [
-    ({}, 422, "validation_error"),
-    ({"text": ""}, 422, "validation_error"),
-    ({"text": "x" * 1_000_001}, 422, "validation_error"),
-    ({"text": "hi", "participant_type": "robot"}, 422, "validation_error"),
-    ({"text": "hi", "thinking": "very"}, 422, "validation_error"),
-    ({"text": "hi", "agent": "no-such-agent"}, 404, "agent_not_found"),
-])
+@pytest.mark.parametrize(
+    "body,status,code",
+    [
+        ({}, 422, "validation_error"),
+        ({"text": ""}, 422, "validation_error"),
+        ({"text": "x" * 1_000_001}, 422, "validation_error"),
+        ({"text": "hi", "participant_type": "robot"}, 422, "validation_error"),
+        ({"text": "hi", "thinking": "very"}, 422, "validation_error"),
+        ({"text": "hi", "agent": "no-such-agent"}, 404, "agent_not_found"),
+    ],
+)
 def test_bad_messages_are_refused_before_any_turn_runs(api, body, status, code):
     session = api.post("/v1/sessions", json={}).json()
     assert_error(api.post(f"/v1/sessions/{session['id']}/messages", json=body), status, code)
@@ -102,8 +115,11 @@ def test_bad_decisions_and_cursors(api):
     sid = api.post("/v1/sessions", json={}).json()["id"]
     assert_error(api.put(f"/v1/sessions/{sid}/inputs/req_x", json={"decision": "maybe"}), 422)
     assert_error(api.put(f"/v1/sessions/{sid}/inputs/req_x", json={}), 422)
-    assert_error(api.put(f"/v1/sessions/{sid}/inputs/req_x", json={"decision": "deny"}), 404,
-                 "input_not_found")
+    assert_error(
+        api.put(f"/v1/sessions/{sid}/inputs/req_x", json={"decision": "deny"}),
+        404,
+        "input_not_found",
+    )
     assert_error(api.get(f"/v1/sessions/{sid}/events", headers={"Last-Event-ID": "abc"}), 400)
     assert_error(api.get(f"/v1/sessions/{sid}/events", params={"after": -1}), 422)
 
@@ -119,16 +135,21 @@ def test_resume_by_id_answers_200_and_ended_sessions_refuse_turns(api, server):
     assert api.delete(f"/v1/sessions/{sid}").status_code == 204
     assert api.get(f"/v1/sessions/{sid}").json()["status"] == "ended"
     assert not server.workspace(sid).exists()
-    assert_error(api.post(f"/v1/sessions/{sid}/messages", json={"text": "hi"}), 409,
-                 "session_ended")
+    assert_error(
+        api.post(f"/v1/sessions/{sid}/messages", json={"text": "hi"}), 409, "session_ended"
+    )
 
 
 def test_openapi_declares_the_routes_and_error_shape(server):
     doc = httpx.get(f"{server.url}/openapi.json").json()
     paths = doc["paths"]
-    for path in ("/v1/sessions", "/v1/sessions/{session_id}", "/v1/sessions/{session_id}/messages",
-                 "/v1/sessions/{session_id}/inputs/{request_id}",
-                 "/v1/sessions/{session_id}/events"):
+    for path in (
+        "/v1/sessions",
+        "/v1/sessions/{session_id}",
+        "/v1/sessions/{session_id}/messages",
+        "/v1/sessions/{session_id}/inputs/{request_id}",
+        "/v1/sessions/{session_id}/events",
+    ):
         assert path in paths, path
     responses = paths["/v1/sessions/{session_id}/messages"]["post"]["responses"]
     for status in ("401", "404", "409", "422"):

@@ -15,8 +15,9 @@ pytestmark = pytest.mark.harness
 def approve(api, sid: str, body: dict) -> dict:  # type: ignore[no-untyped-def]
     pending = body["pending_input"]
     assert pending is not None, body
-    return api.put(f"/v1/sessions/{sid}/inputs/{pending['request_id']}",
-                   json={"decision": "approve_once"}).json()
+    return api.put(
+        f"/v1/sessions/{sid}/inputs/{pending['request_id']}", json={"decision": "approve_once"}
+    ).json()
 
 
 def test_a_sessions_writes_are_invisible_to_others_and_to_the_app(api, model, server):
@@ -45,16 +46,25 @@ def test_warm_turns_reuse_the_harness_process(api, server):
 def test_the_harness_environment_is_scrubbed(model, tmp_path):
     db = Database("sqlite")
     secret = "s3cret-value-never-for-agents"
-    server = KartaServer(SUPPORT_BOT, tmp_path / "home", model, db,
-                         env={"KARTA_SECRET_PROBE": secret, "AWS_SECRET_ACCESS_KEY": secret})
+    app = tmp_path / "plain-app"  # no agents: the harness's own agent, with Bash
+    app.mkdir()
+    (app / "CLAUDE.md").write_text("A plain app.\n")
+    server = KartaServer(
+        app,
+        tmp_path / "home",
+        model,
+        db,
+        env={"KARTA_SECRET_PROBE": secret, "AWS_SECRET_ACCESS_KEY": secret},
+    )
     server.start()
     try:
         with server.client() as api:
             sid = api.post("/v1/sessions", json={}).json()["id"]
             model.enqueue([tool_use("Bash", {"command": "env > env.txt", "description": "env"})])
             model.enqueue([text("done")])
-            approve(api, sid, api.post(f"/v1/sessions/{sid}/messages",
-                                       json={"text": "dump env"}).json())
+            approve(
+                api, sid, api.post(f"/v1/sessions/{sid}/messages", json={"text": "dump env"}).json()
+            )
             dumped = (server.workspace(sid) / "env.txt").read_text()
         assert secret not in dumped
         assert "KARTA_" not in dumped

@@ -37,15 +37,19 @@ def test_reconnect_with_last_event_id_loses_nothing_and_repeats_nothing(api, mod
     model.enqueue(Reply([text(LONG)], chunk_delay=0.05))
 
     first: list = []
-    with api.stream("POST", f"/v1/sessions/{sid}/messages",
-                    json={"text": "Tell me about Harbour", "stream": True}) as response:
+    with api.stream(
+        "POST",
+        f"/v1/sessions/{sid}/messages",
+        json={"text": "Tell me about Harbour", "stream": True},
+    ) as response:
         for event in iter_sse_events(response.iter_lines()):
             first.append(event)
             if sum(e.type == "text" for e in first) == 2:
                 break  # the client drops mid-turn
 
-    rest = stream_events(api, "GET", f"/v1/sessions/{sid}/events",
-                         headers={"Last-Event-ID": str(first[-1].seq)})
+    rest = stream_events(
+        api, "GET", f"/v1/sessions/{sid}/events", headers={"Last-Event-ID": str(first[-1].seq)}
+    )
 
     seqs = [e.seq for e in first + rest]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "contiguous, no gaps, no repeats"
@@ -59,8 +63,9 @@ def test_reconnect_with_last_event_id_loses_nothing_and_repeats_nothing(api, mod
 def test_a_second_message_during_a_turn_is_a_conflict(api, model):
     sid = api.post("/v1/sessions", json={}).json()["id"]
     model.enqueue(Reply([text("slow answer")], delay=1.5))
-    with api.stream("POST", f"/v1/sessions/{sid}/messages",
-                    json={"text": "slow", "stream": True}) as response:
+    with api.stream(
+        "POST", f"/v1/sessions/{sid}/messages", json={"text": "slow", "stream": True}
+    ) as response:
         busy = api.post(f"/v1/sessions/{sid}/messages", json={"text": "me too"})
         assert busy.status_code == 409 and busy.json()["error"] == "turn_in_progress"
         events = list(iter_sse_events(response.iter_lines()))
@@ -72,16 +77,19 @@ def test_killed_harness_mid_turn_reports_an_error_and_the_session_recovers(api, 
     api.post(f"/v1/sessions/{sid}/messages", json={"text": "My order is KILL-7."})
     model.enqueue(Reply([text("never delivered")], delay=30))
 
+    asked = len(model.requests)
     events = []
-    with api.stream("POST", f"/v1/sessions/{sid}/messages",
-                    json={"text": "slow one", "stream": True}) as response:
+    with api.stream(
+        "POST", f"/v1/sessions/{sid}/messages", json={"text": "slow one", "stream": True}
+    ) as response:
         for event in iter_sse_events(response.iter_lines()):
             events.append(event)
-            if event.type == "step_start" or (event.type == "system"
-                                              and event.data.get("status") == "requesting"):
-                if not any(e.type == "error" for e in events):
-                    for proc in harness_processes(server, sid):
-                        os.kill(proc.pid, signal.SIGKILL)
+            if event.type == "system" and event.data.get("status") == "requesting":
+                deadline = time.monotonic() + 20
+                while len(model.requests) == asked and time.monotonic() < deadline:
+                    time.sleep(0.05)  # the harness is now waiting on the (slow) model
+                for proc in harness_processes(server, sid):
+                    os.kill(proc.pid, signal.SIGKILL)
 
     errors = [e for e in events if e.type == "error"]
     assert errors and errors[0].data["code"] == "harness_crashed"
@@ -93,7 +101,8 @@ def test_killed_harness_mid_turn_reports_an_error_and_the_session_recovers(api, 
     assert "KILL-7" in model.requests[-1].transcript_text, "resumed from the harness transcript"
 
 
-def test_restart_resumes_sessions_and_aborts_orphaned_approvals(model, database, tmp_path):
+@pytest.mark.parametrize("crash", [False, True], ids=["graceful", "crash"])
+def test_restart_resumes_sessions_and_ends_interrupted_turns(model, database, tmp_path, crash):
     db = Database(database.kind)
     server = KartaServer(SUPPORT_BOT, tmp_path / "home", model, db).start()
     try:
@@ -102,11 +111,12 @@ def test_restart_resumes_sessions_and_aborts_orphaned_approvals(model, database,
             api.post(f"/v1/sessions/{sid}/messages", json={"text": "Remember RESTART-55."})
             other = api.post("/v1/sessions", json={}).json()["id"]
             model.enqueue([tool_use("Write", {"file_path": "x.md", "content": "x"})])
-            pending = api.post(f"/v1/sessions/{other}/messages",
-                               json={"text": "write"}).json()["pending_input"]
+            pending = api.post(f"/v1/sessions/{other}/messages", json={"text": "write"}).json()[
+                "pending_input"
+            ]
             assert pending is not None
 
-        server.restart()
+        server.restart(crash=crash)
 
         with server.client() as api:
             session = api.get(f"/v1/sessions/{sid}").json()
@@ -115,11 +125,15 @@ def test_restart_resumes_sessions_and_aborts_orphaned_approvals(model, database,
             assert body["status"] == "completed"
             assert "RESTART-55" in model.requests[-1].transcript_text
             # The paused turn did not survive the restart: its log says so, the approval is stale.
-            stale = api.put(f"/v1/sessions/{other}/inputs/{pending['request_id']}",
-                            json={"decision": "approve_once"})
+            stale = api.put(
+                f"/v1/sessions/{other}/inputs/{pending['request_id']}",
+                json={"decision": "approve_once"},
+            )
             assert stale.status_code == 409
             log = stream_events(api, "GET", f"/v1/sessions/{other}/events")
-            assert [e.data.get("code") for e in log if e.type == "error"] == ["turn_aborted"]
+            expected = "turn_aborted" if crash else "turn_cancelled"
+            assert [e.data.get("code") for e in log if e.type == "error"] == [expected]
+            assert log[-1].type == "done" and log[-1].data["status"] != "completed"
             assert api.get(f"/v1/sessions/{other}").json()["pending_input"] is None
             model.enqueue([text("fresh start")])
             again = api.post(f"/v1/sessions/{other}/messages", json={"text": "hi"}).json()
@@ -131,8 +145,13 @@ def test_restart_resumes_sessions_and_aborts_orphaned_approvals(model, database,
 
 def test_idle_harnesses_are_evicted_and_resumed(model, tmp_path):
     db = Database("sqlite")
-    server = KartaServer(SUPPORT_BOT, tmp_path / "home", model, db,
-                         env={"KARTA_HARNESS_IDLE_TIMEOUT": "1", "KARTA_MAX_LIVE_HARNESSES": "1"})
+    server = KartaServer(
+        SUPPORT_BOT,
+        tmp_path / "home",
+        model,
+        db,
+        env={"KARTA_HARNESS_IDLE_TIMEOUT": "1", "KARTA_MAX_LIVE_HARNESSES": "1"},
+    )
     server.start()
     try:
         with server.client() as api:

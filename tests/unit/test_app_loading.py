@@ -66,15 +66,20 @@ def test_unknown_agent_lookup_is_a_404_error(tmp_path):
         load_app(tmp_path).agent("nope")
 
 
-@pytest.mark.parametrize("files,message", [
-    ({}, "not a harness app"),
-    ({"CLAUDE.md": "x", "karta.toml": "name = ["}, "karta.toml"),
-    ({"CLAUDE.md": "x", "karta.jsonc": "{nope"}, "karta.jsonc"),
-    ({"CLAUDE.md": "x", "karta.jsonc": '{"runtime": {"permission_mode": "yolo"}}'},
-     "permission_mode"),
-    ({".claude/agents/bad.md": "---\nname: [unclosed\n---\nbody"}, "bad.md"),
-    ({"karta.toml": '[harness]\ntype = "emacs"'}, "unknown harness"),
-])
+@pytest.mark.parametrize(
+    "files,message",
+    [
+        ({}, "not a harness app"),
+        ({"CLAUDE.md": "x", "karta.toml": "name = ["}, "karta.toml"),
+        ({"CLAUDE.md": "x", "karta.jsonc": "{nope"}, "karta.jsonc"),
+        (
+            {"CLAUDE.md": "x", "karta.jsonc": '{"runtime": {"permission_mode": "yolo"}}'},
+            "permission_mode",
+        ),
+        ({".claude/agents/bad.md": "---\nname: [unclosed\n---\nbody"}, "bad.md"),
+        ({"karta.toml": '[harness]\ntype = "emacs"'}, "unknown harness"),
+    ],
+)
 def test_broken_apps_fail_with_a_clear_message(tmp_path, files, message):
     for name, text in files.items():
         write(tmp_path / name, text)

@@ -29,8 +29,10 @@ async def log(request, tmp_path) -> AsyncIterator[SqlEventLog]:  # type: ignore[
 
 
 async def test_seq_is_per_session_and_contiguous_under_concurrency(log):
-    await asyncio.gather(*(log.append("s1", Event("text", {"i": i})) for i in range(20)),
-                         log.append("s2", Event("text")))
+    await asyncio.gather(
+        *(log.append("s1", Event("text", {"i": i})) for i in range(20)),
+        log.append("s2", Event("text")),
+    )
     events = await log.read("s1")
     assert [e.seq for e in events] == list(range(1, 21))
     assert sorted(e.data["i"] for e in events) == list(range(20))

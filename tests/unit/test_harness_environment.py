@@ -8,10 +8,10 @@ from karta.harness.environment import base_env, write_launcher
 
 def test_launcher_drops_everything_not_named(tmp_path, monkeypatch):
     launcher = write_launcher(tmp_path / "bin" / "probe", "/usr/bin/env", ["HOME", "KEEP_ME"])
-    env = {**os.environ, "KEEP_ME": "va'l $x \"q\"", "KARTA_SECRET": "nope", "HOME": "/h"}
+    env = {**os.environ, "KEEP_ME": 'va\'l $x "q"', "KARTA_SECRET": "nope", "HOME": "/h"}
     out = subprocess.run([str(launcher)], env=env, capture_output=True, text=True, check=True)
     seen = dict(line.split("=", 1) for line in out.stdout.splitlines())
-    assert seen == {"HOME": "/h", "KEEP_ME": "va'l $x \"q\""}
+    assert seen == {"HOME": "/h", "KEEP_ME": 'va\'l $x "q"'}
     assert "nope" not in launcher.read_text(), "only names are written to disk"
 
 

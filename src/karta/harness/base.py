@@ -60,7 +60,11 @@ class HarnessSession(Protocol):
     harness_session_id: str
     agent: AgentDefinition
 
-    def turn(self, text: str, *, thinking: bool = False) -> AsyncIterator[Event]: ...
+    def turn(
+        self, text: str, *, thinking: bool = False, handoff: bool = False
+    ) -> AsyncIterator[Event]:
+        """Run one turn. `handoff` says the session's agent changed since the last turn."""
+        ...
 
     async def interrupt(self) -> None: ...
 

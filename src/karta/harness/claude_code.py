@@ -43,6 +43,8 @@ class ClaudeCodeSession:
         self.harness_session_id = spec.harness_session_id
         self._client = ClaudeSDKClient(options)
         self.stderr_tail = stderr
+        # Claude Code keeps the system prompt a conversation started with, even on resume.
+        self._prompt_is_current = not spec.resume
 
     async def connect(self) -> None:
         try:
@@ -50,10 +52,26 @@ class ClaudeCodeSession:
         except Exception as exc:
             raise HarnessFailure(f"Claude Code did not start: {exc}") from exc
 
-    async def turn(self, text: str, *, thinking: bool = False) -> AsyncIterator[Event]:
+    def _with_agent_instructions(self, text: str, handoff: bool) -> str:
+        """After a handoff the new agent's instructions travel in the conversation: Claude Code
+        pins a conversation's system prompt when it starts, so they cannot go there."""
+        fresh, self._prompt_is_current = self._prompt_is_current, False
+        if not handoff or fresh:
+            return text
+        agent = self.agent
+        lines = [f'From now on you act as the "{agent.name}" agent.']
+        if agent.description:
+            lines.append(agent.description)
+        if agent.prompt:
+            lines += ["Follow these instructions until told otherwise:", agent.prompt]
+        return "<system-reminder>\n" + "\n".join(lines) + "\n</system-reminder>\n\n" + text
+
+    async def turn(
+        self, text: str, *, thinking: bool = False, handoff: bool = False
+    ) -> AsyncIterator[Event]:
         mapper = ClaudeEventMapper(thinking=thinking)
         try:
-            await self._client.query(text)
+            await self._client.query(self._with_agent_instructions(text, handoff))
             async for message in self._client.receive_response():
                 for event in mapper.map(message):
                     yield event

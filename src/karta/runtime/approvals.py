@@ -93,6 +93,9 @@ class ApprovalBroker:
         await emit(Event(ev.INPUT_REQUIRED, data))
         try:
             decision = await asyncio.wait_for(future, self.ttl)
+        except asyncio.CancelledError:
+            await self._settle(row.request_id, "aborted")
+            raise
         except TimeoutError:
             await self._settle(row.request_id, "expired")
             await emit(

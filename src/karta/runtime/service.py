@@ -211,10 +211,11 @@ class Runtime:
                 raise TurnInProgress("a turn is already running in this session")
             turn_id = new_id("turn")
             after = await self.events.last_seq(session_id)
+            handoff = row.current_agent != agent.name
             user_message = await self._prepare(row, turn_id, agent, request, after)
             self._current_turn[session_id] = turn_id
             self._running[session_id] = asyncio.create_task(
-                self._run(session_id, turn_id, agent, request)
+                self._run(session_id, turn_id, agent, request, handoff)
             )
         return TurnHandle(turn_id, session_id, after, agent.name, user_message)
 
@@ -310,7 +311,12 @@ class Runtime:
         return await self.harness.open(spec)
 
     async def _run(
-        self, session_id: str, turn_id: str, agent: AgentDefinition, request: TurnRequest
+        self,
+        session_id: str,
+        turn_id: str,
+        agent: AgentDefinition,
+        request: TurnRequest,
+        handoff: bool,
     ) -> None:
         done = ev.done_event(status="failed")
         try:
@@ -318,7 +324,8 @@ class Runtime:
                 session_id, agent.name, lambda: self._open(session_id, turn_id, agent)
             )
             try:
-                async for event in harness.turn(request.text, thinking=request.thinking):
+                turn = harness.turn(request.text, thinking=request.thinking, handoff=handoff)
+                async for event in turn:
                     if event.type == ev.DONE:
                         done = event
                     else:
