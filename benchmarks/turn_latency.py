@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import tempfile
 import time
 import uuid
+from collections import deque
 from pathlib import Path
 
-import httpx
 from claude_agent_sdk import ClaudeSDKClient, ResultMessage, StreamEvent
 
+from karta.app import load_app
 from karta.events import iter_sse_events
 from karta.harness.base import ApprovalAnswer, SessionSpec, ToolRequest, Verdict
 from karta.harness.claude_code import ClaudeCodeHarness
-from karta.app import load_app
 from karta.testing import ScriptedModel
 from tests.conftest import SUPPORT_BOT, Database, KartaServer
 
@@ -37,21 +38,23 @@ async def direct_turns(model: ScriptedModel, home: Path, warm: int) -> list[tupl
     """One session driven straight through the SDK, with the same options Karta uses."""
     app = load_app(SUPPORT_BOT)
     workspace = home / "direct" / uuid.uuid4().hex
-    import shutil
-
     shutil.copytree(SUPPORT_BOT, workspace)
 
     async def allow(_: ToolRequest) -> ApprovalAnswer:
         return ApprovalAnswer(Verdict.ALLOW)
 
-    spec = SessionSpec(session_id="bench", app=app, agent=app.default_agent, workspace=workspace,
-                       state_dir=workspace.parent / (workspace.name + "-state"),
-                       harness_session_id=str(uuid.uuid4()), resume=False,
-                       model_env={"ANTHROPIC_BASE_URL": model.url, "ANTHROPIC_API_KEY": "x"},
-                       approvals=allow)
+    spec = SessionSpec(
+        session_id="bench",
+        app=app,
+        agent=app.default_agent,
+        workspace=workspace,
+        state_dir=workspace.parent / (workspace.name + "-state"),
+        harness_session_id=str(uuid.uuid4()),
+        resume=False,
+        model_env={"ANTHROPIC_BASE_URL": model.url, "ANTHROPIC_API_KEY": "x"},
+        approvals=allow,
+    )
     harness = ClaudeCodeHarness(home, max_retries=0)
-    from collections import deque
-
     timings = []
     start = time.perf_counter()
     client = ClaudeSDKClient(harness.options(spec, deque()))
@@ -78,8 +81,11 @@ def karta_turns(server: KartaServer, warm: int) -> list[tuple[float, float]]:
         for _ in range(warm + 1):
             start = time.perf_counter()
             first = None
-            with api.stream("POST", f"/v1/sessions/{sid}/messages",
-                            json={"text": "Which roast is light?", "stream": True}) as response:
+            with api.stream(
+                "POST",
+                f"/v1/sessions/{sid}/messages",
+                json={"text": "Which roast is light?", "stream": True},
+            ) as response:
                 for event in iter_sse_events(response.iter_lines()):
                     if first is None and event.type == "text":
                         first = time.perf_counter() - start
@@ -114,15 +120,19 @@ def main() -> None:
             karta_runs = [karta_turns(server, args.warm_turns) for _ in range(args.sessions)]
         finally:
             server.stop()
-        direct_runs = [asyncio.run(direct_turns(model, home, args.warm_turns))
-                       for _ in range(args.sessions)]
+        direct_runs = [
+            asyncio.run(direct_turns(model, home, args.warm_turns)) for _ in range(args.sessions)
+        ]
     print(f"\n{args.sessions} sessions × (1 cold + {args.warm_turns} warm) turns, medians\n")
     print("| path | cold: first text | cold: done | warm: first text | warm: done |")
     print("|---|---|---|---|---|")
     direct = summarize("claude-agent-sdk direct", direct_runs)
     karta = summarize("Karta HTTP/SSE", karta_runs)
-    print("| Karta overhead | " + " | ".join(
-        f"{(karta[k] - direct[k]) * 1000:+.0f} ms" for k in direct) + " |")
+    print(
+        "| Karta overhead | "
+        + " | ".join(f"{(karta[k] - direct[k]) * 1000:+.0f} ms" for k in direct)
+        + " |"
+    )
 
 
 if __name__ == "__main__":
