@@ -116,13 +116,14 @@ def main() -> None:
         home = Path(tmp)
         db = Database("sqlite")
         server = KartaServer(SUPPORT_BOT, home / "karta", model, db).start()
+        karta_runs, direct_runs = [], []
         try:
-            karta_runs = [karta_turns(server, args.warm_turns) for _ in range(args.sessions)]
+            # Alternate the two paths so drift on the machine affects both alike.
+            for _ in range(args.sessions):
+                karta_runs.append(karta_turns(server, args.warm_turns))
+                direct_runs.append(asyncio.run(direct_turns(model, home, args.warm_turns)))
         finally:
             server.stop()
-        direct_runs = [
-            asyncio.run(direct_turns(model, home, args.warm_turns)) for _ in range(args.sessions)
-        ]
     print(f"\n{args.sessions} sessions × (1 cold + {args.warm_turns} warm) turns, medians\n")
     print("| path | cold: first text | cold: done | warm: first text | warm: done |")
     print("|---|---|---|---|---|")

@@ -42,6 +42,7 @@ async def test_seq_is_per_session_and_contiguous_under_concurrency(log):
 async def test_replay_after_a_cursor_survives_a_new_process(log):
     for i in range(5):
         await log.append("s1", Event("text", {"i": i}))
+    await log.close()  # what a server does on shutdown
     fresh = SqlEventLog(log._db)  # no memory tail: reads the database
     assert [e.seq for e in await fresh.read("s1", after=3)] == [4, 5]
     assert await fresh.last_seq("s1") == 5
@@ -77,5 +78,13 @@ async def test_prune_keeps_the_newest_events(log):
     for _ in range(10):
         await log.append("s1", Event("x"))
     await log.prune("s1", keep=3)
+    await log.close()
     fresh = SqlEventLog(log._db)
     assert [e.seq for e in await fresh.read("s1")] == [8, 9, 10]
+
+
+async def test_pausing_events_are_durable_before_anyone_sees_them(log):
+    await log.append("s1", Event("text"))
+    await log.append("s1", Event("done"))
+    fresh = SqlEventLog(log._db)  # without close(): the done must already be written
+    assert [e.type for e in await fresh.read("s1")] == ["text", "done"]

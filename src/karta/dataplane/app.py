@@ -15,6 +15,7 @@ from karta.app import HarnessApp, load_app
 from karta.app.loader import CLAUDE_CODE
 from karta.config import Settings
 from karta.dataplane import errors
+from karta.dataplane.auth import KeyCache
 from karta.dataplane.routes import health, sessions, turns
 from karta.errors import AppConfigError
 from karta.harness.base import Harness
@@ -73,6 +74,7 @@ def create_app(
 
     api = FastAPI(title="Karta data plane", version=__version__, lifespan=lifespan)
     api.state.settings = settings
+    api.state.key_cache = KeyCache()
     api.state.harness_available = Path(getattr(harness, "binary", "")).exists()
     errors.install(api)
     api.include_router(health.router)

@@ -1,28 +1,40 @@
 """Event log on the SQL store, with an in-process notifier for live tails and a memory tail that
-serves recent reads without touching the database."""
+serves recent reads without touching the database.
+
+Appends are visible to readers at once and written to the database in batches by a background
+flusher; an event that pauses or ends a turn (`input_required`, `done`) is written before anyone
+sees it, so whatever a client was told a turn ended with is durable. A crash can lose the
+unflushed middle of a running turn, which recovery then closes with `turn_aborted`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import logging
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from karta.events import Event
+from karta.events import PAUSING_TYPES, Event
 from karta.store.models import EventRow
 
-TAIL_SIZE = 2048
+log = logging.getLogger(__name__)
+TAIL_SIZE = 2048  # newest events kept in memory per session
+TAIL_SESSIONS = 1024  # sessions whose tails are kept (least recently appended go first)
 
 
 class SqlEventLog:
     def __init__(self, sessions: async_sessionmaker) -> None:
         self._db = sessions
         self._last_seq: dict[str, int] = {}
-        self._tail: dict[str, deque[Event]] = {}
+        self._tail: OrderedDict[str, deque[Event]] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self._changed: dict[str, asyncio.Event] = {}
+        self._unwritten: list[Event] = []
+        self._write_lock = asyncio.Lock()
+        self._writer: asyncio.Task[None] | None = None
 
     def _lock(self, session_id: str) -> asyncio.Lock:
         return self._locks.setdefault(session_id, asyncio.Lock())
@@ -38,31 +50,58 @@ class SqlEventLog:
 
     async def append(self, session_id: str, event: Event) -> Event:
         async with self._lock(session_id):
-            seq = await self.last_seq(session_id) + 1
-            event.seq = seq
+            event.seq = await self.last_seq(session_id) + 1
             event.session_id = session_id
-            async with self._db() as db, db.begin():
-                db.add(
-                    EventRow(
-                        session_id=session_id,
-                        seq=seq,
-                        type=event.type,
-                        turn_id=event.turn_id,
-                        payload=event.to_dict(),
-                    )
-                )
-            self._last_seq[session_id] = seq
-            self._tail.setdefault(session_id, deque(maxlen=TAIL_SIZE)).append(event)
+            self._last_seq[session_id] = event.seq
+            self._unwritten.append(event)
+            if event.type in PAUSING_TYPES:
+                await self.flush()
+            elif self._writer is None or self._writer.done():
+                self._writer = asyncio.create_task(self.flush())
+            self._remember(event)
         waker = self._changed.pop(session_id, None)
         if waker is not None:
             waker.set()
         return event
+
+    def _remember(self, event: Event) -> None:
+        assert event.session_id is not None
+        tail = self._tail.setdefault(event.session_id, deque(maxlen=TAIL_SIZE))
+        tail.append(event)
+        self._tail.move_to_end(event.session_id)
+        while len(self._tail) > TAIL_SESSIONS:
+            self._tail.popitem(last=False)  # later reads of that session go to the database
+
+    async def flush(self) -> None:
+        """Write every appended event to the database (in one transaction per batch)."""
+        async with self._write_lock:
+            batch, self._unwritten = self._unwritten, []
+            if not batch:
+                return
+            rows = [
+                {
+                    "session_id": e.session_id,
+                    "seq": e.seq,
+                    "type": e.type,
+                    "turn_id": e.turn_id,
+                    "payload": e.to_dict(),
+                }
+                for e in batch
+            ]
+            try:
+                async with self._db() as db, db.begin():
+                    await db.execute(insert(EventRow), rows)
+            except Exception:
+                self._unwritten[:0] = batch  # keep them for the next attempt
+                log.exception("writing %d events failed; will retry", len(batch))
+                raise
 
     async def read(self, session_id: str, after: int = 0, limit: int | None = None) -> list[Event]:
         tail = self._tail.get(session_id)
         if tail and tail[0].seq is not None and tail[0].seq <= after + 1:
             events = [e for e in tail if e.seq is not None and e.seq > after]
         else:
+            await self.flush()
             query = (
                 select(EventRow.payload)
                 .where(EventRow.session_id == session_id, EventRow.seq > after)
@@ -93,6 +132,7 @@ class SqlEventLog:
         """Bound the stored log: drop all but the newest `keep` events of a session."""
         last = await self.last_seq(session_id)
         if last > keep:
+            await self.flush()
             async with self._db() as db, db.begin():
                 await db.execute(
                     delete(EventRow).where(
@@ -100,8 +140,7 @@ class SqlEventLog:
                     )
                 )
 
-    def forget(self, session_id: str) -> None:
-        """Drop the in-memory state of a session (after it ended)."""
-        self._tail.pop(session_id, None)
-        self._last_seq.pop(session_id, None)
-        self._locks.pop(session_id, None)
+    async def close(self) -> None:
+        await self.flush()
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)

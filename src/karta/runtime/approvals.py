@@ -57,6 +57,7 @@ class ApprovalBroker:
         self._db = db
         self.ttl = ttl
         self._waiting: dict[str, asyncio.Future[str]] = {}
+        self._waiting_in: dict[str, str] = {}  # session id → request id a live turn waits on
 
     async def request(
         self,
@@ -88,6 +89,7 @@ class ApprovalBroker:
             db.add(row)
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._waiting[row.request_id] = future
+        self._waiting_in[session_id] = row.request_id
         data = public_approval(row)
         data["tool_use_id"] = request.tool_use_id
         await emit(Event(ev.INPUT_REQUIRED, data))
@@ -108,6 +110,7 @@ class ApprovalBroker:
             return ApprovalAnswer(Verdict.DENY, "The approval request expired without a decision.")
         finally:
             self._waiting.pop(row.request_id, None)
+            self._waiting_in.pop(session_id, None)
         if decision == DENY:
             return ApprovalAnswer(Verdict.DENY, "The user denied this action.")
         return ApprovalAnswer(Verdict.ALLOW)
@@ -151,6 +154,11 @@ class ApprovalBroker:
                 )
         future.set_result(decision)
         return row.turn_id
+
+    def waiting(self, session_id: str) -> str | None:
+        """The request id a live turn of this session is waiting on (no database read: every
+        pending approval belongs to a live turn, since start-up aborts the orphans)."""
+        return self._waiting_in.get(session_id)
 
     async def pending(self, session_id: str) -> ApprovalRow | None:
         async with self._db() as db:

@@ -97,6 +97,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._running.values(), return_exceptions=True)
         await self.live.close_all()
+        await self.events.close()
 
     async def _recover(self) -> None:
         """No turn survives a restart: close the log of every interrupted turn honestly."""
@@ -201,11 +202,10 @@ class Runtime:
             raise SessionEnded(f"session {session_id!r} has ended")
         agent = self.app.agent(request.agent or row.current_agent)
         async with self._turn_locks.setdefault(session_id, asyncio.Lock()):
-            pending = await self.approvals.pending(session_id)
-            if pending is not None:
+            waiting = self.approvals.waiting(session_id)
+            if waiting is not None:
                 raise PendingInput(
-                    "resolve the pending input before sending a new message",
-                    request_id=pending.request_id,
+                    "resolve the pending input before sending a new message", request_id=waiting
                 )
             if session_id in self._running:
                 raise TurnInProgress("a turn is already running in this session")
@@ -364,6 +364,8 @@ class Runtime:
             self._current_turn.pop(session_id, None)
 
     async def _finish(self, session_id: str, turn_id: str, done: Event) -> None:
+        # The client learns the turn ended first; the bookkeeping follows.
+        await self._emit(session_id, turn_id, done)
         async with self.db() as db, db.begin():
             await db.execute(
                 update(TurnRow)
@@ -377,7 +379,6 @@ class Runtime:
             await db.execute(
                 update(SessionRow).where(SessionRow.id == session_id).values(updated_at=utcnow())
             )
-        await self._emit(session_id, turn_id, done)
         await self.events.prune(session_id, self.settings.max_events_per_session)
 
     async def decide(
