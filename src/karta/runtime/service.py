@@ -82,7 +82,8 @@ class Runtime:
         self.live = LiveHarnesses(
             idle_timeout=settings.idle_timeout, max_live=settings.max_live_harnesses
         )
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}  # the session's live turn
+        self._tasks: set[asyncio.Task[None]] = set()  # every turn task, until fully done
         self._current_turn: dict[str, str] = {}
         self._turn_locks: dict[str, asyncio.Lock] = {}
 
@@ -93,9 +94,9 @@ class Runtime:
         self.live.start()
 
     async def stop(self) -> None:
-        for task in list(self._running.values()):
+        for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.live.close_all()
         await self.events.close()
 
@@ -214,9 +215,10 @@ class Runtime:
             handoff = row.current_agent != agent.name
             user_message = await self._prepare(row, turn_id, agent, request, after)
             self._current_turn[session_id] = turn_id
-            self._running[session_id] = asyncio.create_task(
-                self._run(session_id, turn_id, agent, request, handoff)
-            )
+            task = asyncio.create_task(self._run(session_id, turn_id, agent, request, handoff))
+            self._running[session_id] = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return TurnHandle(turn_id, session_id, after, agent.name, user_message)
 
     async def _prepare(
@@ -359,13 +361,22 @@ class Runtime:
                 ev.error_event(str(exc) or type(exc).__name__, getattr(exc, "code", "turn_failed")),
             )
         finally:
-            await self._finish(session_id, turn_id, done)
+            try:
+                await self._finish(session_id, turn_id, done)
+            finally:
+                self._release_slot(session_id, turn_id)
+
+    def _release_slot(self, session_id: str, turn_id: str) -> None:
+        """Let the session take its next turn (once; never a later turn's slot)."""
+        if self._current_turn.get(session_id) == turn_id:
             self._running.pop(session_id, None)
             self._current_turn.pop(session_id, None)
 
     async def _finish(self, session_id: str, turn_id: str, done: Event) -> None:
-        # The client learns the turn ended first; the bookkeeping follows.
+        # The client learns the turn ended first, and may start the next one at once (no await
+        # between the `done` and freeing the slot); the bookkeeping follows.
         await self._emit(session_id, turn_id, done)
+        self._release_slot(session_id, turn_id)
         async with self.db() as db, db.begin():
             await db.execute(
                 update(TurnRow)
