@@ -43,6 +43,69 @@ def serve(
     run_server(directory, host=host, port=port, open_auth=open_auth, log_level=log_level)
 
 
+@app.command()
+def chat(
+    url: Annotated[str | None, typer.Option(help="Server URL (default: credentials.json).")] = None,
+    key: Annotated[str | None, typer.Option(help="API key (default: credentials.json).")] = None,
+    session: Annotated[str | None, typer.Option(help="Resume this session id.")] = None,
+    agent: Annotated[str | None, typer.Option(help="Route the first message to an agent.")] = None,
+    thinking: Annotated[bool, typer.Option(help="Show the model's reasoning.")] = False,
+) -> None:
+    """Chat with a running Karta server; replies stream as they come."""
+    from karta.cli.chat import chat as run_chat
+    from karta.client import KartaClient
+
+    with KartaClient(url, key) as client:
+        code = run_chat(
+            client, Console(highlight=False), session_id=session, agent=agent, thinking=thinking
+        )
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    directory: Annotated[Path, typer.Argument(help="The harness app folder.")],
+    prompt: Annotated[str, typer.Argument(help="The message to send.")],
+    agent: Annotated[str | None, typer.Option(help="The agent to route the turn to.")] = None,
+    thinking: Annotated[bool, typer.Option(help="Show the model's reasoning.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve every tool request.")] = False,
+) -> None:
+    """Run one turn of a harness app without a server."""
+    import asyncio
+
+    from karta.cli.run import run_once
+    from karta.errors import AppConfigError
+
+    try:
+        code = asyncio.run(
+            run_once(
+                directory, prompt, Console(highlight=False), agent=agent, thinking=thinking, yes=yes
+            )
+        )
+    except AppConfigError as exc:
+        console.print(f"[red]error:[/] {exc.message}")
+        code = 2
+    raise typer.Exit(code)
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to create the app.")] = Path("."),
+    name: Annotated[str | None, typer.Option(help="The app's name (default: folder).")] = None,
+) -> None:
+    """Scaffold a Claude Code harness app."""
+    from karta.cli.init import scaffold
+
+    try:
+        written = scaffold(directory, name)
+    except FileExistsError as exc:
+        console.print(f"[red]refusing to overwrite existing files:[/] {exc}")
+        raise typer.Exit(1) from exc
+    for path in written:
+        console.print(f"  created {path}")
+    console.print(f'Next: karta serve {directory} (or karta run {directory} "Hello")')
+
+
 @app.command("mock-model")
 def mock_model(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 9000,

@@ -12,17 +12,12 @@ from fastapi import FastAPI
 
 from karta import __version__
 from karta.app import HarnessApp, load_app
-from karta.app.loader import CLAUDE_CODE
 from karta.config import Settings
 from karta.dataplane import errors
 from karta.dataplane.auth import KeyCache
 from karta.dataplane.routes import health, sessions, turns
-from karta.errors import AppConfigError
-from karta.harness.base import Harness
-from karta.harness.claude_code import ClaudeCodeHarness
-from karta.runtime.service import Runtime
+from karta.runtime.factory import harness_for, open_runtime
 from karta.serve_state import Credentials, ensure_credentials
-from karta.store import db as store
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +30,6 @@ class Ready:
     credentials: Credentials | None
 
 
-def harness_for(app: HarnessApp, settings: Settings) -> Harness:
-    if app.harness == CLAUDE_CODE:
-        return ClaudeCodeHarness(settings.home, max_retries=settings.harness_max_retries)
-    raise AppConfigError(f"the {app.harness} harness is not supported by this Karta version yet")
-
-
 def create_app(
     app_dir: str | Path,
     settings: Settings,
@@ -50,32 +39,23 @@ def create_app(
     on_ready: Callable[[Ready], None] | None = None,
 ) -> FastAPI:
     harness_app = load_app(app_dir)  # fail fast, before binding a port
-    harness = harness_for(harness_app, settings)
+    harness_for(harness_app, settings)  # refuse an unsupported harness before binding a port
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
-        settings.home.mkdir(parents=True, exist_ok=True)
-        engine = store.create_engine(settings.db_url)
-        await store.migrate(engine)
-        api.state.db = store.sessionmaker(engine)
-        credentials = None
-        if not settings.open_auth:
-            credentials = await ensure_credentials(api.state.db, settings.home, public_url)
-        runtime = Runtime(settings, api.state.db, harness_app, harness, model_env)
-        await runtime.start()
-        api.state.runtime = runtime
-        if on_ready is not None:
-            on_ready(Ready(harness_app, credentials))
-        try:
+        async with open_runtime(harness_app, settings, model_env) as runtime:
+            api.state.db = runtime.db
+            api.state.runtime = runtime
+            credentials = None
+            if not settings.open_auth:
+                credentials = await ensure_credentials(runtime.db, settings.home, public_url)
+            if on_ready is not None:
+                on_ready(Ready(harness_app, credentials))
             yield
-        finally:
-            await runtime.stop()
-            await engine.dispose()
 
     api = FastAPI(title="Karta data plane", version=__version__, lifespan=lifespan)
     api.state.settings = settings
     api.state.key_cache = KeyCache()
-    api.state.harness_available = Path(getattr(harness, "binary", "")).exists()
     errors.install(api)
     api.include_router(health.router)
     api.include_router(sessions.router)

@@ -74,6 +74,10 @@ class HarnessSession(Protocol):
 class Harness(Protocol):
     kind: str
 
+    def available(self) -> bool:
+        """Whether the harness binary is installed (readiness)."""
+        ...
+
     def has_transcript(self, spec: SessionSpec) -> bool:
         """Whether the harness has stored this conversation (so it can be resumed)."""
         ...

@@ -107,6 +107,9 @@ class ClaudeCodeHarness:
         self.binary = binary or str(BUNDLED_CLI)
         self.max_retries = max_retries
 
+    def available(self) -> bool:
+        return Path(self.binary).is_file()
+
     def _config_dir(self, spec: SessionSpec) -> Path:
         return session_dirs(spec.state_dir)["config"]
 

@@ -1,0 +1,41 @@
+"""Build a running `Runtime` from settings: storage, migrations, the app's harness."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from karta.app import HarnessApp
+from karta.app.loader import CLAUDE_CODE
+from karta.config import Settings
+from karta.errors import AppConfigError
+from karta.harness.base import Harness
+from karta.harness.claude_code import ClaudeCodeHarness
+from karta.runtime.service import Runtime
+from karta.store import db as store
+
+
+def harness_for(app: HarnessApp, settings: Settings) -> Harness:
+    if app.harness == CLAUDE_CODE:
+        return ClaudeCodeHarness(settings.home, max_retries=settings.harness_max_retries)
+    raise AppConfigError(f"the {app.harness} harness is not supported by this Karta version yet")
+
+
+@asynccontextmanager
+async def open_runtime(
+    app: HarnessApp, settings: Settings, model_env: dict[str, str]
+) -> AsyncIterator[Runtime]:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = store.create_engine(settings.db_url)
+    try:
+        await store.migrate(engine)
+        runtime = Runtime(
+            settings, store.sessionmaker(engine), app, harness_for(app, settings), model_env
+        )
+        await runtime.start()
+        try:
+            yield runtime
+        finally:
+            await runtime.stop()
+    finally:
+        await engine.dispose()
