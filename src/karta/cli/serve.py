@@ -14,7 +14,7 @@ from karta.dataplane.app import Ready, create_app
 from karta.errors import AppConfigError
 from karta.modelenv import ModelEndpoint, resolve_model_endpoint
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 def banner(ready: Ready, url: str, model: ModelEndpoint, open_auth: bool) -> None:
