@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select, update
@@ -307,9 +307,8 @@ class Runtime:
             model_env=self.model_env,
             approvals=approvals,
         )
-        resume = await asyncio.to_thread(self.harness.has_transcript, spec)
-        if resume:
-            spec = SessionSpec(**{**spec.__dict__, "resume": True})
+        if await asyncio.to_thread(self.harness.has_transcript, spec):
+            spec = replace(spec, resume=True)
         return await self.harness.open(spec)
 
     async def _run(
