@@ -7,7 +7,7 @@ import pytest
 
 from karta.events import iter_sse_events
 from karta.testing import text, tool_use
-from tests.conftest import SUPPORT_BOT, Database, KartaServer, stream_events, texts
+from tests.conftest import SUPPORT_BOT, Database, KartaServer, texts
 
 pytestmark = pytest.mark.harness
 
@@ -121,11 +121,10 @@ def test_an_open_stream_stays_open_across_the_approval(api, model, server):
     assert (server.workspace(sid) / "notes" / "st.md").exists()
 
 
-def test_an_unanswered_approval_expires(model, database, tmp_path):
+def test_an_unanswered_approval_expires_and_the_wait_is_kept_alive(model, database, tmp_path):
     db = Database(database.kind)
-    server = KartaServer(
-        SUPPORT_BOT, tmp_path / "home", model, db, env={"KARTA_APPROVAL_TTL": "1"}
-    ).start()
+    env = {"KARTA_APPROVAL_TTL": "1", "KARTA_SSE_KEEPALIVE": "0.2"}
+    server = KartaServer(SUPPORT_BOT, tmp_path / "home", model, db, env=env).start()
     try:
         with server.client() as api:
             sid = session_id(api)
@@ -133,7 +132,10 @@ def test_an_unanswered_approval_expires(model, database, tmp_path):
             pending = api.post(f"/v1/sessions/{sid}/messages", json={"text": "log"}).json()[
                 "pending_input"
             ]
-            events = stream_events(api, "GET", f"/v1/sessions/{sid}/events", params={"after": 0})
+            with api.stream("GET", f"/v1/sessions/{sid}/events", params={"after": 0}) as response:
+                lines = list(response.iter_lines())
+            assert ": keep-alive" in lines, "a waiting stream sends keep-alive comments"
+            events = list(iter_sse_events(lines))
             assert [e.data.get("code") for e in events if e.type == "error"] == ["approval_expired"]
             assert events[-1].type == "done"
             assert not (server.workspace(sid) / "notes" / "late.md").exists()

@@ -148,3 +148,35 @@ def test_other_paths_are_404_and_reset_clears_everything(model):
     model.enqueue([text("x")])
     model.reset()
     assert model.pending() == 0 and model.requests == []
+
+
+def test_karta_mock_model_serves_the_echoing_model():
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "karta.cli", "mock-model", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                answer = httpx.post(
+                    f"http://127.0.0.1:{port}/v1/messages",
+                    json=body(user("ping"), stream=False),
+                    timeout=2,
+                ).json()
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "karta mock-model did not start"
+                time.sleep(0.1)
+        assert answer["content"] == [text("(scripted model) You said: ping")]
+    finally:
+        proc.terminate()
+        proc.wait(10)
