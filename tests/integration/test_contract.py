@@ -62,6 +62,8 @@ def test_credentials_file_is_private_and_holds_a_live_key(server):
     [
         ({"metadata": {f"k{i}": i for i in range(51)}}, "metadata"),
         ({"metadata": {"big": "x" * 10_001}}, "metadata"),
+        ({"metadata": {"nested": {"list": ["x" * 100] * 200}}}, "metadata"),
+        ({"metadata": {"k" * 300: 1}}, "metadata"),
         ({"metadata": "not an object"}, "metadata"),
         ({"unexpected": 1}, "unexpected"),
         ({"session_id": ""}, "session_id"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -9,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 MAX_TEXT = 1_000_000
 MAX_METADATA_KEYS = 50
 MAX_METADATA_VALUE = 10_000
+MAX_METADATA_KEY = 256
 
 
 class Strict(BaseModel):
@@ -25,8 +27,12 @@ class CreateSession(Strict):
         if len(value) > MAX_METADATA_KEYS:
             raise ValueError(f"at most {MAX_METADATA_KEYS} metadata keys are allowed")
         for key, item in value.items():
-            if isinstance(item, str) and len(item) > MAX_METADATA_VALUE:
-                raise ValueError(f"metadata value {key!r} exceeds {MAX_METADATA_VALUE} characters")
+            size = len(item) if isinstance(item, str) else len(json.dumps(item))
+            if size > MAX_METADATA_VALUE or len(key) > MAX_METADATA_KEY:
+                raise ValueError(
+                    f"metadata {key[:40]!r}: keys are limited to {MAX_METADATA_KEY} characters "
+                    f"and values to {MAX_METADATA_VALUE} (as JSON)"
+                )
         return value
 
 
