@@ -6,6 +6,7 @@ import itertools
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 _tool_ids = itertools.count(1)
@@ -70,14 +71,25 @@ class ModelRequest:
     body: dict[str, Any]
     headers: dict[str, str]
     path: str
+    wire: str = "anthropic"  # or "openai" (Chat Completions)
+
+    @cached_property
+    def conversation(self) -> dict[str, Any]:
+        """The body in Anthropic shape, whichever API the request came through."""
+        if self.wire == "openai":
+            from karta.testing.openai_wire import normalise
+
+            return normalise(self.body)
+        return self.body
 
     @property
     def session_id(self) -> str | None:
-        return self.headers.get("x-claude-code-session-id")
+        """Claude Code's `X-Claude-Code-Session-Id`, or OpenCode's `x-session-id`."""
+        return self.headers.get("x-claude-code-session-id") or self.headers.get("x-session-id")
 
     @property
     def _last_user(self) -> list[dict[str, Any]]:
-        for message in reversed(self.body.get("messages") or []):
+        for message in reversed(self.conversation.get("messages") or []):
             if message.get("role") == "user":
                 content = message.get("content")
                 return [text(content)] if isinstance(content, str) else list(content or [])
@@ -87,6 +99,10 @@ class ModelRequest:
 
     @property
     def kind(self) -> str:
+        """`prompt`, `tool_result`, `task_notification`, `compaction` or `title` (OpenCode's
+        session-title request)."""
+        if "title generator" in " ".join(_text_of(self.conversation.get("system"))):
+            return "title"
         blocks = self._last_user
         texts = [b.get("text", "") for b in blocks if b.get("type") == "text"]
         if any(b.get("type") == "tool_result" for b in blocks):
@@ -121,8 +137,8 @@ class ModelRequest:
 
     @property
     def transcript_text(self) -> str:
-        parts = _text_of(self.body.get("system"))
-        for message in self.body.get("messages") or []:
+        parts = _text_of(self.conversation.get("system"))
+        for message in self.conversation.get("messages") or []:
             parts.extend(_text_of(message.get("content")))
             for block in message.get("content") or []:
                 if isinstance(block, dict) and block.get("type") == "tool_use":

@@ -21,12 +21,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from karta.testing import anthropic_wire as wire
+from karta.testing import anthropic_wire, openai_wire
 from karta.testing.blocks import ModelRequest, Reply, text
 
 Script = Reply | list[dict[str, Any]] | Callable[[ModelRequest], "Reply | list[dict[str, Any]]"]
 COMPACTION_SUMMARY = "<summary>The conversation so far, summarised by the scripted model.</summary>"
 CALL_LIMIT_TEXT = "(scripted model: call limit reached)"
+TITLE = "Scripted session"
 
 
 def echo(request: ModelRequest) -> Reply:
@@ -101,13 +102,15 @@ class ScriptedModel:
             return Reply([text(COMPACTION_SUMMARY)])
         if request.kind == "task_notification":
             return Reply([text("(scripted model) noted.")])
+        if request.kind == "title":
+            return Reply([text(TITLE)])
         if item is None:
             item = self.default
         return _as_reply(item(request) if callable(item) else item)
 
     # --- HTTP ---------------------------------------------------------------------------------
 
-    async def _messages(self, request: Request) -> Response:
+    async def _answer(self, request: Request, wire: str) -> Response:
         try:
             body = await request.json()
         except ValueError:
@@ -119,19 +122,27 @@ class ScriptedModel:
                 400,
             )
         seen = ModelRequest(
-            body, {k.lower(): v for k, v in request.headers.items()}, request.url.path
+            body, {k.lower(): v for k, v in request.headers.items()}, request.url.path, wire
         )
         reply = self._next_reply(seen)
         if reply.delay:
             await asyncio.sleep(reply.delay)
+        # Both codecs offer message(), stream() and error_body() for their API.
+        codec = openai_wire if wire == "openai" else anthropic_wire
         if reply.status is not None:
-            return JSONResponse(wire.error_body(reply), status_code=reply.status)
+            return JSONResponse(codec.error_body(reply), status_code=reply.status)
         model = str(body.get("model", "scripted"))
         if not body.get("stream"):
-            return JSONResponse(wire.message(reply, model))
+            return JSONResponse(codec.message(reply, model))
         return StreamingResponse(
-            wire.stream(reply, model, self.chunk_size), media_type="text/event-stream"
+            codec.stream(reply, model, self.chunk_size), media_type="text/event-stream"
         )
+
+    async def _messages(self, request: Request) -> Response:
+        return await self._answer(request, "anthropic")
+
+    async def _chat_completions(self, request: Request) -> Response:
+        return await self._answer(request, "openai")
 
     async def _count_tokens(self, request: Request) -> Response:
         return JSONResponse({"input_tokens": 10})
@@ -156,6 +167,10 @@ class ScriptedModel:
                 Route("/v1/messages/count_tokens", self._count_tokens, methods=["POST"]),
                 Route("/{prefix:path}/v1/messages", self._messages, methods=["POST"]),
                 Route("/v1/messages", self._messages, methods=["POST"]),
+                Route(
+                    "/{prefix:path}/v1/chat/completions", self._chat_completions, methods=["POST"]
+                ),
+                Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
                 Route(
                     "/{rest:path}",
                     self._not_found,
