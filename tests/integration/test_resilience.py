@@ -25,7 +25,8 @@ def harness_processes(server: KartaServer, session_id: str) -> list[psutil.Proce
     found = []
     for child in psutil.Process(server.proc.pid).children(recursive=True):
         try:
-            if child.cwd() == workspace and "claude" in " ".join(child.cmdline()):
+            command = " ".join(child.cmdline())
+            if child.cwd() == workspace and ("claude" in command or "opencode" in command):
                 found.append(child)
         except psutil.Error:
             continue

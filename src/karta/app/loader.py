@@ -99,6 +99,19 @@ def detect_harness(root: Path, manifest: dict[str, Any]) -> str:
     )
 
 
+def _opencode_default_agent(root: Path) -> str | None:
+    """OpenCode names its entry agent in `.opencode/opencode.jsonc` (`default_agent`)."""
+    for name in ("opencode.jsonc", "opencode.json"):
+        path = root / ".opencode" / name
+        if path.is_file():
+            try:
+                value = jsonc.loads(path.read_text()).get("default_agent")
+            except (ValueError, AttributeError) as exc:
+                raise AppConfigError(f".opencode/{name} is not a valid JSON object: {exc}") from exc
+            return str(value) if value is not None else None
+    return None
+
+
 def load_app(path: str | Path) -> HarnessApp:
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
@@ -108,6 +121,9 @@ def load_app(path: str | Path) -> HarnessApp:
     agents_dir = root / (".claude" if harness == CLAUDE_CODE else ".opencode") / "agents"
     agents = discover_agents(agents_dir)
     settings = _read_settings(root)
-    default = resolve_default_agent(agents, settings.default_agent)
+    configured = settings.default_agent
+    if configured is None and harness == OPENCODE:
+        configured = _opencode_default_agent(root)
+    default = resolve_default_agent(agents, configured)
     name = str(manifest.get("name") or root.name)
     return HarnessApp(root, name, harness, agents, default, settings)

@@ -23,7 +23,17 @@ APPROVE_ONCE = "approve_once"
 APPROVE_SESSION = "approve_session"
 DENY = "deny"
 DECISIONS = (APPROVE_ONCE, APPROVE_SESSION, DENY)
-TARGET_KEYS = ("file_path", "path", "filePath", "notebook_path", "command", "cmd", "url", "pattern")
+TARGET_KEYS = (
+    "file_path",
+    "filePath",
+    "filepath",
+    "path",
+    "notebook_path",
+    "command",
+    "cmd",
+    "url",
+    "pattern",
+)
 
 Emit = Callable[[Event], Awaitable[Event]]
 

@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from karta.app import HarnessApp
-from karta.app.loader import CLAUDE_CODE
+from karta.app.loader import CLAUDE_CODE, OPENCODE
 from karta.config import Settings
 from karta.errors import AppConfigError
 from karta.harness.base import Harness
 from karta.harness.claude_code import ClaudeCodeHarness
+from karta.harness.opencode import OpenCodeHarness
 from karta.runtime.service import Runtime
 from karta.store import db as store
 
@@ -18,7 +19,9 @@ from karta.store import db as store
 def harness_for(app: HarnessApp, settings: Settings) -> Harness:
     if app.harness == CLAUDE_CODE:
         return ClaudeCodeHarness(settings.home, max_retries=settings.harness_max_retries)
-    raise AppConfigError(f"the {app.harness} harness is not supported by this Karta version yet")
+    if app.harness == OPENCODE:
+        return OpenCodeHarness(settings.home)
+    raise AppConfigError(f"unsupported harness {app.harness!r}")
 
 
 @asynccontextmanager

@@ -309,7 +309,16 @@ class Runtime:
         )
         if await asyncio.to_thread(self.harness.has_transcript, spec):
             spec = replace(spec, resume=True)
-        return await self.harness.open(spec)
+        session = await self.harness.open(spec)
+        if session.harness_session_id != binding.harness_session_id:
+            # Harnesses that name their own conversations (OpenCode) report the id on open.
+            async with self.db() as db, db.begin():
+                await db.execute(
+                    update(HarnessBinding)
+                    .where(HarnessBinding.session_id == session_id)
+                    .values(harness_session_id=session.harness_session_id)
+                )
+        return session
 
     async def _run(
         self,
