@@ -1,9 +1,12 @@
-"""Turn latency: Karta over HTTP/SSE versus driving claude-agent-sdk directly.
+"""Turn latency: Karta over HTTP/SSE versus driving the harness directly.
 
 For each of N sessions, measures time to first text and to `done` for the first (cold) turn and
 for warm turns, with the scripted model answering instantly. Prints a Markdown table.
+Claude Code's baseline is claude-agent-sdk with the options Karta uses; OpenCode's is Karta's
+OpenCode adapter driven in-process (one `opencode serve`, its HTTP API and event stream).
 
     .venv/bin/python -m benchmarks.turn_latency --sessions 5 --warm-turns 5
+    .venv/bin/python -m benchmarks.turn_latency --harness opencode
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from karta.app import load_app
 from karta.events import iter_sse_events
 from karta.harness.base import ApprovalAnswer, SessionSpec, ToolRequest, Verdict
 from karta.harness.claude_code import ClaudeCodeHarness
+from karta.harness.opencode import OpenCodeHarness
 from karta.testing import ScriptedModel
 from tests.conftest import SUPPORT_BOT, Database, KartaServer
 
@@ -34,16 +38,18 @@ def is_text(message: object) -> bool:
     return isinstance(message, StreamEvent) and message.event.get("type") == "content_block_delta"
 
 
-async def direct_turns(model: ScriptedModel, home: Path, warm: int) -> list[tuple[float, float]]:
-    """One session driven straight through the SDK, with the same options Karta uses."""
-    app = load_app(SUPPORT_BOT)
+APPS = {"claude-code": SUPPORT_BOT, "opencode": SUPPORT_BOT.parent / "opencode-bot"}
+
+
+def direct_spec(model: ScriptedModel, home: Path, app_dir: Path) -> SessionSpec:
+    app = load_app(app_dir)
     workspace = home / "direct" / uuid.uuid4().hex
-    shutil.copytree(SUPPORT_BOT, workspace)
+    shutil.copytree(app_dir, workspace)
 
     async def allow(_: ToolRequest) -> ApprovalAnswer:
         return ApprovalAnswer(Verdict.ALLOW)
 
-    spec = SessionSpec(
+    return SessionSpec(
         session_id="bench",
         app=app,
         agent=app.default_agent,
@@ -54,6 +60,11 @@ async def direct_turns(model: ScriptedModel, home: Path, warm: int) -> list[tupl
         model_env={"ANTHROPIC_BASE_URL": model.url, "ANTHROPIC_API_KEY": "x"},
         approvals=allow,
     )
+
+
+async def direct_turns(model: ScriptedModel, home: Path, warm: int) -> list[tuple[float, float]]:
+    """One session driven straight through the SDK, with the same options Karta uses."""
+    spec = direct_spec(model, home, SUPPORT_BOT)
     harness = ClaudeCodeHarness(home, max_retries=0)
     timings = []
     start = time.perf_counter()
@@ -71,6 +82,24 @@ async def direct_turns(model: ScriptedModel, home: Path, warm: int) -> list[tupl
                 break
         timings.append((first or 0.0, time.perf_counter() - start))
     await client.disconnect()
+    return timings
+
+
+async def adapter_turns(model: ScriptedModel, home: Path, warm: int) -> list[tuple[float, float]]:
+    """One session driven through Karta's OpenCode adapter in-process, without HTTP."""
+    spec = direct_spec(model, home, APPS["opencode"])
+    timings = []
+    start = time.perf_counter()
+    session = await OpenCodeHarness(home).open(spec)
+    for turn in range(warm + 1):
+        if turn:
+            start = time.perf_counter()
+        first = None
+        async for event in session.turn("Which roast is light?"):
+            if first is None and event.type == "text":
+                first = time.perf_counter() - start
+        timings.append((first or 0.0, time.perf_counter() - start))
+    await session.close()
     return timings
 
 
@@ -110,28 +139,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sessions", type=int, default=5)
     parser.add_argument("--warm-turns", type=int, default=5)
+    parser.add_argument("--harness", choices=sorted(APPS), default="claude-code")
     args = parser.parse_args()
+    drive = direct_turns if args.harness == "claude-code" else adapter_turns
     with ScriptedModel() as model, tempfile.TemporaryDirectory() as tmp:
         model.default = lambda request: [{"type": "text", "text": REPLY}]
         home = Path(tmp)
         db = Database("sqlite")
-        server = KartaServer(SUPPORT_BOT, home / "karta", model, db).start()
+        server = KartaServer(APPS[args.harness], home / "karta", model, db).start()
         karta_runs, direct_runs = [], []
         try:
             # Alternate the two paths so drift on the machine affects both alike.
             for _ in range(args.sessions):
                 karta_runs.append(karta_turns(server, args.warm_turns))
-                direct_runs.append(asyncio.run(direct_turns(model, home, args.warm_turns)))
+                direct_runs.append(asyncio.run(drive(model, home, args.warm_turns)))
         finally:
             server.stop()
     print(f"\n{args.sessions} sessions × (1 cold + {args.warm_turns} warm) turns, medians\n")
     print("| path | cold: first text | cold: done | warm: first text | warm: done |")
     print("|---|---|---|---|---|")
-    direct = summarize("claude-agent-sdk direct", direct_runs)
+    label = "claude-agent-sdk direct" if args.harness == "claude-code" else "OpenCode adapter"
+    baseline = summarize(label, direct_runs)
     karta = summarize("Karta HTTP/SSE", karta_runs)
     print(
         "| Karta overhead | "
-        + " | ".join(f"{(karta[k] - direct[k]) * 1000:+.0f} ms" for k in direct)
+        + " | ".join(f"{(karta[k] - baseline[k]) * 1000:+.0f} ms" for k in baseline)
         + " |"
     )
 

@@ -78,12 +78,14 @@ class KartaServer:
         model: ScriptedModel,
         db: Database,
         env: dict[str, str] | None = None,
+        wire: str = "anthropic",
     ) -> None:
         self.app_dir = app_dir
         self.home = home
         self.model = model
         self.db = db
         self.extra_env = env or {}
+        self.wire = wire  # which API the harness uses to reach the scripted model
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = home / "server.log"
@@ -93,12 +95,18 @@ class KartaServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> KartaServer:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("KARTA_", "ANTHROPIC_"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("KARTA_", "ANTHROPIC_", "OPENAI_"))
+        }
+        if self.wire == "openai":
+            env.update({"OPENAI_BASE_URL": f"{self.model.url}/v1", "OPENAI_API_KEY": "test-key"})
+        else:
+            env.update({"ANTHROPIC_BASE_URL": self.model.url, "ANTHROPIC_API_KEY": "test-key"})
         env.update(
             {
                 "KARTA_HOME": str(self.home),
-                "ANTHROPIC_BASE_URL": self.model.url,
-                "ANTHROPIC_API_KEY": "test-dummy-key",
                 "KARTA_HARNESS_MAX_RETRIES": "0",
                 **({"KARTA_DATABASE_URL": self.db.url} if self.db.url else {}),
                 **self.extra_env,

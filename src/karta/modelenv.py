@@ -7,7 +7,13 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-MODEL_VARIABLES = ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+MODEL_VARIABLES = (
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "OPENAI_BASE_URL",  # OpenCode apps only: an OpenAI-compatible endpoint
+    "OPENAI_API_KEY",
+)
 
 
 @dataclass
@@ -25,8 +31,12 @@ def resolve_model_endpoint(environ: dict[str, str] | None = None) -> ModelEndpoi
     environ = dict(os.environ if environ is None else environ)
     configured = {k: environ[k] for k in MODEL_VARIABLES if environ.get(k)}
     if configured:
-        where = configured.get("ANTHROPIC_BASE_URL", "the Anthropic API")
-        return ModelEndpoint(configured, f"{where} (from ANTHROPIC_* variables)")
+        where = (
+            configured.get("ANTHROPIC_BASE_URL")
+            or configured.get("OPENAI_BASE_URL")
+            or "the provider's public API"
+        )
+        return ModelEndpoint(configured, f"{where} (from the environment)")
     from karta.testing import ScriptedModel
 
     model = ScriptedModel()

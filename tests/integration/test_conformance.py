@@ -153,3 +153,23 @@ def test_resume_after_restart_and_idle_eviction(model, flavour, tmp_path):
     finally:
         server.stop()
         db.drop()
+
+
+def test_opencode_reaches_an_openai_compatible_endpoint_with_the_same_events(model, tmp_path):
+    """A builder switches harness without touching model settings: OPENAI_* works too."""
+    db = Database("sqlite")
+    server = KartaServer(FLAVOURS["opencode"].app, tmp_path / "home", model, db, wire="openai")
+    server.start()
+    try:
+        with server.client() as api:
+            sid = new_session(api)
+            model.enqueue([text("Midnight is the dark one.")])
+            events = stream_events(
+                api, "POST", f"/v1/sessions/{sid}/messages", json={"text": "dark?", "stream": True}
+            )
+        assert texts(events) == "Midnight is the dark one."
+        assert {r.wire for r in model.requests} == {"openai"}
+        assert events[-1].data["usage"]["total_tokens"] == 15
+    finally:
+        server.stop()
+        db.drop()
