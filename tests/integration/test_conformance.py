@@ -173,3 +173,18 @@ def test_opencode_reaches_an_openai_compatible_endpoint_with_the_same_events(mod
     finally:
         server.stop()
         db.drop()
+
+
+def test_a_harness_that_died_while_idle_is_replaced_transparently(api, model, harness_server):
+    sid = new_session(api)
+    api.post(f"/v1/sessions/{sid}/messages", json={"text": "Keep IDLE-4 in mind."})
+    for proc in harness_processes(harness_server, sid):
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    model.reset()
+    events = stream_events(
+        api, "POST", f"/v1/sessions/{sid}/messages", json={"text": "What was it?", "stream": True}
+    )
+    assert [e for e in events if e.type == "error"] == []
+    assert events[-1].data["status"] == "completed"
+    assert "IDLE-4" in [r for r in model.requests if r.kind == "prompt"][-1].transcript_text

@@ -94,3 +94,14 @@ def test_opencode_markers_and_explicit_harness_type(tmp_path):
     assert load_app(tmp_path).harness == "claude-code"
     write(tmp_path / "karta.toml", '[harness]\ntype = "opencode"')
     assert load_app(tmp_path).harness == "opencode"
+
+
+def test_opencode_default_agent_and_skills_are_discovered(tmp_path):
+    write(tmp_path / "AGENTS.md", "rules")
+    write(tmp_path / ".opencode" / "agents" / "a.md", agent("a"))
+    write(tmp_path / ".opencode" / "agents" / "b.md", agent("b"))
+    write(tmp_path / ".opencode" / "opencode.jsonc", '{"default_agent": "b", // entry\n}')
+    write(tmp_path / ".opencode" / "skills" / "lookup" / "SKILL.md", "---\nname: lookup\n---\n")
+    app = load_app(tmp_path)
+    assert app.harness == "opencode" and app.default_agent.name == "b"
+    assert app.skills == ("lookup",)

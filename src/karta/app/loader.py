@@ -34,6 +34,7 @@ class HarnessApp:
     agents: dict[str, AgentDefinition]
     default_agent: AgentDefinition
     settings: AppSettings
+    skills: tuple[str, ...] = ()  # the harness loads them itself; Karta lists them
 
     def agent(self, name: str | None) -> AgentDefinition:
         if name is None or name == self.default_agent.name:
@@ -126,4 +127,6 @@ def load_app(path: str | Path) -> HarnessApp:
         configured = _opencode_default_agent(root)
     default = resolve_default_agent(agents, configured)
     name = str(manifest.get("name") or root.name)
-    return HarnessApp(root, name, harness, agents, default, settings)
+    skills_dir = agents_dir.parent / "skills"
+    skills = tuple(sorted(p.parent.name for p in skills_dir.glob("*/SKILL.md")))
+    return HarnessApp(root, name, harness, agents, default, settings, skills)

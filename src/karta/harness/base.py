@@ -87,3 +87,8 @@ class Harness(Protocol):
 
 class HarnessFailure(Exception):
     """The harness could not run the turn (crashed, exited, broken protocol)."""
+
+
+class HarnessGone(HarnessFailure):
+    """The harness was found dead before it received the message: replacing it and sending the
+    message again is safe (nothing reached the model)."""

@@ -27,7 +27,7 @@ from claude_agent_sdk import project_key_for_directory as transcript_slug
 from karta.app import AgentDefinition
 from karta.app.loader import CLAUDE_CODE
 from karta.events import Event, done_event
-from karta.harness.base import HarnessFailure, SessionSpec, ToolRequest, Verdict
+from karta.harness.base import HarnessFailure, HarnessGone, SessionSpec, ToolRequest, Verdict
 from karta.harness.claude_events import ClaudeEventMapper
 from karta.harness.environment import SDK_VARIABLES, base_env, session_dirs, write_launcher
 
@@ -70,8 +70,12 @@ class ClaudeCodeSession:
         self, text: str, *, thinking: bool = False, handoff: bool = False
     ) -> AsyncIterator[Event]:
         mapper = ClaudeEventMapper(thinking=thinking)
+        prompt = self._with_agent_instructions(text, handoff)
         try:
-            await self._client.query(self._with_agent_instructions(text, handoff))
+            await self._client.query(prompt)
+        except Exception as exc:
+            raise HarnessGone(self._describe(exc)) from exc
+        try:
             async for message in self._client.receive_response():
                 for event in mapper.map(message):
                     yield event

@@ -24,7 +24,7 @@ import httpx
 import karta
 from karta.app.loader import OPENCODE
 from karta.events import Event, done_event
-from karta.harness.base import HarnessFailure, SessionSpec, ToolRequest, Verdict
+from karta.harness.base import HarnessFailure, HarnessGone, SessionSpec, ToolRequest, Verdict
 from karta.harness.environment import base_env
 from karta.harness.opencode_events import OpenCodeEventMapper
 
@@ -164,14 +164,15 @@ class OpenCodeSession:
             body["agent"] = self.agent.name  # OpenCode switches agents per message natively
         while not self._queue.empty():  # stragglers of the previous turn
             if self._queue.get_nowait() is _END:
-                raise HarnessFailure("the OpenCode server stopped")
+                raise HarnessGone("the OpenCode server had stopped")
         try:
             sent = await self._http.post(
                 f"/session/{self.harness_session_id}/prompt_async", json=body
             )
-            sent.raise_for_status()
-        except httpx.HTTPError as exc:
-            raise HarnessFailure(f"OpenCode refused the message: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise HarnessGone(f"the OpenCode server is unreachable: {exc}") from exc
+        if sent.is_error:
+            raise HarnessFailure(f"OpenCode refused the message: {sent.status_code} {sent.text}")
         while True:
             item = await self._queue.get()
             if item is _END:

@@ -31,6 +31,7 @@ from karta.harness.base import (
     ApprovalAnswer,
     Harness,
     HarnessFailure,
+    HarnessGone,
     HarnessSession,
     SessionSpec,
     ToolRequest,
@@ -330,18 +331,7 @@ class Runtime:
     ) -> None:
         done = ev.done_event(status="failed")
         try:
-            harness = await self.live.acquire(
-                session_id, agent.name, lambda: self._open(session_id, turn_id, agent)
-            )
-            try:
-                turn = harness.turn(request.text, thinking=request.thinking, handoff=handoff)
-                async for event in turn:
-                    if event.type == ev.DONE:
-                        done = event
-                    else:
-                        await self._emit(session_id, turn_id, event)
-            finally:
-                self.live.release(session_id)
+            done = await self._drive(session_id, turn_id, agent, request, handoff)
         except HarnessFailure as exc:
             log.warning("turn %s failed in the harness: %s", turn_id, exc)
             await self.live.discard(session_id)
@@ -373,6 +363,36 @@ class Runtime:
                 await self._finish(session_id, turn_id, done)
             finally:
                 self._release_slot(session_id, turn_id)
+
+    async def _drive(
+        self,
+        session_id: str,
+        turn_id: str,
+        agent: AgentDefinition,
+        request: TurnRequest,
+        handoff: bool,
+    ) -> Event:
+        """Run the turn on the session's harness and return its `done`. A harness found dead
+        before it took the message (it died while idle) is replaced once, transparently."""
+        for attempt in (1, 2):
+            harness = await self.live.acquire(
+                session_id, agent.name, lambda: self._open(session_id, turn_id, agent)
+            )
+            try:
+                turn = harness.turn(request.text, thinking=request.thinking, handoff=handoff)
+                async for event in turn:
+                    if event.type == ev.DONE:
+                        return event
+                    await self._emit(session_id, turn_id, event)
+                raise HarnessFailure("the harness ended the turn without a result")
+            except HarnessGone:
+                if attempt == 2:
+                    raise
+                log.info("the harness of %s was gone; starting a fresh one", session_id)
+                await self.live.discard(session_id)
+            finally:
+                self.live.release(session_id)
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _release_slot(self, session_id: str, turn_id: str) -> None:
         """Let the session take its next turn (once; never a later turn's slot)."""

@@ -18,7 +18,12 @@ Caller = Annotated[Principal, Depends(principal)]
 @router.get("/app", responses=error_responses(401))
 async def describe_app(request: Request, _: Caller) -> dict[str, Any]:
     app = request.app.state.runtime.app
-    return {"name": app.name, "harness": app.harness, "agents": app.public_agents()}
+    return {
+        "name": app.name,
+        "harness": app.harness,
+        "agents": app.public_agents(),
+        "skills": list(app.skills),
+    }
 
 
 @router.post(
