@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from karta.events import iter_sse_events
-from karta.testing import Reply, ScriptedModel, text, tool_use
+from karta.testing import Reply, ScriptedModel, error_reply, text, tool_use
 from tests.conftest import ROOT, Database, KartaServer, stream_events, texts
 from tests.integration.test_resilience import harness_processes
 
@@ -27,14 +27,15 @@ class Flavour:
     app: Path
     write_tool: str
     path_key: str
+    failing_status: int  # a model error the harness reports without retrying forever
 
     def write(self, path: str, content: str) -> dict[str, Any]:
         return tool_use(self.write_tool, {self.path_key: path, "content": content})
 
 
 FLAVOURS = {
-    "claude-code": Flavour(ROOT / "examples" / "support-bot", "Write", "file_path"),
-    "opencode": Flavour(ROOT / "examples" / "opencode-bot", "write", "filePath"),
+    "claude-code": Flavour(ROOT / "examples" / "support-bot", "Write", "file_path", 500),
+    "opencode": Flavour(ROOT / "examples" / "opencode-bot", "write", "filePath", 400),
 }
 
 
@@ -188,3 +189,15 @@ def test_a_harness_that_died_while_idle_is_replaced_transparently(api, model, ha
     assert [e for e in events if e.type == "error"] == []
     assert events[-1].data["status"] == "completed"
     assert "IDLE-4" in [r for r in model.requests if r.kind == "prompt"][-1].transcript_text
+
+
+def test_a_model_error_is_an_error_event_then_a_failed_done(api, model, flavour):
+    sid = new_session(api)
+    model.enqueue(error_reply(flavour.failing_status, "scripted failure"))
+    events = stream_events(
+        api, "POST", f"/v1/sessions/{sid}/messages", json={"text": "hi", "stream": True}
+    )
+    assert [e.type for e in events if e.type == "error"]
+    assert events[-1].type == "done" and events[-1].data["status"] == "failed"
+    body = api.post(f"/v1/sessions/{sid}/messages", json={"text": "again"}).json()
+    assert body["status"] == "completed"
