@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 import karta
+from karta.app import jsonc
 from karta.app.loader import OPENCODE
 from karta.events import Event, done_event
 from karta.harness.base import HarnessFailure, HarnessGone, SessionSpec, ToolRequest, Verdict
@@ -276,8 +277,6 @@ class OpenCodeHarness:
 
 
 def _app_sets_permissions(workspace: Path) -> bool:
-    from karta.app import jsonc
-
     for name in ("opencode.jsonc", "opencode.json"):
         for path in (workspace / ".opencode" / name, workspace / name):
             if path.is_file():

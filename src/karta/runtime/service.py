@@ -64,6 +64,15 @@ class TurnHandle:
     user_message: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class LiveTurn:
+    session_id: str
+    turn_id: str
+    agent: AgentDefinition
+    request: TurnRequest
+    handoff: bool  # the session's agent changed with this turn
+
+
 class Runtime:
     def __init__(
         self,
@@ -216,7 +225,9 @@ class Runtime:
             handoff = row.current_agent != agent.name
             user_message = await self._prepare(row, turn_id, agent, request, after)
             self._current_turn[session_id] = turn_id
-            task = asyncio.create_task(self._run(session_id, turn_id, agent, request, handoff))
+            task = asyncio.create_task(
+                self._run(LiveTurn(session_id, turn_id, agent, request, handoff))
+            )
             self._running[session_id] = task
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -321,17 +332,11 @@ class Runtime:
                 )
         return session
 
-    async def _run(
-        self,
-        session_id: str,
-        turn_id: str,
-        agent: AgentDefinition,
-        request: TurnRequest,
-        handoff: bool,
-    ) -> None:
+    async def _run(self, turn: LiveTurn) -> None:
+        session_id, turn_id = turn.session_id, turn.turn_id
         done = ev.done_event(status="failed")
         try:
-            done = await self._drive(session_id, turn_id, agent, request, handoff)
+            done = await self._drive(turn)
         except HarnessFailure as exc:
             log.warning("turn %s failed in the harness: %s", turn_id, exc)
             await self.live.discard(session_id)
@@ -364,23 +369,19 @@ class Runtime:
             finally:
                 self._release_slot(session_id, turn_id)
 
-    async def _drive(
-        self,
-        session_id: str,
-        turn_id: str,
-        agent: AgentDefinition,
-        request: TurnRequest,
-        handoff: bool,
-    ) -> Event:
+    async def _drive(self, turn: LiveTurn) -> Event:
         """Run the turn on the session's harness and return its `done`. A harness found dead
         before it took the message (it died while idle) is replaced once, transparently."""
+        session_id, turn_id, agent = turn.session_id, turn.turn_id, turn.agent
         for attempt in (1, 2):
             harness = await self.live.acquire(
                 session_id, agent.name, lambda: self._open(session_id, turn_id, agent)
             )
             try:
-                turn = harness.turn(request.text, thinking=request.thinking, handoff=handoff)
-                async for event in turn:
+                events = harness.turn(
+                    turn.request.text, thinking=turn.request.thinking, handoff=turn.handoff
+                )
+                async for event in events:
                     if event.type == ev.DONE:
                         return event
                     await self._emit(session_id, turn_id, event)
