@@ -106,7 +106,13 @@ class OpenCodeSession:
     async def start(self) -> None:
         connected = asyncio.Event()
         self._listener = asyncio.create_task(self._listen(connected))
-        await asyncio.wait_for(connected.wait(), START_TIMEOUT)
+        waiter = asyncio.create_task(connected.wait())
+        finished, _ = await asyncio.wait(
+            {waiter, self._listener}, timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+        )
+        if waiter not in finished:
+            waiter.cancel()
+            raise HarnessFailure("OpenCode's event stream did not connect")
         if self._spec.resume:
             found = await self._http.get(f"/session/{self.harness_session_id}")
             if found.status_code == 200:
