@@ -34,15 +34,14 @@ def generate_key() -> str:
     return KEY_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(32))
 
 
-async def ensure_local_org(db: async_sessionmaker) -> tuple[Organization, bool]:
+async def ensure_local_org(db: async_sessionmaker) -> Organization:
     """The embedded server's single organization, created on first start."""
     async with db() as s, s.begin():
         org = await s.scalar(select(Organization).where(Organization.slug == "local"))
-        if org is not None:
-            return org, False
-        org = Organization(slug="local", name="Local")
-        s.add(org)
-    return org, True
+        if org is None:
+            org = Organization(slug="local", name="Local")
+            s.add(org)
+    return org
 
 
 async def create_api_key(db: async_sessionmaker, organization_id: int, name: str) -> str:

@@ -45,7 +45,7 @@ def write_credentials(home: Path, data: dict[str, str]) -> Path:
 
 async def ensure_credentials(db: async_sessionmaker, home: Path, url: str) -> Credentials:
     """Reuse the key in credentials.json while it is still valid; otherwise mint a new one."""
-    org, _ = await ensure_local_org(db)
+    org = await ensure_local_org(db)
     stored = read_credentials(home)
     key = stored.get("api_key", "")
     created = False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,10 +15,8 @@ from karta.config import Settings
 from karta.dataplane import errors
 from karta.dataplane.auth import KeyCache
 from karta.dataplane.routes import health, sessions, turns
-from karta.runtime.factory import harness_for, open_runtime
+from karta.runtime.factory import open_runtime
 from karta.serve_state import Credentials, ensure_credentials
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,7 +36,6 @@ def create_app(
     on_ready: Callable[[Ready], None] | None = None,
 ) -> FastAPI:
     harness_app = load_app(app_dir)  # fail fast, before binding a port
-    harness_for(harness_app, settings)  # refuse an unsupported harness before binding a port
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:

@@ -93,9 +93,6 @@ class ClaudeCodeSession:
         tail = "\n".join(self.stderr_tail)
         return f"{reason}\n{tail}".strip()
 
-    async def interrupt(self) -> None:
-        await self._client.interrupt()
-
     async def close(self) -> None:
         try:
             await asyncio.wait_for(self._client.disconnect(), CLOSE_TIMEOUT)

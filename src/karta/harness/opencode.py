@@ -193,9 +193,6 @@ class OpenCodeSession:
                 yield event
         yield done_event(mapper.usage(), status="failed" if mapper.errors else "completed")
 
-    async def interrupt(self) -> None:
-        await self._http.post(f"/session/{self.harness_session_id}/abort")
-
     async def close(self) -> None:
         for task in (self._listener, self._drain, *self._approvals):
             if task is not None:
