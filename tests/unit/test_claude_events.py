@@ -66,6 +66,7 @@ def test_streamed_text_becomes_deltas_and_the_whole_block_is_not_repeated():
         "total_tokens": 12,
         "cache_read_tokens": 2,
         "cache_write_tokens": 0,
+        "model": "x",
     }
 
 

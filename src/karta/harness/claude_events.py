@@ -58,6 +58,7 @@ class ClaudeEventMapper:
     _message_id: str | None = None
     _step_usage: dict[str, Any] = field(default_factory=dict)
     _stop_reason: str | None = None
+    _model: str | None = None
     _streamed: set[str] = field(default_factory=set)
     _tools: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     result: ResultMessage | None = None
@@ -132,6 +133,7 @@ class ClaudeEventMapper:
 
     def _assistant(self, message: AssistantMessage) -> list[Event]:
         out: list[Event] = []
+        self._model = message.model or self._model
         mid = message.message_id or self._message_id
         streamed = mid in self._streamed
         extra = (
@@ -221,6 +223,8 @@ class ClaudeEventMapper:
 
     def _system(self, message: SystemMessage) -> Event:
         data = message.data or {}
+        if isinstance(data.get("model"), str):
+            self._model = data["model"]
         keep: dict[str, Any] = {
             k: data[k]
             for k in (
@@ -238,5 +242,5 @@ class ClaudeEventMapper:
 
     def usage(self) -> dict[str, Any]:
         if self.result is not None and self.result.usage:
-            return usage_from(self.result.usage)
+            return {**usage_from(self.result.usage), "model": self._model}
         return ev.empty_usage()

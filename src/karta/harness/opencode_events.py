@@ -38,12 +38,14 @@ class OpenCodeEventMapper:
     _tool_status: dict[str, str] = field(default_factory=dict)
     _steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    _model: str | None = None
 
     def map(self, kind: str, props: dict[str, Any]) -> list[Event]:
         if kind == "message.updated":
             info = props.get("info") or {}
             if info.get("role") == "assistant":
                 self._assistant.add(info.get("id", ""))
+                self._model = info.get("modelID") or self._model
             return []
         if kind == "message.part.delta":
             return self._delta(props)
@@ -161,4 +163,5 @@ class OpenCodeEventMapper:
             "cache_read_tokens",
             "cache_write_tokens",
         )
-        return {k: sum(step[k] for step in self._steps.values()) for k in keys}
+        totals: dict[str, Any] = {k: sum(step[k] for step in self._steps.values()) for k in keys}
+        return {**totals, "model": self._model}

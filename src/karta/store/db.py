@@ -32,10 +32,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
+def _sqlite_manual_transactions(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # SQLAlchemy's `begin` event issues BEGIN itself
+
+
+def _begin_immediate(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(url: str, *, serialized_writes: bool = False) -> AsyncEngine:
+    """With `serialized_writes`, SQLite transactions take the write lock when they begin, so
+    read-then-write transactions (reservations, the audit chain) queue instead of failing with
+    SQLITE_BUSY; PostgreSQL gets row locks from the queries themselves."""
     engine = create_async_engine(async_url(url), pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if serialized_writes:
+            event.listen(engine.sync_engine, "connect", _sqlite_manual_transactions)
+            event.listen(engine.sync_engine, "begin", _begin_immediate)
     return engine
 
 
@@ -43,17 +57,17 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def _alembic_config() -> Config:
+def _alembic_config(migrations: Path) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("script_location", str(migrations))
     return cfg
 
 
-async def migrate(engine: AsyncEngine) -> None:
+async def migrate(engine: AsyncEngine, migrations: Path = MIGRATIONS) -> None:
     """Bring the schema to the newest revision (idempotent; runs at start-up)."""
 
     def upgrade(sync_conn: Connection) -> None:
-        cfg = _alembic_config()
+        cfg = _alembic_config(migrations)
         cfg.attributes["connection"] = sync_conn
         command.upgrade(cfg, "head")
 

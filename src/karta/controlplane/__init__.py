@@ -1,0 +1,1 @@
+"""The control plane: identity, credentials, projects, metering, budgets and audit."""

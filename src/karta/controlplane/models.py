@@ -1,0 +1,215 @@
+"""The control plane's tables: identity, credentials, projects, money and audit.
+
+Every tenant table carries `organization_id`; `karta.controlplane.repository` is the only way
+routes read them, and it always filters by the caller's organization.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from karta.store.models import utcnow
+from karta.store.types import UTCDateTime as DateTime
+
+Money = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+
+
+class UserToken(Base):
+    """A login token (`ktu_…`), stored as a SHA-256 digest: it is long and random."""
+
+    __tablename__ = "user_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime())
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("organization_id", "user_id"),)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(32), index=True)
+    last4: Mapped[str] = mapped_column(String(4))
+    key_hash: Mapped[str] = mapped_column(String(255))
+    scopes: Mapped[list[Any]] = mapped_column(JSON)
+    monthly_token_limit: Mapped[int | None] = mapped_column(Money)
+    monthly_cost_limit_cents: Mapped[int | None] = mapped_column(Money)
+    created_by_user_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime())
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("organization_id", "slug"),)
+
+
+class Budget(Base):
+    """The organization's monthly caps; one row per organization, created with it (the row is
+    also the lock that serializes reservations)."""
+
+    __tablename__ = "budgets"
+
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    monthly_token_limit: Mapped[int | None] = mapped_column(Money)
+    monthly_cost_limit_cents: Mapped[int | None] = mapped_column(Money)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+
+
+class Reservation(Base):
+    """Tokens and cost set aside for a running turn until its usage settles it."""
+
+    __tablename__ = "reservations"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    api_key_id: Mapped[int | None] = mapped_column(Integer)
+    tokens: Mapped[int] = mapped_column(Money)
+    cost_micros: Mapped[int] = mapped_column(Money)
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime())
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime())
+
+    __table_args__ = (Index("ix_reservations_open", "organization_id", "settled_at"),)
+
+
+class UsageEvent(Base):
+    """The ledger: one row per metered turn, priced when it arrived."""
+
+    __tablename__ = "usage_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    client_event_id: Mapped[str] = mapped_column(String(64))
+    api_key_id: Mapped[int | None] = mapped_column(Integer)
+    project_id: Mapped[int | None] = mapped_column(Integer)
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    turn_id: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(128))
+    input_tokens: Mapped[int] = mapped_column(Money)
+    output_tokens: Mapped[int] = mapped_column(Money)
+    cache_read_tokens: Mapped[int] = mapped_column(Money)
+    cache_write_tokens: Mapped[int] = mapped_column(Money)
+    cost_micros: Mapped[int] = mapped_column(Money)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime())
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("organization_id", "client_event_id"),)
+
+
+class UsageDaily(Base):
+    """Per-day roll-up of the ledger, by API key (0 = no key: session tokens). Written in the
+    same transaction as the ledger row it sums."""
+
+    __tablename__ = "usage_daily"
+
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    turns: Mapped[int] = mapped_column(Money, default=0)
+    input_tokens: Mapped[int] = mapped_column(Money, default=0)
+    output_tokens: Mapped[int] = mapped_column(Money, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(Money, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(Money, default=0)
+    cost_micros: Mapped[int] = mapped_column(Money, default=0)
+
+
+class AuditEvent(Base):
+    """Append-only and hash-chained per organization (see `karta.auditchain`)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    resource_type: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (UniqueConstraint("organization_id", "seq"),)
+
+
+class AuditHead(Base):
+    """The newest link of each organization's chain; locked while appending."""
+
+    __tablename__ = "audit_heads"
+
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+def _read_only(_mapper: Any, _connection: Any, target: AuditEvent) -> None:
+    raise PermissionError("audit events are append-only")
+
+
+event.listen(AuditEvent, "before_update", _read_only)
+event.listen(AuditEvent, "before_delete", _read_only)

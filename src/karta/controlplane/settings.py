@@ -1,0 +1,47 @@
+"""Control-plane settings from the environment, with embedded defaults under $KARTA_HOME."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from karta.config import karta_home
+from karta.internal_auth import InternalAccess
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip().rstrip("/") for v in (value or "").split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    home: Path = field(default_factory=karta_home)
+    database_url: str | None = None
+    internal: InternalAccess = field(default_factory=InternalAccess)
+    session_token_secret: str | None = None
+    data_plane_urls: tuple[str, ...] = ()
+    signup_enabled: bool = True
+    # What a turn sets aside before it runs; see docs/control-plane.md ("Budgets").
+    turn_reserve_tokens: int = 20_000
+    reservation_ttl: float = 900.0
+    login_ttl: float = 30 * 86400.0
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'control.db'}"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> ControlSettings:
+        settings = cls(
+            home=karta_home(),
+            database_url=os.environ.get("KARTA_CONTROL_DATABASE_URL") or None,
+            internal=InternalAccess.from_env(),
+            session_token_secret=os.environ.get("KARTA_SESSION_TOKEN_SECRET") or None,
+            data_plane_urls=_split(os.environ.get("KARTA_DATA_PLANE_URLS")),
+            signup_enabled=os.environ.get("KARTA_SIGNUP", "on").lower()
+            not in ("off", "0", "false", "no"),
+            turn_reserve_tokens=int(os.environ.get("KARTA_TURN_RESERVE_TOKENS") or 20_000),
+            reservation_ttl=float(os.environ.get("KARTA_RESERVATION_TTL") or 900),
+        )
+        return replace(settings, **overrides)  # type: ignore[arg-type]
