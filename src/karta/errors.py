@@ -29,6 +29,25 @@ class Unauthorized(KartaError):
     code = "unauthorized"
 
 
+class PaymentRequired(KartaError):
+    status = 402
+    code = "payment_required"
+
+
+class BudgetExhausted(PaymentRequired):
+    """A monthly cap is spent: refused before anything runs. `reason` says which cap."""
+
+    code = "budget_exhausted"
+
+    def __init__(self, reason: str, message: str | None = None) -> None:
+        super().__init__(message or f"the budget is exhausted: {reason}", reason=reason)
+
+
+class Forbidden(KartaError):
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(KartaError):
     status = 404
     code = "not_found"
