@@ -11,62 +11,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
-
+from karta.client.base import JSONClient, raise_for
 from karta.config import karta_home
 from karta.events import Event, iter_sse_events
 from karta.serve_state import read_credentials
 
 
-class KartaAPIError(Exception):
-    def __init__(self, status: int, code: str, message: str, body: Any) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.body = body
-
-
-def _raise_for(response: httpx.Response) -> None:
-    if response.is_success:
-        return
-    response.read()
-    try:
-        body = response.json()
-    except ValueError:
-        body = {"error": "http_error", "message": response.text}
-    raise KartaAPIError(
-        response.status_code, body.get("error", "http_error"), body.get("message", ""), body
-    )
-
-
-class KartaClient:
+class KartaClient(JSONClient):
     def __init__(
         self, base_url: str | None = None, api_key: str | None = None, timeout: float = 600.0
     ) -> None:
         stored = read_credentials(karta_home())
-        self.base_url = (base_url or stored.get("url") or "http://127.0.0.1:8000").rstrip("/")
+        base_url = base_url or stored.get("url") or "http://127.0.0.1:8000"
         key = api_key if api_key is not None else stored.get("api_key")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> KartaClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _json(self, method: str, path: str, **kw: Any) -> Any:
-        response = self._http.request(method, path, **kw)
-        _raise_for(response)
-        return response.json() if response.content else None
+        super().__init__(base_url, headers, timeout)
 
     def _events(self, method: str, path: str, **kw: Any) -> Iterator[Event]:
         with self._http.stream(method, path, **kw) as response:
-            _raise_for(response)
+            raise_for(response)
             yield from iter_sse_events(response.iter_lines())
 
     def app_info(self) -> dict[str, Any]:
