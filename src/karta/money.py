@@ -59,9 +59,14 @@ class Cents:
         return Micros(self.value * MICROS_PER_CENT)
 
 
+PER_MILLION = 1_000_000
+
+
 @dataclass(frozen=True)
 class Price:
-    """Micro-cents per token, by kind of token."""
+    """Micro-cents per *million* tokens, by kind of token: every published price (down to
+    $0.000001 per million tokens) is an exact integer in this unit. A turn's cost is the exact
+    sum divided by a million, rounded up."""
 
     input: int
     output: int
@@ -70,12 +75,18 @@ class Price:
 
     def cost(self, usage: TokenUsage) -> Micros:
         uncached = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
-        return Micros(
+        scaled = (
             max(uncached, 0) * self.input
             + usage.cache_read_tokens * self.cache_read
             + usage.cache_write_tokens * self.cache_write
             + usage.output_tokens * self.output
         )
+        return Micros(-(-scaled // PER_MILLION))
+
+    def most(self, tokens: int) -> Micros:
+        """The most `tokens` tokens of any kind can cost at this price."""
+        scaled = tokens * max(self.input, self.output, self.cache_read, self.cache_write)
+        return Micros(-(-scaled // PER_MILLION))
 
 
 @dataclass(frozen=True)
@@ -92,17 +103,22 @@ class TokenUsage:
         return self.input_tokens + self.output_tokens
 
 
-def _dollars_per_mtok(dollars: str) -> int:
-    """Dollars per million tokens → micro-cents per token (the same number as cents per million
-    tokens), parsed exactly from a decimal string."""
-    cents = Decimal(dollars) * 100
-    if cents != cents.to_integral_value():
-        raise ValueError(f"price {dollars!r} is finer than a micro-cent per token")
-    return int(cents)
+def dollars_per_mtok(dollars: str) -> int:
+    """A price in dollars per million tokens, given as a decimal string, in this module's unit
+    (micro-cents per million tokens), parsed exactly."""
+    if not isinstance(dollars, str):
+        raise ValueError(f'price {dollars!r} must be a decimal string, e.g. "3.75"')
+    try:
+        units = Decimal(dollars) * 100 * MICROS_PER_CENT
+    except ArithmeticError as exc:
+        raise ValueError(f"price {dollars!r} is not a decimal number") from exc
+    if units < 0 or units != units.to_integral_value():
+        raise ValueError(f"price {dollars!r} must be ≥ 0 and whole in millionths of a cent")
+    return int(units)
 
 
 def _price(inp: str, out: str, cache_read: str, cache_write: str) -> Price:
-    return Price(*(_dollars_per_mtok(p) for p in (inp, out, cache_read, cache_write)))
+    return Price(*(dollars_per_mtok(p) for p in (inp, out, cache_read, cache_write)))
 
 
 # Dollars per million tokens (input, output, cache read, cache write), matched by model-name
@@ -134,21 +150,22 @@ class PriceBook:
     def cost(self, model: str | None, usage: TokenUsage) -> Micros:
         return self.price(model).cost(usage)
 
-    @property
-    def most_expensive(self) -> Price:
-        return max(self.prices.values(), key=lambda p: max(p.input, p.output))
+    def most(self, tokens: int) -> Micros:
+        """The most `tokens` tokens can cost under any model: what a reservation holds."""
+        return max(price.most(tokens) for price in self.prices.values())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> PriceBook:
-        """The built-in prices, overridden by a JSON file of
-        `{"model-prefix": {"input": µ¢, "output": µ¢, "cache_read": µ¢, "cache_write": µ¢}}`
-        (integers, micro-cents per token) named by `KARTA_PRICE_BOOK`."""
+        """The built-in prices, overridden by a JSON file named by `KARTA_PRICE_BOOK`:
+        `{"model-prefix": {"input": "3", "output": "15", "cache_read": "0.30",
+        "cache_write": "3.75"}}` — dollars per million tokens as decimal strings (a JSON number
+        would pass through a float, so it is refused)."""
         prices = dict(BUILTIN_PRICES)
         source = path or os.environ.get("KARTA_PRICE_BOOK")
         if source:
             raw: dict[str, Any] = json.loads(Path(source).read_text())
             for prefix, entry in raw.items():
-                prices[prefix.lower()] = Price(
-                    **{k: int(entry[k]) for k in ("input", "output", "cache_read", "cache_write")}
+                prices[prefix.lower()] = _price(
+                    *(entry[k] for k in ("input", "output", "cache_read", "cache_write"))
                 )
         return cls(prices)

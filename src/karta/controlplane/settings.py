@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from karta.config import karta_home
+from karta.controlplane.bootstrap import LocalBootstrap
 from karta.internal_auth import InternalAccess
 
 
@@ -26,6 +27,8 @@ class ControlSettings:
     turn_reserve_tokens: int = 20_000
     reservation_ttl: float = 900.0
     login_ttl: float = 30 * 86400.0
+    # `karta serve`: create the local org, key and project, and write credentials.json.
+    local: LocalBootstrap | None = None
 
     @property
     def db_url(self) -> str:

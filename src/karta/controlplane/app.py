@@ -1,0 +1,59 @@
+"""The control-plane application factory: its own database, the management API, and the
+internal API the data plane calls."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from karta import __version__
+from karta.controlplane.bootstrap import ensure_local
+from karta.controlplane.notify import DataPlanes
+from karta.controlplane.routes import account, audit, internal, keys, members, money, projects
+from karta.controlplane.settings import ControlSettings
+from karta.dataplane import errors
+from karta.money import PriceBook
+from karta.store import db as store
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def create_control_app(settings: ControlSettings) -> FastAPI:
+    prices = PriceBook.load()  # a bad price book fails here, before binding a port
+
+    @asynccontextmanager
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        engine = store.create_engine(settings.db_url, serialized_writes=True)
+        planes = DataPlanes(settings.data_plane_urls, settings.internal.outbound_token)
+        try:
+            await store.migrate(engine, MIGRATIONS)
+            api.state.db = store.sessionmaker(engine)
+            api.state.planes = planes
+            if settings.local is not None:
+                await ensure_local(api.state.db, settings.home, settings.local)
+            yield
+        finally:
+            await planes.close()
+            await engine.dispose()
+
+    api = FastAPI(title="Karta control plane", version=__version__, lifespan=lifespan)
+    api.state.settings = settings
+    api.state.prices = prices
+    api.state.internal_access = settings.internal
+    errors.install(api)
+
+    @api.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz", include_in_schema=False)
+    async def readyz() -> dict[str, str]:
+        return {"status": "ready"}
+
+    for module in (account, members, keys, projects, money, audit, internal):
+        api.include_router(module.router)
+    return api

@@ -1,0 +1,72 @@
+"""Resolving presented credentials: API keys (prefix lookup, then argon2id) and login tokens.
+
+These lookups are not tenant queries — they find *which* tenant a credential belongs to — so they
+live here rather than in the org-scoped repository.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from karta.controlplane import security
+from karta.controlplane.models import ApiKey, Membership, Organization, User, UserToken
+from karta.store.models import utcnow
+
+# `last_used_at` is refreshed at most this often, so a busy key does not write on every call.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+async def find_api_key(session: AsyncSession, presented: str) -> ApiKey | None:
+    """The live key matching `presented`, or None. The hash is always checked (against a decoy
+    when the prefix is unknown) before revocation, so timing says nothing about either."""
+    if not security.looks_like_api_key(presented):
+        return None
+    candidates = (
+        await session.scalars(
+            select(ApiKey).where(ApiKey.prefix == presented[: security.LOOKUP_PREFIX_LEN])
+        )
+    ).all()
+    if not candidates:
+        security.verify_secret(None, presented)
+        return None
+    for key in candidates:
+        if security.verify_secret(key.key_hash, presented):
+            if key.revoked_at is not None:
+                return None
+            now = utcnow()
+            if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+                key.last_used_at = now
+            return key
+    return None
+
+
+async def find_user_by_token(session: AsyncSession, presented: str) -> User | None:
+    if not presented.startswith(security.USER_TOKEN_PREFIX):
+        return None
+    token = await session.scalar(
+        select(UserToken).where(UserToken.token_hash == security.digest(presented))
+    )
+    if token is None or token.expires_at <= utcnow():
+        return None
+    return await session.get(User, token.user_id)
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
+async def memberships(session: AsyncSession, user_id: int) -> list[tuple[Membership, Organization]]:
+    rows = await session.execute(
+        select(Membership, Organization)
+        .join(Organization, Organization.id == Membership.organization_id)
+        .where(Membership.user_id == user_id)
+        .order_by(Organization.id)
+    )
+    return [(m, o) for m, o in rows.tuples()]
+
+
+async def organization_by_slug(session: AsyncSession, slug: str) -> Organization | None:
+    return await session.scalar(select(Organization).where(Organization.slug == slug))

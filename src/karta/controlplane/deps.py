@@ -1,0 +1,127 @@
+"""Request dependencies of the management API: who is calling (`caller`), whether they may
+(`require`), and a transaction scoped to their organization (`Tx`)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from karta.controlplane import audit, credentials, permissions
+from karta.controlplane.actor import Actor, RequestContext
+from karta.controlplane.permissions import Permission
+from karta.controlplane.repository import OrgRepository
+from karta.errors import BadRequest, Forbidden, NotFound, Unauthorized
+
+ORG_HEADER = "karta-org"
+
+
+class OrganizationRequired(BadRequest):
+    code = "organization_required"
+
+
+def request_context(request: Request) -> RequestContext:
+    request_id = request.headers.get("x-request-id") or f"req_{secrets.token_urlsafe(12)}"
+    return RequestContext(
+        request_id=request_id[:64], ip=request.client.host if request.client else None
+    )
+
+
+def bearer(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("missing bearer credential: send 'Authorization: Bearer …'")
+    return token
+
+
+async def _user_actor(
+    session: AsyncSession, request: Request, user_id: int, ctx: RequestContext
+) -> Actor:
+    joined = await credentials.memberships(session, user_id)
+    wanted = request.headers.get(ORG_HEADER)
+    if wanted:
+        chosen = [(m, o) for m, o in joined if o.slug == wanted]
+        if not chosen:
+            raise NotFound(f"organization {wanted!r} not found")
+    else:
+        chosen = joined if len(joined) == 1 else []
+    if not chosen:
+        return Actor("user", None, frozenset(), ctx, user_id=user_id)
+    membership, org = chosen[0]
+    return Actor(
+        "user",
+        org.id,
+        permissions.for_role(membership.role),
+        ctx,
+        user_id=user_id,
+        role=membership.role,
+    )
+
+
+async def caller(request: Request) -> Actor:
+    token = bearer(request)
+    ctx = request_context(request)
+    db: async_sessionmaker = request.app.state.db
+    async with db() as session, session.begin():
+        user = await credentials.find_user_by_token(session, token)
+        if user is not None:
+            return await _user_actor(session, request, user.id, ctx)
+        key = await credentials.find_api_key(session, token)
+        if key is not None:
+            return Actor(
+                "api_key",
+                key.organization_id,
+                permissions.for_scopes(list(key.scopes)),
+                ctx,
+                api_key_id=key.id,
+            )
+    raise Unauthorized("invalid, expired or revoked credential")
+
+
+def require(permission: Permission) -> Callable[[Request], Awaitable[Actor]]:
+    async def dependency(request: Request) -> Actor:
+        actor = await caller(request)
+        if actor.organization_id is None:
+            raise OrganizationRequired(
+                f"name the organization with the '{ORG_HEADER}' header (you belong to several)"
+                if actor.kind == "user"
+                else "this credential has no organization"
+            )
+        if not actor.may(permission):
+            raise Forbidden(
+                f"this credential lacks the '{permission}' permission", permission=str(permission)
+            )
+        return actor
+
+    return dependency
+
+
+@dataclass
+class Tx:
+    """One transaction in the caller's organization: the repository plus audit recording."""
+
+    actor: Actor
+    repo: OrgRepository
+
+    @property
+    def session(self) -> AsyncSession:
+        return self.repo.session
+
+    async def audit(
+        self, action: str, resource_type: str, resource_id: object = None, **details: Any
+    ) -> None:
+        await audit.record(self.repo, self.actor, action, resource_type, resource_id, **details)
+
+
+@asynccontextmanager
+async def transaction(request: Request, actor: Actor) -> AsyncIterator[Tx]:
+    assert actor.organization_id is not None, "require() guarantees an organization"
+    db: async_sessionmaker = request.app.state.db
+    async with db() as session, session.begin():
+        yield Tx(actor, OrgRepository(session, actor.organization_id))

@@ -1,0 +1,246 @@
+"""The org-scoped repository: the only way routes and services read or write tenant data.
+
+Every query filters by the organization the repository was opened for, so another org's row is
+indistinguishable from a missing one (404). `tests/unit/test_controlplane_scoping.py` checks that
+no other control-plane module queries tenant tables directly.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from karta.controlplane.models import (
+    ApiKey,
+    AuditEvent,
+    AuditHead,
+    Budget,
+    Membership,
+    Organization,
+    Project,
+    Reservation,
+    UsageDaily,
+    UsageEvent,
+    User,
+)
+from karta.errors import NotFound
+
+
+class KeyNotFound(NotFound):
+    code = "key_not_found"
+
+
+class ProjectNotFound(NotFound):
+    code = "project_not_found"
+
+
+class MemberNotFound(NotFound):
+    code = "member_not_found"
+
+
+class OrgRepository:
+    def __init__(self, session: AsyncSession, organization_id: int) -> None:
+        self.session = session
+        self.organization_id = organization_id
+
+    def add(self, row: Any) -> None:
+        """Stage a new tenant row; it always lands in this organization."""
+        row.organization_id = self.organization_id
+        self.session.add(row)
+
+    async def organization(self) -> Organization:
+        org = await self.session.get(Organization, self.organization_id)
+        if org is None:
+            raise NotFound("organization not found")
+        return org
+
+    # --- members -------------------------------------------------------------------------------
+
+    async def members(self) -> list[tuple[Membership, User]]:
+        rows = await self.session.execute(
+            select(Membership, User)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.organization_id == self.organization_id)
+            .order_by(Membership.id)
+        )
+        return [(m, u) for m, u in rows.tuples()]
+
+    async def membership(self, user_id: int) -> Membership:
+        found = await self.session.scalar(
+            select(Membership).where(
+                Membership.organization_id == self.organization_id,
+                Membership.user_id == user_id,
+            )
+        )
+        if found is None:
+            raise MemberNotFound(f"member {user_id} not found")
+        return found
+
+    async def owner_count(self) -> int:
+        return int(
+            await self.session.scalar(
+                select(func.count())
+                .select_from(Membership)
+                .where(
+                    Membership.organization_id == self.organization_id, Membership.role == "owner"
+                )
+            )
+            or 0
+        )
+
+    # --- keys ----------------------------------------------------------------------------------
+
+    async def keys(self) -> list[ApiKey]:
+        rows = await self.session.scalars(
+            select(ApiKey).where(ApiKey.organization_id == self.organization_id).order_by(ApiKey.id)
+        )
+        return list(rows.all())
+
+    async def key(self, key_id: int) -> ApiKey:
+        found = await self.session.scalar(
+            select(ApiKey).where(
+                ApiKey.organization_id == self.organization_id, ApiKey.id == key_id
+            )
+        )
+        if found is None:
+            raise KeyNotFound(f"API key {key_id} not found")
+        return found
+
+    # --- projects ------------------------------------------------------------------------------
+
+    async def projects(self) -> list[Project]:
+        rows = await self.session.scalars(
+            select(Project)
+            .where(Project.organization_id == self.organization_id)
+            .order_by(Project.id)
+        )
+        return list(rows.all())
+
+    async def find_project(self, ref: str) -> Project | None:
+        """By slug, or by numeric id."""
+        match = Project.slug == ref
+        if ref.isdigit():
+            match = match | (Project.id == int(ref))
+        return await self.session.scalar(
+            select(Project).where(Project.organization_id == self.organization_id, match).limit(1)
+        )
+
+    async def project(self, ref: str) -> Project:
+        found = await self.find_project(ref)
+        if found is None:
+            raise ProjectNotFound(f"project {ref!r} not found")
+        return found
+
+    # --- money ---------------------------------------------------------------------------------
+
+    async def budget(self, *, lock: bool = False) -> Budget:
+        """The org's budget row. With `lock`, held until the transaction ends (PostgreSQL row
+        lock; SQLite already serializes write transactions)."""
+        query = select(Budget).where(Budget.organization_id == self.organization_id)
+        if lock:
+            query = query.with_for_update()
+        found = await self.session.scalar(query)
+        if found is None:
+            raise NotFound("budget not found")
+        return found
+
+    async def spent(self, start: date, end: date, api_key_id: int | None = None) -> tuple[int, int]:
+        """Tokens and cost (micro-cents) metered in [start, end)."""
+        query = select(
+            func.coalesce(func.sum(UsageDaily.input_tokens + UsageDaily.output_tokens), 0),
+            func.coalesce(func.sum(UsageDaily.cost_micros), 0),
+        ).where(
+            UsageDaily.organization_id == self.organization_id,
+            UsageDaily.day >= start,
+            UsageDaily.day < end,
+        )
+        if api_key_id is not None:
+            query = query.where(UsageDaily.api_key_id == api_key_id)
+        tokens, cost = (await self.session.execute(query)).one()
+        return int(tokens), int(cost)
+
+    async def reserved(self, now: datetime, api_key_id: int | None = None) -> tuple[int, int]:
+        """Tokens and cost held by open, unexpired reservations."""
+        query = select(
+            func.coalesce(func.sum(Reservation.tokens), 0),
+            func.coalesce(func.sum(Reservation.cost_micros), 0),
+        ).where(
+            Reservation.organization_id == self.organization_id,
+            Reservation.settled_at.is_(None),
+            Reservation.expires_at > now,
+        )
+        if api_key_id is not None:
+            query = query.where(Reservation.api_key_id == api_key_id)
+        tokens, cost = (await self.session.execute(query)).one()
+        return int(tokens), int(cost)
+
+    async def reservation(self, reservation_id: str) -> Reservation | None:
+        return await self.session.scalar(
+            select(Reservation).where(
+                Reservation.organization_id == self.organization_id,
+                Reservation.id == reservation_id,
+            )
+        )
+
+    async def usage_days(self, start: date, end: date) -> list[UsageDaily]:
+        rows = await self.session.scalars(
+            select(UsageDaily)
+            .where(
+                UsageDaily.organization_id == self.organization_id,
+                UsageDaily.day >= start,
+                UsageDaily.day < end,
+            )
+            .order_by(UsageDaily.day, UsageDaily.api_key_id)
+        )
+        return list(rows.all())
+
+    async def usage_by_model(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        rows = await self.session.execute(
+            select(
+                UsageEvent.model,
+                func.count(),
+                func.sum(UsageEvent.input_tokens),
+                func.sum(UsageEvent.output_tokens),
+                func.sum(UsageEvent.cost_micros),
+            )
+            .where(
+                UsageEvent.organization_id == self.organization_id,
+                UsageEvent.occurred_at >= start,
+                UsageEvent.occurred_at < end,
+            )
+            .group_by(UsageEvent.model)
+            .order_by(UsageEvent.model)
+        )
+        return [
+            {
+                "model": model,
+                "turns": int(turns),
+                "input_tokens": int(inp or 0),
+                "output_tokens": int(out or 0),
+                "cost_micros": int(cost or 0),
+            }
+            for model, turns, inp, out, cost in rows.tuples()
+        ]
+
+    # --- audit ---------------------------------------------------------------------------------
+
+    async def audit_head(self, *, lock: bool = False) -> AuditHead:
+        query = select(AuditHead).where(AuditHead.organization_id == self.organization_id)
+        if lock:
+            query = query.with_for_update()
+        found = await self.session.scalar(query)
+        if found is None:
+            raise NotFound("audit head not found")
+        return found
+
+    async def audit_events(self, after: int, limit: int) -> list[AuditEvent]:
+        rows = await self.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.organization_id == self.organization_id, AuditEvent.seq > after)
+            .order_by(AuditEvent.seq)
+            .limit(limit)
+        )
+        return list(rows.all())

@@ -1,0 +1,1 @@
+"""The control plane's routers, one module per domain."""

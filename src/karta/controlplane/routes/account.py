@@ -1,0 +1,135 @@
+"""Signing up, logging in, and the caller's own view: who am I, which organizations."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from karta.controlplane import credentials, orgs, security
+from karta.controlplane.actor import Actor
+from karta.controlplane.deps import caller, request_context
+from karta.controlplane.models import User, UserToken
+from karta.controlplane.repository import OrgRepository
+from karta.controlplane.schemas import CreateOrg, Login, Signup
+from karta.dataplane.errors import error_responses
+from karta.errors import Conflict, Forbidden, Unauthorized
+from karta.store.models import utcnow
+
+router = APIRouter(prefix="/v1", tags=["account"])
+Caller = Annotated[Actor, Depends(caller)]
+
+
+class EmailTaken(Conflict):
+    code = "email_taken"
+
+
+class SignupDisabled(Forbidden):
+    code = "signup_disabled"
+
+
+class SlugTaken(Conflict):
+    code = "organization_exists"
+
+
+def _user(user: User) -> dict[str, Any]:
+    return {"id": user.id, "object": "user", "email": user.email}
+
+
+@router.post("/signup", status_code=201, responses=error_responses(403, 409, 422))
+async def signup(body: Signup, request: Request) -> dict[str, Any]:
+    """A user, a new organization they own and its first admin key (the secret is shown once)."""
+    if not request.app.state.settings.signup_enabled:
+        raise SignupDisabled("signup is turned off on this deployment")
+    password_hash = security.hash_secret(body.password)
+    async with request.app.state.db() as session, session.begin():
+        if await credentials.user_by_email(session, body.email) is not None:
+            raise EmailTaken("an account with this email already exists")
+        user = User(email=body.email, password_hash=password_hash, created_at=utcnow())
+        session.add(user)
+        await session.flush()
+        actor = Actor("user", None, frozenset(), request_context(request), user_id=user.id)
+        slug = await orgs.unique_slug(session, body.org_name)
+        repo = await orgs.create_organization(session, body.org_name, slug, user.id, actor)
+        key, secret = await orgs.create_key(repo, actor, "default", ["admin"])
+        org = await repo.organization()
+    return {
+        "user": _user(user),
+        "organization": orgs.public_org(org),
+        "api_key": orgs.public_key(key),
+        "secret": secret,
+    }
+
+
+@router.post("/auth/login", responses=error_responses(401, 422))
+async def login(body: Login, request: Request) -> dict[str, Any]:
+    settings = request.app.state.settings
+    async with request.app.state.db() as session, session.begin():
+        user = await credentials.user_by_email(session, body.email)
+        # The hash is checked even for an unknown email, so timing does not reveal accounts.
+        ok = security.verify_secret(user.password_hash if user else None, body.password)
+        if user is None or not ok:
+            raise Unauthorized("wrong email or password")
+        token = security.new_user_token()
+        expires = utcnow() + timedelta(seconds=settings.login_ttl)
+        session.add(
+            UserToken(
+                user_id=user.id,
+                token_hash=security.digest(token),
+                created_at=utcnow(),
+                expires_at=expires,
+            )
+        )
+    return {"token": token, "expires_at": expires.isoformat(), "user": _user(user)}
+
+
+@router.get("/me", responses=error_responses(401))
+async def me(request: Request, actor: Caller) -> dict[str, Any]:
+    async with request.app.state.db() as session:
+        if actor.kind == "api_key":
+            assert actor.organization_id is not None
+            org = await OrgRepository(session, actor.organization_id).organization()
+            return {
+                "kind": "api_key",
+                "api_key_id": actor.api_key_id,
+                "organization": orgs.public_org(org),
+                "permissions": sorted(actor.permissions),
+            }
+        user = await session.get(User, actor.user_id)
+        assert user is not None
+        joined = await credentials.memberships(session, user.id)
+    return {
+        "kind": "user",
+        "user": _user(user),
+        "organizations": [{**orgs.public_org(o), "role": m.role} for m, o in joined],
+    }
+
+
+def _user_only(actor: Actor) -> int:
+    if actor.kind != "user" or actor.user_id is None:
+        raise Forbidden("only a logged-in user has organizations: use 'karta login'")
+    return actor.user_id
+
+
+@router.get("/orgs", responses=error_responses(401, 403))
+async def list_orgs(request: Request, actor: Caller) -> dict[str, Any]:
+    user_id = _user_only(actor)
+    async with request.app.state.db() as session:
+        joined = await credentials.memberships(session, user_id)
+    return {"data": [{**orgs.public_org(o), "role": m.role} for m, o in joined]}
+
+
+@router.post("/orgs", status_code=201, responses=error_responses(401, 403, 409, 422))
+async def create_org(body: CreateOrg, request: Request, actor: Caller) -> dict[str, Any]:
+    user_id = _user_only(actor)
+    async with request.app.state.db() as session, session.begin():
+        if body.slug is not None:
+            if await credentials.organization_by_slug(session, body.slug) is not None:
+                raise SlugTaken(f"the organization slug {body.slug!r} is taken")
+            slug = body.slug
+        else:
+            slug = await orgs.unique_slug(session, body.name)
+        repo = await orgs.create_organization(session, body.name, slug, user_id, actor)
+        org = await repo.organization()
+    return {**orgs.public_org(org), "role": "owner"}

@@ -1,0 +1,104 @@
+"""The internal API the data plane calls: key validation, project lookup, budget reservations
+and usage ingestion. Guarded by the service token and allowlists; absent from OpenAPI."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from karta.controlplane import budgets, credentials, usage
+from karta.controlplane.repository import OrgRepository
+from karta.controlplane.routes.projects import public_project
+from karta.controlplane.schemas import Reserve, UsageBatch, ValidateKey
+from karta.internal_auth import require_service
+from karta.money import TokenUsage
+
+router = APIRouter(
+    prefix="/internal", dependencies=[Depends(require_service)], include_in_schema=False
+)
+
+
+@router.get("/whoami")
+async def whoami() -> dict[str, str]:
+    return {"principal_kind": "service"}
+
+
+@router.post("/keys/validate")
+async def validate_key(body: ValidateKey, request: Request) -> dict[str, Any]:
+    async with request.app.state.db() as session, session.begin():
+        key = await credentials.find_api_key(session, body.key)
+        if key is None:
+            return {"valid": False}
+        repo = OrgRepository(session, key.organization_id)
+        org = await repo.organization()
+        reason = await budgets.exhausted(repo, key)
+    return {
+        "valid": True,
+        "organization_id": org.id,
+        "organization_slug": org.slug,
+        "api_key_id": key.id,
+        "api_key_prefix": key.prefix,
+        "scopes": key.scopes,
+        "budget_ok": reason is None,
+        "budget_reason": reason,
+    }
+
+
+@router.get("/projects/{ref}")
+async def find_project(
+    ref: str, request: Request, organization_id: int = Query(ge=1)
+) -> dict[str, Any]:
+    async with request.app.state.db() as session:
+        return public_project(await OrgRepository(session, organization_id).project(ref))
+
+
+@router.post("/budget/reserve")
+async def reserve(body: Reserve, request: Request) -> dict[str, Any]:
+    """Admit a turn (200) or refuse it with 402 budget_exhausted before it runs."""
+    settings = request.app.state.settings
+    async with request.app.state.db() as session, session.begin():
+        repo = OrgRepository(session, body.organization_id)
+        key = await repo.key(body.api_key_id) if body.api_key_id is not None else None
+        held = await budgets.reserve(
+            repo,
+            request.app.state.prices,
+            body.reservation_id,
+            key,
+            settings.turn_reserve_tokens,
+            settings.reservation_ttl,
+        )
+    return {"reservation_id": held.id, "tokens": held.tokens, "cost_micros": held.cost_micros}
+
+
+@router.post("/usage/events")
+async def ingest_usage(body: UsageBatch, request: Request) -> dict[str, Any]:
+    batch = [
+        usage.Metered(
+            event_id=e.event_id,
+            organization_id=e.organization_id,
+            api_key_id=e.api_key_id,
+            project_id=e.project_id,
+            session_id=e.session_id,
+            turn_id=e.turn_id,
+            reservation_id=e.reservation_id,
+            model=e.model,
+            usage=TokenUsage(
+                e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens
+            ),
+            occurred_at=e.occurred_at
+            if e.occurred_at.tzinfo
+            else e.occurred_at.replace(tzinfo=UTC),
+        )
+        for e in body.events
+    ]
+    async with request.app.state.db() as session, session.begin():
+        result = await usage.ingest(session, request.app.state.prices, batch)
+    for org_id in result.crossed:
+        await request.app.state.planes.invalidate(org_id)
+    return {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "rejected": result.rejected,
+    }

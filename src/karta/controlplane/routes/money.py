@@ -1,0 +1,73 @@
+"""Budgets and usage of the current organization."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from karta.controlplane import budgets, usage
+from karta.controlplane.actor import Actor
+from karta.controlplane.deps import require, transaction
+from karta.controlplane.permissions import Permission
+from karta.controlplane.schemas import Limits
+from karta.dataplane.errors import error_responses
+from karta.errors import BadRequest
+from karta.store.models import utcnow
+
+router = APIRouter(prefix="/v1", tags=["money"])
+BudgetReader = Annotated[Actor, Depends(require(Permission.BUDGET_READ))]
+BudgetManager = Annotated[Actor, Depends(require(Permission.BUDGET_MANAGE))]
+UsageReader = Annotated[Actor, Depends(require(Permission.USAGE_READ))]
+
+
+@router.get("/budget", responses=error_responses(401, 403))
+async def get_budget(request: Request, actor: BudgetReader) -> dict[str, Any]:
+    start, end = budgets.period_bounds(utcnow().date())
+    async with transaction(request, actor) as tx:
+        return {
+            "period": {"start": start.isoformat(), "end": end.isoformat()},
+            **await budgets.state(tx.repo, start, end),
+        }
+
+
+@router.put("/budget", responses=error_responses(401, 403, 422))
+async def set_budget(body: Limits, request: Request, actor: BudgetManager) -> dict[str, Any]:
+    """Replace the monthly caps (null clears one). The data planes re-check at once."""
+    start, end = budgets.period_bounds(utcnow().date())
+    async with transaction(request, actor) as tx:
+        budget = await tx.repo.budget(lock=True)
+        before = {
+            "monthly_token_limit": budget.monthly_token_limit,
+            "monthly_cost_limit_cents": budget.monthly_cost_limit_cents,
+        }
+        budget.monthly_token_limit = body.monthly_token_limit
+        budget.monthly_cost_limit_cents = body.monthly_cost_limit_cents
+        budget.updated_at = utcnow()
+        await tx.audit(
+            "budget.changed",
+            "budget",
+            actor.organization_id,
+            before=before,
+            after=body.model_dump(),
+        )
+        view = {
+            "period": {"start": start.isoformat(), "end": end.isoformat()},
+            **await budgets.state(tx.repo, start, end),
+        }
+    await request.app.state.planes.invalidate(actor.organization_id)
+    return view
+
+
+@router.get("/usage", responses=error_responses(400, 401, 403))
+async def get_usage(
+    request: Request,
+    actor: UsageReader,
+    period: Annotated[str | None, Query(description="YYYY-MM; default: this month")] = None,
+) -> dict[str, Any]:
+    try:
+        start, end = budgets.period_of(period)
+    except ValueError as exc:
+        raise BadRequest(str(exc), field="period") from exc
+    async with transaction(request, actor) as tx:
+        return await usage.summary(tx.repo, start, end)

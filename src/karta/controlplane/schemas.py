@@ -1,0 +1,110 @@
+"""Request bodies of the control plane's APIs. Money and token counts are strict integers: a
+float or a numeric string is a 422, never silently rounded."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from karta.controlplane.permissions import ROLES
+from karta.session_tokens import DEFAULT_TTL, MAX_TTL
+
+Count = Annotated[int, Field(strict=True, ge=0, le=2**62)]
+Id = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
+Role = Literal["owner", "admin", "developer", "billing", "viewer"]
+Scope = Literal["read", "write", "admin"]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+assert set(ROLES) == set(Role.__args__)  # type: ignore[attr-defined]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _email(value: str) -> str:
+    value = value.strip().lower()
+    local, _, domain = value.partition("@")
+    if not local or "." not in domain or " " in value or len(value) > 320:
+        raise ValueError("not an email address")
+    return value
+
+
+class Signup(Body):
+    email: str
+    password: str = Field(min_length=8, max_length=1024)
+    org_name: str = Field(min_length=1, max_length=200)
+
+    _check_email = field_validator("email")(_email)
+
+
+class Login(Body):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+class CreateOrg(Body):
+    name: str = Field(min_length=1, max_length=200)
+    slug: Slug | None = None
+
+
+class AddMember(Body):
+    email: str
+    role: Role
+
+    _check_email = field_validator("email")(_email)
+
+
+class UpdateMember(Body):
+    role: Role
+
+
+class Limits(Body):
+    monthly_token_limit: Count | None = None
+    monthly_cost_limit_cents: Count | None = None
+
+
+class CreateKey(Limits):
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[Scope] = Field(min_length=1)
+
+
+class CreateProject(Body):
+    slug: Slug
+    name: str | None = Field(default=None, max_length=200)
+
+
+class MintSessionToken(Body):
+    sub: str | None = Field(default=None, min_length=1, max_length=200)
+    ttl_seconds: int = Field(default=DEFAULT_TTL, strict=True, ge=1, le=MAX_TTL)
+
+
+class ValidateKey(BaseModel):  # internal: tolerate newer senders
+    key: str = Field(max_length=200)
+
+
+class Reserve(BaseModel):  # internal: tolerate newer senders
+    reservation_id: str = Field(min_length=1, max_length=40)
+    organization_id: Id
+    api_key_id: Id | None = None
+
+
+class UsageEventIn(BaseModel):  # internal: tolerate newer senders
+    event_id: str = Field(min_length=1, max_length=64)
+    organization_id: Id
+    api_key_id: Id | None = None
+    project_id: Id | None = None
+    session_id: str | None = Field(default=None, max_length=64)
+    turn_id: str | None = Field(default=None, max_length=64)
+    reservation_id: str | None = Field(default=None, max_length=40)
+    model: str | None = Field(default=None, max_length=128)
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cache_read_tokens: Count = 0
+    cache_write_tokens: Count = 0
+    occurred_at: datetime
+
+
+class UsageBatch(BaseModel):  # internal: tolerate newer senders
+    events: list[UsageEventIn] = Field(max_length=1000)

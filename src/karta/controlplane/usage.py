@@ -1,0 +1,176 @@
+"""The usage ledger: idempotent ingestion of metered turns and period summaries.
+
+A batch's ledger rows, their per-day roll-ups and the settlement of their reservations commit in
+one transaction; an `event_id` seen before is skipped, so the data plane may retry freely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from karta.controlplane import budgets
+from karta.controlplane.models import Reservation, UsageDaily, UsageEvent
+from karta.controlplane.repository import OrgRepository
+from karta.errors import NotFound
+from karta.money import Micros, PriceBook, TokenUsage
+from karta.store.models import utcnow
+
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
+@dataclass(frozen=True)
+class Metered:
+    """One completed turn, as the data plane reports it."""
+
+    event_id: str
+    organization_id: int
+    api_key_id: int | None
+    project_id: int | None
+    session_id: str | None
+    turn_id: str | None
+    reservation_id: str | None
+    model: str | None
+    usage: TokenUsage
+    occurred_at: datetime
+
+
+@dataclass
+class Ingested:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[str] = field(default_factory=list)
+    crossed: set[int] = field(default_factory=set)  # orgs that ran out with this batch
+
+
+def _insert(session: AsyncSession) -> Any:
+    """INSERT … ON CONFLICT in the session's dialect."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert
+
+
+async def _roll_up(session: AsyncSession, event: dict[str, Any]) -> None:
+    """Add one ledger row to its day's roll-up (an upsert, safe under concurrent batches)."""
+    insert = _insert(session)
+    values = {
+        "organization_id": event["organization_id"],
+        "day": event["occurred_at"].astimezone(UTC).date(),
+        "api_key_id": event["api_key_id"] or 0,
+        "turns": 1,
+        "cost_micros": event["cost_micros"],
+        **{name: event[name] for name in TOKEN_FIELDS},
+    }
+    stmt = insert(UsageDaily).values(**values)
+    table = UsageDaily.__table__.c
+    increments = {
+        name: table[name] + stmt.excluded[name] for name in ("turns", "cost_micros", *TOKEN_FIELDS)
+    }
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["organization_id", "day", "api_key_id"], set_=increments
+        )
+    )
+
+
+async def ingest(session: AsyncSession, prices: PriceBook, batch: list[Metered]) -> Ingested:
+    """Record a batch. An event naming a key of another organization is rejected, so a data
+    plane cannot bill one org's key to another."""
+    result = Ingested()
+    before: dict[int, str | None] = {}
+    insert = _insert(session)
+    for item in batch:
+        repo = OrgRepository(session, item.organization_id)
+        try:
+            if item.organization_id not in before:
+                before[item.organization_id] = await budgets.exhausted(repo)
+            if item.api_key_id is not None:
+                await repo.key(item.api_key_id)
+        except NotFound:  # an unknown org, or a key of another org
+            result.rejected.append(item.event_id)
+            continue
+        values = {
+            "organization_id": item.organization_id,
+            "client_event_id": item.event_id,
+            "api_key_id": item.api_key_id,
+            "project_id": item.project_id,
+            "session_id": item.session_id,
+            "turn_id": item.turn_id,
+            "model": item.model,
+            "cost_micros": prices.cost(item.model, item.usage).value,
+            "occurred_at": item.occurred_at,
+            "recorded_at": utcnow(),
+            **{name: getattr(item.usage, name) for name in TOKEN_FIELDS},
+        }
+        inserted = await session.scalar(
+            insert(UsageEvent)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["organization_id", "client_event_id"])
+            .returning(UsageEvent.id)
+        )
+        if inserted is None:
+            result.duplicates += 1
+            continue
+        result.accepted += 1
+        await _roll_up(session, values)
+        if item.reservation_id:
+            await session.execute(
+                update(Reservation)
+                .where(
+                    Reservation.organization_id == item.organization_id,
+                    Reservation.id == item.reservation_id,
+                )
+                .values(settled_at=utcnow())
+            )
+    for org_id, was in before.items():
+        if was is None and await budgets.exhausted(OrgRepository(session, org_id)) is not None:
+            result.crossed.add(org_id)
+    return result
+
+
+def _totals(rows: list[UsageDaily]) -> dict[str, int]:
+    totals = {name: 0 for name in ("turns", *TOKEN_FIELDS, "cost_micros")}
+    for row in rows:
+        for name in totals:
+            totals[name] += int(getattr(row, name))
+    return totals
+
+
+def _priced(totals: dict[str, int]) -> dict[str, int]:
+    return {
+        **totals,
+        "total_tokens": totals["input_tokens"] + totals["output_tokens"],
+        "cost_cents": Micros(totals["cost_micros"]).to_cents().value,
+    }
+
+
+async def summary(repo: OrgRepository, start: date, end: date) -> dict[str, Any]:
+    rows = await repo.usage_days(start, end)
+    by_day: dict[date, list[UsageDaily]] = {}
+    by_key: dict[int, list[UsageDaily]] = {}
+    for row in rows:
+        by_day.setdefault(row.day, []).append(row)
+        by_key.setdefault(row.api_key_id, []).append(row)
+    return {
+        "period": {"start": start.isoformat(), "end": end.isoformat()},
+        "totals": _priced(_totals(rows)),
+        "daily": [
+            {"day": day.isoformat(), **_priced(_totals(day_rows))}
+            for day, day_rows in sorted(by_day.items())
+        ],
+        "by_key": [
+            {"api_key_id": key_id or None, **_priced(_totals(key_rows))}
+            for key_id, key_rows in sorted(by_key.items())
+        ],
+        "by_model": [
+            {**row, "cost_cents": Micros(row["cost_micros"]).to_cents().value}
+            for row in await repo.usage_by_model(
+                budgets.at_midnight(start), budgets.at_midnight(end)
+            )
+        ],
+        "budget": await budgets.state(repo, start, end),
+    }
