@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Request
 
 from karta.controlplane import credentials, orgs, security
 from karta.controlplane.actor import Actor
-from karta.controlplane.deps import caller, request_context
+from karta.controlplane.deps import caller, request_context, require, transaction
 from karta.controlplane.models import User, UserToken
+from karta.controlplane.permissions import Permission
 from karta.controlplane.repository import OrgRepository
 from karta.controlplane.schemas import CreateOrg, Login, Signup
 from karta.dataplane.errors import error_responses
@@ -133,3 +134,11 @@ async def create_org(body: CreateOrg, request: Request, actor: Caller) -> dict[s
         repo = await orgs.create_organization(session, body.name, slug, user_id, actor)
         org = await repo.organization()
     return {**orgs.public_org(org), "role": "owner"}
+
+
+@router.get("/org", responses=error_responses(401, 403))
+async def current_org(
+    request: Request, actor: Annotated[Actor, Depends(require(Permission.ORG_READ))]
+) -> dict[str, Any]:
+    async with transaction(request, actor) as tx:
+        return orgs.public_org(await tx.repo.organization())

@@ -1,0 +1,117 @@
+"""Signup, login, organizations and members: the identity rules and their error answers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from karta.controlplane.app import create_control_app
+from tests.controlplane.conftest import ControlPlane
+
+
+async def test_signup_answers(control: ControlPlane) -> None:
+    c = control.client
+    r = await c.post(
+        "/v1/signup",
+        json={"email": "Ada@Example.com", "password": "long enough", "org_name": "Ada"},
+    )
+    assert r.status_code == 201
+    body = r.json()
+    assert body["user"]["email"] == "ada@example.com"
+    assert body["organization"]["slug"] == "ada"
+    assert body["api_key"]["scopes"] == ["admin"]
+    assert body["secret"].startswith("kt_live_") and len(body["secret"]) == 40
+    assert body["api_key"]["prefix"] == body["secret"][:14]
+    assert body["api_key"]["last4"] == body["secret"][-4:]
+    # The secret is never shown again.
+    keys = (await c.get("/v1/keys", headers={"Authorization": f"Bearer {body['secret']}"})).json()
+    assert body["secret"] not in str(keys)
+    r = await c.post(
+        "/v1/signup", json={"email": "ada@example.com", "password": "long enough", "org_name": "X"}
+    )
+    assert r.status_code == 409 and r.json()["error"] == "email_taken"
+    r = await c.post(
+        "/v1/signup", json={"email": "not-an-email", "password": "short", "org_name": ""}
+    )
+    assert r.status_code == 422
+    assert {f["field"] for f in r.json()["fields"]} == {"email", "password", "org_name"}
+    # A second org with the same name gets a distinct slug.
+    r = await c.post(
+        "/v1/signup",
+        json={"email": "bob@example.com", "password": "long enough", "org_name": "Ada"},
+    )
+    assert r.json()["organization"]["slug"] == "ada-2"
+
+
+async def test_signup_can_be_turned_off(control: ControlPlane, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = dataclasses.replace(
+        control.app.state.settings, signup_enabled=False, home=tmp_path / "closed"
+    )
+    app = create_control_app(settings)
+    import httpx
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cp") as client:
+            r = await client.post(
+                "/v1/signup", json={"email": "a@b.co", "password": "long enough", "org_name": "A"}
+            )
+    assert r.status_code == 403 and r.json()["error"] == "signup_disabled"
+
+
+async def test_login(control: ControlPlane) -> None:
+    org = await control.signup()
+    r = await control.client.post(
+        "/v1/auth/login", json={"email": org.owner_email, "password": "wrong password"}
+    )
+    unknown = await control.client.post(
+        "/v1/auth/login", json={"email": "ghost@example.com", "password": "wrong password"}
+    )
+    assert r.status_code == unknown.status_code == 401
+    assert r.json() == unknown.json()
+    r = await control.client.get("/v1/org", headers={"Authorization": "Bearer ktu_forged"})
+    assert r.status_code == 401
+
+
+async def test_organizations_and_the_org_header(control: ControlPlane) -> None:
+    org = await control.signup()
+    token = org.owner["Authorization"]
+    r = await control.client.post(
+        "/v1/orgs", headers={"Authorization": token}, json={"name": "Two"}
+    )
+    assert r.status_code == 201 and r.json()["role"] == "owner"
+    orgs = (await control.client.get("/v1/orgs", headers={"Authorization": token})).json()["data"]
+    assert [o["slug"] for o in orgs] == [org.slug, "two"]
+    # Two organizations: management calls must say which.
+    r = await control.client.get("/v1/keys", headers={"Authorization": token})
+    assert r.status_code == 400 and r.json()["error"] == "organization_required"
+    r = await control.client.get("/v1/org", headers={"Authorization": token, "Karta-Org": "two"})
+    assert r.json()["slug"] == "two"
+    # Keys have no organizations to list.
+    r = await control.client.get("/v1/orgs", headers=org.admin)
+    assert r.status_code == 403
+
+
+async def test_owners_are_protected(control: ControlPlane) -> None:
+    org = await control.signup()
+    c = control.client
+    owner_id = (await c.get("/v1/me", headers=org.owner)).json()["user"]["id"]
+    r = await c.patch(f"/v1/members/{owner_id}", headers=org.owner, json={"role": "admin"})
+    assert r.status_code == 409 and r.json()["error"] == "last_owner"
+    r = await c.delete(f"/v1/members/{owner_id}", headers=org.owner)
+    assert r.status_code == 409
+    admin = await control.user(org, "admin")
+    r = await c.patch(f"/v1/members/{owner_id}", headers=admin, json={"role": "viewer"})
+    assert r.status_code == 403  # only owners unmake owners
+    viewer = await control.user(org, "viewer")
+    viewer_id = (await c.get("/v1/me", headers=viewer)).json()["user"]["id"]
+    r = await c.patch(f"/v1/members/{viewer_id}", headers=admin, json={"role": "owner"})
+    assert r.status_code == 403  # nor make them
+    r = await c.patch(f"/v1/members/{viewer_id}", headers=org.owner, json={"role": "owner"})
+    assert r.status_code == 200
+    # With a second owner, the first may step down.
+    r = await c.patch(f"/v1/members/{owner_id}", headers=org.owner, json={"role": "admin"})
+    assert r.status_code == 200
+    r = await c.post(
+        "/v1/members", headers=org.admin, json={"email": "x@nowhere.io", "role": "viewer"}
+    )
+    assert r.status_code == 404 and r.json()["error"] == "user_not_found"
