@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import httpx
+
 from karta.controlplane.app import create_control_app
 from tests.controlplane.conftest import ControlPlane
 
@@ -47,8 +49,6 @@ async def test_signup_can_be_turned_off(control: ControlPlane, tmp_path) -> None
         control.app.state.settings, signup_enabled=False, home=tmp_path / "closed"
     )
     app = create_control_app(settings)
-    import httpx
-
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://cp") as client:

@@ -115,7 +115,7 @@ async def test_ingestion_is_idempotent_and_exact(control: ControlPlane) -> None:
     org = await control.signup()
     events = [_event(org, tokens=(100 + i, 10), event_id=f"ev-{i}") for i in range(5)]
     first = await _ingest(control, events)
-    again = await _ingest(control, events[2:] + [_event(org, tokens=(1, 1), event_id="ev-new")])
+    again = await _ingest(control, [*events[2:], _event(org, tokens=(1, 1), event_id="ev-new")])
     assert first == {"accepted": 5, "duplicates": 0, "rejected": []}
     assert again == {"accepted": 1, "duplicates": 3, "rejected": []}
     usage = (await control.client.get("/v1/usage", headers=org.admin)).json()

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from karta import __version__
+from karta.cli import control
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -119,6 +120,9 @@ def mock_model(
         f"point ANTHROPIC_BASE_URL there (any ANTHROPIC_API_KEY)"
     )
     serve_forever(port, host)
+
+
+control.register(app)
 
 
 def main() -> None:
