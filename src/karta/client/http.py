@@ -13,8 +13,8 @@ from typing import Any
 
 from karta.client.base import JSONClient, raise_for
 from karta.config import karta_home
+from karta.credentials_file import read_credentials
 from karta.events import Event, iter_sse_events
-from karta.serve_state import read_credentials
 
 
 class KartaClient(JSONClient):

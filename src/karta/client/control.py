@@ -1,0 +1,171 @@
+"""`ControlClient`: the control plane's management API (orgs, keys, budgets, usage, audit).
+
+client = ControlClient()      # url and credential from the environment or credentials.json
+key = client.create_key("backend", ["write"], monthly_cost_limit_cents=5_000)
+print(key["secret"])          # shown once
+
+The base URL comes from the argument, `KARTA_CONTROL_URL` or `control_url` in
+$KARTA_HOME/credentials.json. The credential is the argument, `KARTA_API_KEY`, the login token
+`user_token` saved by `karta login`, or `api_key`, in that order. `org` (or `org` in
+credentials.json) picks the organization for a user who belongs to several.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from karta.client.base import JSONClient
+from karta.config import karta_home
+from karta.credentials_file import read_credentials
+
+DEFAULT_CONTROL_URL = "http://127.0.0.1:8001"
+AUDIT_PAGE = 100
+
+
+def _drop_none(**fields: Any) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+class ControlClient(JSONClient):
+    def __init__(
+        self,
+        base_url: str | None = None,
+        credential: str | None = None,
+        org: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        stored = read_credentials(karta_home())
+        base_url = (
+            base_url
+            or os.environ.get("KARTA_CONTROL_URL")
+            or stored.get("control_url")
+            or DEFAULT_CONTROL_URL
+        )
+        credential = (
+            credential
+            or os.environ.get("KARTA_API_KEY")
+            or stored.get("user_token")
+            or stored.get("api_key")
+        )
+        org = org or stored.get("org")
+        headers = {}
+        if credential:
+            headers["Authorization"] = f"Bearer {credential}"
+        if org:
+            headers["Karta-Org"] = org
+        super().__init__(base_url, headers, timeout)
+
+    def _list(self, path: str) -> list[dict[str, Any]]:
+        return list(self._json("GET", path)["data"])
+
+    # Accounts and organizations
+    def signup(self, email: str, password: str, org_name: str) -> dict[str, Any]:
+        body = {"email": email, "password": password, "org_name": org_name}
+        return dict(self._json("POST", "/v1/signup", json=body))
+
+    def login(self, email: str, password: str) -> dict[str, Any]:
+        body = {"email": email, "password": password}
+        return dict(self._json("POST", "/v1/auth/login", json=body))
+
+    def me(self) -> dict[str, Any]:
+        return dict(self._json("GET", "/v1/me"))
+
+    def list_orgs(self) -> list[dict[str, Any]]:
+        return self._list("/v1/orgs")
+
+    def create_org(self, name: str, slug: str | None = None) -> dict[str, Any]:
+        return dict(self._json("POST", "/v1/orgs", json=_drop_none(name=name, slug=slug)))
+
+    def org(self) -> dict[str, Any]:
+        return dict(self._json("GET", "/v1/org"))
+
+    def list_members(self) -> list[dict[str, Any]]:
+        return self._list("/v1/members")
+
+    def add_member(self, email: str, role: str) -> dict[str, Any]:
+        return dict(self._json("POST", "/v1/members", json={"email": email, "role": role}))
+
+    def set_role(self, user_id: int, role: str) -> dict[str, Any]:
+        return dict(self._json("PATCH", f"/v1/members/{user_id}", json={"role": role}))
+
+    def remove_member(self, user_id: int) -> None:
+        self._json("DELETE", f"/v1/members/{user_id}")
+
+    # API keys
+    def list_keys(self) -> list[dict[str, Any]]:
+        return self._list("/v1/keys")
+
+    def create_key(
+        self,
+        name: str,
+        scopes: list[str],
+        monthly_token_limit: int | None = None,
+        monthly_cost_limit_cents: int | None = None,
+    ) -> dict[str, Any]:
+        """Answers `{api_key, secret}`; the secret is never shown again."""
+        body = _drop_none(
+            name=name,
+            scopes=scopes,
+            monthly_token_limit=monthly_token_limit,
+            monthly_cost_limit_cents=monthly_cost_limit_cents,
+        )
+        return dict(self._json("POST", "/v1/keys", json=body))
+
+    def get_key(self, key_id: int) -> dict[str, Any]:
+        return dict(self._json("GET", f"/v1/keys/{key_id}"))
+
+    def update_key(self, key_id: int, **limits: int | None) -> dict[str, Any]:
+        """Set (an int) or clear (None) `monthly_token_limit` / `monthly_cost_limit_cents`;
+        limits not named stay as they are."""
+        return dict(self._json("PATCH", f"/v1/keys/{key_id}", json=limits))
+
+    def revoke_key(self, key_id: int) -> dict[str, Any]:
+        return dict(self._json("DELETE", f"/v1/keys/{key_id}"))
+
+    # Projects and end-user session tokens
+    def list_projects(self) -> list[dict[str, Any]]:
+        return self._list("/v1/projects")
+
+    def create_project(self, slug: str, name: str | None = None) -> dict[str, Any]:
+        return dict(self._json("POST", "/v1/projects", json=_drop_none(slug=slug, name=name)))
+
+    def get_project(self, ref: str) -> dict[str, Any]:
+        return dict(self._json("GET", f"/v1/projects/{ref}"))
+
+    def session_token(
+        self, project: str, sub: str | None = None, ttl_seconds: int | None = None
+    ) -> dict[str, Any]:
+        body = _drop_none(sub=sub, ttl_seconds=ttl_seconds)
+        return dict(self._json("POST", f"/v1/projects/{project}/session_tokens", json=body))
+
+    # Money and audit
+    def budget(self) -> dict[str, Any]:
+        return dict(self._json("GET", "/v1/budget"))
+
+    def set_budget(
+        self, monthly_token_limit: int | None, monthly_cost_limit_cents: int | None
+    ) -> dict[str, Any]:
+        """Both caps are set at once; None clears one."""
+        body = {
+            "monthly_token_limit": monthly_token_limit,
+            "monthly_cost_limit_cents": monthly_cost_limit_cents,
+        }
+        return dict(self._json("PUT", "/v1/budget", json=body))
+
+    def usage(self, period: str | None = None) -> dict[str, Any]:
+        return dict(self._json("GET", "/v1/usage", params=_drop_none(period=period)))
+
+    def audit(self, after: int = 0, limit: int = AUDIT_PAGE) -> dict[str, Any]:
+        """One page: `data` (rows with `seq > after`), the chain `head` and `next_after`."""
+        return dict(self._json("GET", "/v1/audit", params={"after": after, "limit": limit}))
+
+    def audit_pages(self, after: int = 0, limit: int = AUDIT_PAGE) -> Iterator[dict[str, Any]]:
+        """Every page of rows after `after`, following `next_after` to the head."""
+        while True:
+            page = self.audit(after, limit)
+            yield page
+            if page.get("next_after") is None:
+                return
+            after = int(page["next_after"])
