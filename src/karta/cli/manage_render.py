@@ -1,0 +1,202 @@
+"""Pure renderers for the management commands: money, keys, budgets, usage (with a per-day bar
+chart in block characters) and audit rows. Money is integer cents or micro-cents throughout."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from rich.console import Group
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from karta.money import Micros
+
+EIGHTHS = " ▏▎▍▌▋▊▉"
+FULL = "█"
+
+
+def _table(title: str, columns: Sequence[str], right: Sequence[str] = ()) -> Table:
+    """A titled table that folds long cells rather than hiding them on a narrow terminal."""
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(
+            column,
+            justify="right" if column in right else "left",
+            overflow="fold",
+            min_width=max(len(word) for word in column.split() or [""]),
+        )
+    return table
+
+
+def dollars(cents: int) -> str:
+    """Integer cents as `$1,234.05` (`-$0.50` below zero)."""
+    whole, part = divmod(abs(cents), 100)
+    return f"{'-' if cents < 0 else ''}${whole:,}.{part:02d}"
+
+
+def micros_dollars(micros: int) -> str:
+    """Micro-cents as dollars, rounded up to the cent (Karta never under-bills)."""
+    return dollars(Micros(micros).to_cents().value)
+
+
+def count(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def cap(value: int | None, money: bool = False) -> str:
+    if value is None:
+        return "no cap"
+    return dollars(value) if money else f"{value:,}"
+
+
+def bar(value: int, peak: int, width: int) -> str:
+    """A left-aligned bar of `width` cells in eighth blocks; any non-zero value shows."""
+    if peak <= 0 or value <= 0:
+        return " " * width
+    eighths = max(1, value * width * 8 // peak)
+    full, rest = divmod(eighths, 8)
+    return (FULL * full + (EIGHTHS[rest] if rest else "")).ljust(width)
+
+
+def chart_days(start: date, end: date, today: date) -> list[date]:
+    """The days of the period [start, end), up to `today` while the period is running."""
+    last = min(end - timedelta(days=1), today) if start <= today else end - timedelta(days=1)
+    return [start + timedelta(days=n) for n in range((last - start).days + 1)]
+
+
+def day_chart(
+    start: date, end: date, daily: Sequence[Mapping[str, Any]], today: date, width: int = 40
+) -> list[str]:
+    """One line per day of the period: date, a bar of its tokens, tokens and cost."""
+    by_day = {str(row["day"]): row for row in daily}
+    rows = []
+    for day in chart_days(start, end, today):
+        row = by_day.get(day.isoformat(), {})
+        rows.append((day, _total(row), int(row.get("cost_micros", 0))))
+    peak = max((tokens for _, tokens, _ in rows), default=0)
+    label_width = max((len(f"{tokens:,}") for _, tokens, _ in rows), default=1)
+    return [
+        f"{day:%b %d} │{bar(tokens, peak, width)} {tokens:>{label_width},}  {micros_dollars(cost)}"
+        for day, tokens, cost in rows
+    ]
+
+
+def budget_table(budget: Mapping[str, Any], title: str = "Budget") -> Group:
+    """Caps, what the period used against them, and whether turns may run."""
+    table = _table(title, ("", "cap", "used", "left"), right=("cap", "used", "left"))
+    token_cap = budget.get("monthly_token_limit")
+    cost_cap = budget.get("monthly_cost_limit_cents")
+    used_tokens = int(budget.get("used_tokens", 0))
+    used_cents = int(budget.get("used_cost_cents", 0))
+    table.add_row(
+        "tokens",
+        cap(token_cap),
+        count(used_tokens),
+        "—" if token_cap is None else count(max(token_cap - used_tokens, 0)),
+    )
+    table.add_row(
+        "cost",
+        cap(cost_cap, money=True),
+        dollars(used_cents),
+        "—" if cost_cap is None else dollars(max(cost_cap - used_cents, 0)),
+    )
+    reason = budget.get("reason")
+    state = f"state: {budget.get('state', 'ok')}" + (f" ({reason})" if reason else "")
+    return Group(table, Text(state, style="red" if reason else "green"))
+
+
+TOKEN_COLUMNS = (
+    ("turns", "turns"),
+    ("input", "input_tokens"),
+    ("output", "output_tokens"),
+    ("cache read", "cache_read_tokens"),
+    ("cache write", "cache_write_tokens"),
+)
+
+
+def usage_table(
+    totals: Mapping[str, Any], models: Sequence[Mapping[str, Any]], title: str
+) -> Table:
+    """One row per model, then the period totals; cost rounded up to the cent. A count the API
+    does not break down by model shows as `—`."""
+    counts = (*(heading for heading, _ in TOKEN_COLUMNS), "total", "cost")
+    table = _table(title, ("model", *counts), right=counts)
+
+    def cells(row: Mapping[str, Any]) -> list[str]:
+        counts = [count(row.get(field)) for _, field in TOKEN_COLUMNS]
+        return [*counts, count(_total(row)), micros_dollars(int(row.get("cost_micros", 0)))]
+
+    for row in models:
+        table.add_row(escape(str(row.get("model") or "(unknown)")), *cells(row))
+    table.add_section()
+    table.add_row("total", *cells(totals), style="bold")
+    return table
+
+
+def limits(row: Mapping[str, Any]) -> str:
+    """A key's monthly sub-limits in one cell: `5,000 tokens, $19.99`, or `none`."""
+    tokens, cents = row.get("monthly_token_limit"), row.get("monthly_cost_limit_cents")
+    parts = [f"{tokens:,} tokens"] if tokens is not None else []
+    parts += [dollars(cents)] if cents is not None else []
+    return ", ".join(parts) or "none"
+
+
+def keys_table(keys: Sequence[Mapping[str, Any]]) -> Table:
+    columns = ("id", "name", "key", "scopes", "monthly limits", "last used", "status")
+    table = _table("API keys", columns, right=("id",))
+    for key in keys:
+        table.add_row(
+            str(key["id"]),
+            escape(str(key["name"])),
+            f"{key['prefix']}…{key['last4']}",
+            ", ".join(key.get("scopes", [])),
+            limits(key),
+            _when(key.get("last_used_at"))[:16] or "never",
+            "revoked" if key.get("revoked_at") else "active",
+            style="dim" if key.get("revoked_at") else None,
+        )
+    return table
+
+
+def orgs_table(orgs: Sequence[Mapping[str, Any]]) -> Table:
+    table = _table("Organizations", ("slug", "name", "role"))
+    for org in orgs:
+        table.add_row(*(escape(str(org.get(field) or "")) for field in ("slug", "name", "role")))
+    return table
+
+
+def audit_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    columns = ("seq", "time", "actor", "action", "resource", "ip", "request")
+    table = _table("Audit log", columns, right=("seq",))
+    for row in rows:
+        resource = row.get("resource_type") or ""
+        if row.get("resource_id"):
+            resource += f" {row['resource_id']}"
+        table.add_row(
+            str(row["seq"]),
+            _when(row.get("created_at")),
+            *(
+                escape(str(value or ""))
+                for value in (
+                    row.get("actor_id") or row.get("actor_type"),
+                    row.get("action"),
+                    resource,
+                    row.get("ip"),
+                    row.get("request_id"),
+                )
+            ),
+        )
+    return table
+
+
+def _total(row: Mapping[str, Any]) -> int:
+    """Tokens counted against budgets: input (cached reads and writes included) plus output."""
+    return int(row.get("input_tokens", 0)) + int(row.get("output_tokens", 0))
+
+
+def _when(stamp: str | None) -> str:
+    """An ISO timestamp down to the second, without the offset (they are UTC)."""
+    return stamp[:19].replace("T", " ") if stamp else ""
