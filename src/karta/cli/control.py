@@ -58,9 +58,7 @@ def control(url: str | None, key: str | None, org: str | None) -> Iterator[Contr
         err.print(f"[red]cannot reach the control plane at {client.base_url}: {exc}[/]")
         raise typer.Exit(2) from exc
     except KartaAPIError as exc:
-        needs = exc.body.get("permission") if isinstance(exc.body, dict) else None
-        detail = f" (needs {needs})" if needs else ""
-        err.print(f"[red]{exc.status} {exc.code}: {escape(exc.message)}{detail}[/]")
+        err.print(f"[red]{exc.status} {exc.code}: {escape(exc.message)}[/]")
         raise typer.Exit(2) from exc
 
 
@@ -102,13 +100,14 @@ def login(
     """Log in; saves a login token (30 days) to credentials.json."""
     with control(control_url, None, None) as client:
         answer = client.login(email, password)
-    path = _save(user_token=answer["token"], control_url=client.base_url, org=org)
+    chosen = {"org": org} if org else {}
+    path = _save(user_token=answer["token"], control_url=client.base_url, **chosen)
     err.print(
         f"Logged in as {escape(email)} until {answer['expires_at'][:10]}; token saved to {path}."
     )
 
 
-orgs_app = typer.Typer(help="Your organizations.", no_args_is_help=False)
+orgs_app = typer.Typer(help="Your organizations.")
 
 
 @orgs_app.callback(invoke_without_command=True)
