@@ -7,10 +7,11 @@ no other control-plane module queries tenant tables directly.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from karta.controlplane.models import (
@@ -27,6 +28,15 @@ from karta.controlplane.models import (
     User,
 )
 from karta.errors import NotFound
+from karta.store.models import utcnow
+
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
+def _insert_for(session: AsyncSession) -> Any:
+    """INSERT … ON CONFLICT in the session's dialect."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert
 
 
 class KeyNotFound(NotFound):
@@ -183,6 +193,46 @@ class OrgRepository:
                 Reservation.organization_id == self.organization_id,
                 Reservation.id == reservation_id,
             )
+        )
+
+    async def record_usage(self, values: dict[str, Any]) -> bool:
+        """Add a ledger row and its day's roll-up; False when the event id was seen before.
+        Both are single statements (insert-or-skip, upsert), safe under concurrent batches."""
+        insert = _insert_for(self.session)
+        row = {**values, "organization_id": self.organization_id}
+        inserted = await self.session.scalar(
+            insert(UsageEvent)
+            .values(**row)
+            .on_conflict_do_nothing(index_elements=["organization_id", "client_event_id"])
+            .returning(UsageEvent.id)
+        )
+        if inserted is None:
+            return False
+        counters = ("turns", "cost_micros", *TOKEN_FIELDS)
+        daily = insert(UsageDaily).values(
+            organization_id=self.organization_id,
+            day=row["occurred_at"].astimezone(UTC).date(),
+            api_key_id=row["api_key_id"] or 0,
+            turns=1,
+            **{name: row[name] for name in counters if name != "turns"},
+        )
+        columns = UsageDaily.__table__.c
+        await self.session.execute(
+            daily.on_conflict_do_update(
+                index_elements=["organization_id", "day", "api_key_id"],
+                set_={name: columns[name] + daily.excluded[name] for name in counters},
+            )
+        )
+        return True
+
+    async def settle(self, reservation_id: str) -> None:
+        await self.session.execute(
+            update(Reservation)
+            .where(
+                Reservation.organization_id == self.organization_id,
+                Reservation.id == reservation_id,
+            )
+            .values(settled_at=utcnow())
         )
 
     async def usage_days(self, start: date, end: date) -> list[UsageDaily]:

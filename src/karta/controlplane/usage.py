@@ -7,21 +7,17 @@ one transaction; an `event_id` seen before is skipped, so the data plane may ret
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from karta.controlplane import budgets
-from karta.controlplane.models import Reservation, UsageDaily, UsageEvent
-from karta.controlplane.repository import OrgRepository
+from karta.controlplane.models import UsageDaily
+from karta.controlplane.repository import TOKEN_FIELDS, OrgRepository
 from karta.errors import NotFound
 from karta.money import Micros, PriceBook, TokenUsage
 from karta.store.models import utcnow
-
-TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
 
 @dataclass(frozen=True)
@@ -48,41 +44,11 @@ class Ingested:
     crossed: set[int] = field(default_factory=set)  # orgs that ran out with this batch
 
 
-def _insert(session: AsyncSession) -> Any:
-    """INSERT … ON CONFLICT in the session's dialect."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql if dialect == "postgresql" else sqlite).insert
-
-
-async def _roll_up(session: AsyncSession, event: dict[str, Any]) -> None:
-    """Add one ledger row to its day's roll-up (an upsert, safe under concurrent batches)."""
-    insert = _insert(session)
-    values = {
-        "organization_id": event["organization_id"],
-        "day": event["occurred_at"].astimezone(UTC).date(),
-        "api_key_id": event["api_key_id"] or 0,
-        "turns": 1,
-        "cost_micros": event["cost_micros"],
-        **{name: event[name] for name in TOKEN_FIELDS},
-    }
-    stmt = insert(UsageDaily).values(**values)
-    table = UsageDaily.__table__.c
-    increments = {
-        name: table[name] + stmt.excluded[name] for name in ("turns", "cost_micros", *TOKEN_FIELDS)
-    }
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["organization_id", "day", "api_key_id"], set_=increments
-        )
-    )
-
-
 async def ingest(session: AsyncSession, prices: PriceBook, batch: list[Metered]) -> Ingested:
     """Record a batch. An event naming a key of another organization is rejected, so a data
     plane cannot bill one org's key to another."""
     result = Ingested()
     before: dict[int, str | None] = {}
-    insert = _insert(session)
     for item in batch:
         repo = OrgRepository(session, item.organization_id)
         try:
@@ -94,7 +60,6 @@ async def ingest(session: AsyncSession, prices: PriceBook, batch: list[Metered])
             result.rejected.append(item.event_id)
             continue
         values = {
-            "organization_id": item.organization_id,
             "client_event_id": item.event_id,
             "api_key_id": item.api_key_id,
             "project_id": item.project_id,
@@ -106,26 +71,12 @@ async def ingest(session: AsyncSession, prices: PriceBook, batch: list[Metered])
             "recorded_at": utcnow(),
             **{name: getattr(item.usage, name) for name in TOKEN_FIELDS},
         }
-        inserted = await session.scalar(
-            insert(UsageEvent)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["organization_id", "client_event_id"])
-            .returning(UsageEvent.id)
-        )
-        if inserted is None:
+        if not await repo.record_usage(values):
             result.duplicates += 1
             continue
         result.accepted += 1
-        await _roll_up(session, values)
         if item.reservation_id:
-            await session.execute(
-                update(Reservation)
-                .where(
-                    Reservation.organization_id == item.organization_id,
-                    Reservation.id == item.reservation_id,
-                )
-                .values(settled_at=utcnow())
-            )
+            await repo.settle(item.reservation_id)
     for org_id, was in before.items():
         if was is None and await budgets.exhausted(OrgRepository(session, org_id)) is not None:
             result.crossed.add(org_id)
