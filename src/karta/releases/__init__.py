@@ -1,0 +1,1 @@
+"""Releases: packing a harness app into an archive, and extracting one safely."""
