@@ -40,6 +40,8 @@ async def test_every_route_denies_a_foreign_org(control: ControlPlane) -> None:
         "user_id": member_id,
         "key_id": victim.admin_key_id,
         "ref": "secret",
+        "version": "v1",
+        "name": "TOKEN",
     }
     credentials = {
         "admin key": attacker.admin,

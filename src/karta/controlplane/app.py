@@ -12,7 +12,18 @@ from fastapi import FastAPI
 from karta import __version__
 from karta.controlplane.bootstrap import ensure_local
 from karta.controlplane.notify import DataPlanes
-from karta.controlplane.routes import account, audit, internal, keys, members, money, projects
+from karta.controlplane.releases import ArtifactStore
+from karta.controlplane.routes import (
+    account,
+    audit,
+    internal,
+    keys,
+    members,
+    money,
+    projects,
+    releases,
+)
+from karta.controlplane.secretbox import SecretBox
 from karta.controlplane.settings import ControlSettings
 from karta.dataplane import errors
 from karta.money import PriceBook
@@ -22,11 +33,12 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def create_control_app(settings: ControlSettings) -> FastAPI:
-    prices = PriceBook.load()  # a bad price book fails here, before binding a port
+    prices = PriceBook.load()  # a bad price book or secrets key fails here, before binding
+    box = SecretBox.load(settings.secrets_key, settings.home)
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
-        settings.home.mkdir(parents=True, exist_ok=True)
+        (settings.artifacts / "tmp").mkdir(parents=True, exist_ok=True)
         engine = store.create_engine(settings.db_url, serialized_writes=True)
         planes = DataPlanes(settings.data_plane_urls, settings.internal.outbound_token)
         try:
@@ -44,6 +56,8 @@ def create_control_app(settings: ControlSettings) -> FastAPI:
     api.state.settings = settings
     api.state.prices = prices
     api.state.internal_access = settings.internal
+    api.state.secretbox = box
+    api.state.artifacts = ArtifactStore(settings.artifacts)
     errors.install(api)
 
     @api.get("/healthz", include_in_schema=False)
@@ -54,6 +68,6 @@ def create_control_app(settings: ControlSettings) -> FastAPI:
     async def readyz() -> dict[str, str]:
         return {"status": "ready"}
 
-    for module in (account, members, keys, projects, money, audit, internal):
+    for module in (account, members, keys, projects, releases, money, audit, internal):
         api.include_router(module.router)
     return api

@@ -16,7 +16,9 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
+    Text,
     UniqueConstraint,
     event,
 )
@@ -100,8 +102,49 @@ class Project(Base):
     slug: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    # The release new sessions start on; flipped atomically by activation and rollback.
+    active_release_id: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (UniqueConstraint("organization_id", "slug"),)
+
+
+class Release(Base):
+    """An immutable, validated snapshot of a harness app: `vN` of a project, stored
+    content-addressed by the sha256 of its archive."""
+
+    __tablename__ = "releases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(16))  # ready | failed
+    harness: Mapped[str | None] = mapped_column(String(32))
+    app_name: Mapped[str | None] = mapped_column(String(200))
+    agents: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    build_log: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("project_id", "version"),)
+
+
+class ProjectEnvVar(Base):
+    """A project's environment variable, encrypted at rest (AES-256-GCM, see `secretbox`)."""
+
+    __tablename__ = "project_env_vars"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    hint: Mapped[str | None] = mapped_column(String(8))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
 
 
 class Budget(Base):

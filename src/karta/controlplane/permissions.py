@@ -17,6 +17,10 @@ class Permission(StrEnum):
     PROJECTS_READ = "projects.read"
     PROJECTS_WRITE = "projects.write"
     SESSION_TOKENS_MINT = "session_tokens.mint"
+    RELEASES_PUBLISH = "releases.publish"
+    RELEASES_ACTIVATE = "releases.activate"
+    ENV_READ = "env.read"
+    ENV_WRITE = "env.write"
     BUDGET_READ = "budget.read"
     BUDGET_MANAGE = "budget.manage"
     USAGE_READ = "usage.read"
@@ -29,11 +33,12 @@ SCOPES = ("read", "write", "admin")
 P = Permission
 _READ = {P.ORG_READ, P.MEMBERS_READ, P.PROJECTS_READ, P.BUDGET_READ, P.USAGE_READ}
 _ADMIN = set(Permission)
+_DEPLOY = {P.PROJECTS_WRITE, P.RELEASES_PUBLISH, P.ENV_READ, P.ENV_WRITE}
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "owner": frozenset(_ADMIN),
     "admin": frozenset(_ADMIN),
-    "developer": frozenset(_READ | {P.KEYS_READ, P.PROJECTS_WRITE, P.SESSION_TOKENS_MINT}),
+    "developer": frozenset(_READ | _DEPLOY | {P.KEYS_READ, P.SESSION_TOKENS_MINT}),
     # Billing's own surface (plans, invoices) arrives with Stripe; until then it reads.
     "billing": frozenset(_READ),
     "viewer": frozenset(_READ),
@@ -41,7 +46,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
 
 SCOPE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "read": frozenset(_READ),
-    "write": frozenset(_READ | {P.PROJECTS_WRITE, P.SESSION_TOKENS_MINT}),
+    "write": frozenset(_READ | _DEPLOY | {P.SESSION_TOKENS_MINT}),
     "admin": frozenset(_ADMIN),
 }
 

@@ -108,3 +108,11 @@ class UsageEventIn(BaseModel):  # internal: tolerate newer senders
 
 class UsageBatch(BaseModel):  # internal: tolerate newer senders
     events: list[UsageEventIn] = Field(max_length=1000)
+
+
+class Rollback(Body):
+    to: str | int | None = Field(default=None, description="a version, e.g. 'v3' or 3")
+
+
+class SetEnvVar(Body):
+    value: str = Field(max_length=32_768)

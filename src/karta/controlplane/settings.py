@@ -27,8 +27,14 @@ class ControlSettings:
     turn_reserve_tokens: int = 20_000
     reservation_ttl: float = 900.0
     login_ttl: float = 30 * 86400.0
+    secrets_key: str | None = None  # KARTA_SECRETS_KEY; generated under home when unset
+    release_max_bytes: int = 200 << 20  # compressed upload
     # `karta serve`: create the local org, key and project, and write credentials.json.
     local: LocalBootstrap | None = None
+
+    @property
+    def artifacts(self) -> Path:
+        return self.home / "artifacts"
 
     @property
     def db_url(self) -> str:
@@ -46,5 +52,7 @@ class ControlSettings:
             not in ("off", "0", "false", "no"),
             turn_reserve_tokens=int(os.environ.get("KARTA_TURN_RESERVE_TOKENS") or 20_000),
             reservation_ttl=float(os.environ.get("KARTA_RESERVATION_TTL") or 900),
+            secrets_key=os.environ.get("KARTA_SECRETS_KEY") or None,
+            release_max_bytes=int(os.environ.get("KARTA_RELEASE_MAX_BYTES") or 200 << 20),
         )
         return replace(settings, **overrides)  # type: ignore[arg-type]

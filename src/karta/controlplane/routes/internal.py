@@ -7,13 +7,22 @@ from datetime import UTC
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
 
 from karta.controlplane import budgets, credentials, usage
+from karta.controlplane.models import Project, Release
 from karta.controlplane.repository import OrgRepository
 from karta.controlplane.routes.projects import public_project
+from karta.controlplane.routes.releases import project_env
 from karta.controlplane.schemas import Reserve, UsageBatch, ValidateKey
+from karta.errors import Conflict, NotFound
 from karta.internal_auth import require_service
 from karta.money import TokenUsage
+
+
+class NoActiveRelease(Conflict):
+    code = "no_active_release"
+
 
 router = APIRouter(
     prefix="/internal", dependencies=[Depends(require_service)], include_in_schema=False
@@ -52,6 +61,65 @@ async def find_project(
 ) -> dict[str, Any]:
     async with request.app.state.db() as session:
         return public_project(await OrgRepository(session, organization_id).project(ref))
+
+
+async def _active(repo: OrgRepository, ref: str) -> tuple[Project, Release]:
+    project = await repo.project(ref)
+    release = await repo.find_release(project.id, release_id=project.active_release_id or 0)
+    if release is None:
+        raise NoActiveRelease(f"project {project.slug!r} has no active release")
+    return project, release
+
+
+def _release_view(project: Project, release: Release) -> dict[str, Any]:
+    return {
+        "project_id": project.id,
+        "project_slug": project.slug,
+        "organization_id": project.organization_id,
+        "version": release.version,
+        "digest": release.digest,
+        "harness": release.harness,
+        "status": release.status,
+    }
+
+
+@router.get("/projects/{ref}/active_release")
+async def active_release(
+    ref: str, request: Request, organization_id: int = Query(ge=1)
+) -> dict[str, Any]:
+    async with request.app.state.db() as session:
+        return _release_view(*await _active(OrgRepository(session, organization_id), ref))
+
+
+@router.get("/projects/{ref}/releases/{version}")
+async def pinned_release(
+    ref: str, version: int, request: Request, organization_id: int = Query(ge=1)
+) -> dict[str, Any]:
+    async with request.app.state.db() as session:
+        repo = OrgRepository(session, organization_id)
+        project = await repo.project(ref)
+        return _release_view(project, await repo.release(project.id, version))
+
+
+@router.get("/artifacts/{digest}")
+async def artifact(
+    digest: str, request: Request, organization_id: int = Query(ge=1)
+) -> FileResponse:
+    """A release archive, only to a caller naming an org that published it."""
+    async with request.app.state.db() as session:
+        held = await OrgRepository(session, organization_id).holds_digest(digest)
+    store = request.app.state.artifacts
+    if not held or not store.path(digest).is_file():
+        raise NotFound(f"artifact {digest} not found")
+    return FileResponse(store.path(digest), media_type="application/gzip")
+
+
+@router.get("/projects/{ref}/env")
+async def env(ref: str, request: Request, organization_id: int = Query(ge=1)) -> dict[str, Any]:
+    async with request.app.state.db() as session:
+        repo = OrgRepository(session, organization_id)
+        project = await repo.project(ref)
+        return {"env": await project_env(repo, request.app.state.secretbox, project)}
 
 
 @router.post("/budget/reserve")

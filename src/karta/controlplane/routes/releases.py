@@ -1,0 +1,294 @@
+"""Releases of a project — publish (upload), list, activate, roll back — and its env vars."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+
+from karta.controlplane import releases
+from karta.controlplane.actor import Actor
+from karta.controlplane.deps import Tx, require, transaction
+from karta.controlplane.models import Project, ProjectEnvVar, Release
+from karta.controlplane.permissions import Permission
+from karta.controlplane.repository import OrgRepository
+from karta.controlplane.schemas import Rollback, SetEnvVar
+from karta.controlplane.secretbox import SecretBox
+from karta.dataplane.errors import error_responses
+from karta.errors import Conflict, KartaError, NotFound
+from karta.store.models import utcnow
+
+router = APIRouter(prefix="/v1/projects/{ref}", tags=["releases"])
+Reader = Annotated[Actor, Depends(require(Permission.PROJECTS_READ))]
+Publisher = Annotated[Actor, Depends(require(Permission.RELEASES_PUBLISH))]
+Activator = Annotated[Actor, Depends(require(Permission.RELEASES_ACTIVATE))]
+EnvReader = Annotated[Actor, Depends(require(Permission.ENV_READ))]
+EnvWriter = Annotated[Actor, Depends(require(Permission.ENV_WRITE))]
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+class ReleaseInvalid(KartaError):
+    status = 422
+    code = "release_invalid"
+
+
+class ReleaseFailed(Conflict):
+    code = "release_failed"
+
+
+class NothingToRollBackTo(Conflict):
+    code = "no_previous_release"
+
+
+class EnvVarNotFound(NotFound):
+    code = "env_var_not_found"
+
+
+class InvalidEnvName(KartaError):
+    status = 422
+    code = "invalid_env_name"
+
+
+def public_release(release: Release, project: Project) -> dict[str, Any]:
+    return {
+        "id": release.id,
+        "object": "release",
+        "project": project.slug,
+        "version": release.version,
+        "name": f"v{release.version}",
+        "digest": f"sha256:{release.digest}",
+        "size": release.size,
+        "status": release.status,
+        "active": project.active_release_id == release.id,
+        "harness": release.harness,
+        "app_name": release.app_name,
+        "agents": release.agents,
+        "build_log": release.build_log,
+        "created_by": release.created_by,
+        "created_at": release.created_at.isoformat(),
+    }
+
+
+def parse_version(text: str) -> int:
+    digits = text[1:] if text[:1] in ("v", "V") else text
+    if not digits.isdigit() or int(digits) < 1:
+        raise NotFound(f"release {text!r} not found (versions look like v3)")
+    return int(digits)
+
+
+async def _activate(tx: Tx, project: Project, release: Release, action: str) -> None:
+    """Flip the pointer (the project row is locked by the caller) and audit it."""
+    if release.status != "ready":
+        raise ReleaseFailed(f"v{release.version} failed validation and cannot be activated")
+    previous = await tx.repo.find_release(project.id, release_id=project.active_release_id or 0)
+    project.active_release_id = release.id
+    await tx.audit(
+        action,
+        "release",
+        release.id,
+        project=project.slug,
+        version=release.version,
+        previous=previous.version if previous else None,
+    )
+
+
+@router.post(
+    "/releases",
+    status_code=201,
+    responses={
+        200: {"description": "the same content was published before"},
+        **error_responses(401, 403, 404, 413, 422),
+    },
+)
+async def publish(
+    ref: str,
+    request: Request,
+    response: Response,
+    actor: Publisher,
+    activate: Annotated[bool, Query(description="activate when valid")] = True,
+) -> dict[str, Any]:
+    """Upload a release archive (a gzip'd tar, as the request body)."""
+    settings = request.app.state.settings
+    async with transaction(request, actor) as tx:
+        project = await tx.repo.project(ref)
+        bound = {v.name for v in await tx.repo.env_vars(project.id)}
+    upload = await releases.receive(
+        request.stream(), settings.artifacts / "tmp", settings.release_max_bytes
+    )
+    try:
+        checked = await asyncio.to_thread(releases.validate, upload.path, bound)
+        async with transaction(request, actor) as tx:
+            project = await tx.repo.project(ref, lock=True)
+            same = await tx.repo.ready_release_with_digest(project.id, upload.digest)
+            if same is not None:
+                response.status_code = 200
+                return public_release(same, project)
+            release = Release(
+                project_id=project.id,
+                version=await tx.repo.latest_version(project.id) + 1,
+                digest=upload.digest,
+                size=upload.size,
+                status="ready" if checked.ok else "failed",
+                harness=checked.harness,
+                app_name=checked.app_name,
+                agents=checked.agents,
+                build_log="\n".join(checked.log),
+                created_by=actor.actor_id,
+                created_at=utcnow(),
+            )
+            tx.repo.add(release)
+            await tx.session.flush()
+            await tx.audit(
+                "release.published",
+                "release",
+                release.id,
+                project=project.slug,
+                version=release.version,
+                digest=release.digest,
+                status=release.status,
+            )
+            if checked.ok:
+                await asyncio.to_thread(request.app.state.artifacts.put, upload)
+                if activate:
+                    await _activate(tx, project, release, "release.activated")
+            view = public_release(release, project)
+    finally:
+        upload.path.unlink(missing_ok=True)
+    if not checked.ok:
+        raise ReleaseInvalid(checked.problem.removeprefix("error: "), release=view)
+    if activate:
+        await request.app.state.planes.invalidate(actor.organization_id)
+    return view
+
+
+@router.get("/releases", responses=error_responses(401, 403, 404))
+async def list_releases(ref: str, request: Request, actor: Reader) -> dict[str, Any]:
+    async with transaction(request, actor) as tx:
+        project = await tx.repo.project(ref)
+        rows = await tx.repo.releases(project.id)
+        return {"data": [public_release(r, project) for r in rows]}
+
+
+@router.get("/releases/{version}", responses=error_responses(401, 403, 404))
+async def get_release(ref: str, version: str, request: Request, actor: Reader) -> dict[str, Any]:
+    async with transaction(request, actor) as tx:
+        project = await tx.repo.project(ref)
+        return public_release(await tx.repo.release(project.id, parse_version(version)), project)
+
+
+@router.post("/releases/{version}/activate", responses=error_responses(401, 403, 404, 409))
+async def activate_release(
+    ref: str, version: str, request: Request, actor: Activator
+) -> dict[str, Any]:
+    async with transaction(request, actor) as tx:
+        project = await tx.repo.project(ref, lock=True)
+        release = await tx.repo.release(project.id, parse_version(version))
+        if project.active_release_id != release.id:
+            await _activate(tx, project, release, "release.activated")
+        view = public_release(release, project)
+    await request.app.state.planes.invalidate(actor.organization_id)
+    return view
+
+
+@router.post("/rollback", responses=error_responses(401, 403, 404, 409, 422))
+async def rollback(
+    ref: str,
+    request: Request,
+    actor: Activator,
+    body: Annotated[Rollback | None, Body()] = None,
+) -> dict[str, Any]:
+    """Back to `to`, or to the newest ready release older than the active one."""
+    async with transaction(request, actor) as tx:
+        project = await tx.repo.project(ref, lock=True)
+        if body is not None and body.to is not None:
+            target = await tx.repo.release(project.id, parse_version(str(body.to)))
+        else:
+            current = await tx.repo.find_release(
+                project.id, release_id=project.active_release_id or 0
+            )
+            older = [
+                r
+                for r in await tx.repo.releases(project.id)
+                if r.status == "ready" and (current is None or r.version < current.version)
+            ]
+            if not older:
+                raise NothingToRollBackTo("there is no earlier ready release to roll back to")
+            target = older[-1]
+        if project.active_release_id != target.id:
+            await _activate(tx, project, target, "release.rolled_back")
+        view = public_release(target, project)
+    await request.app.state.planes.invalidate(actor.organization_id)
+    return view
+
+
+# --- env vars ------------------------------------------------------------------------------------
+
+
+def _context(project: Project, name: str) -> str:
+    return f"env:{project.organization_id}:{project.id}:{name}"
+
+
+def _public_var(var: ProjectEnvVar) -> dict[str, Any]:
+    return {
+        "name": var.name,
+        "object": "env_var",
+        "value_hint": f"…{var.hint}" if var.hint else "…",
+        "updated_at": var.updated_at.isoformat(),
+    }
+
+
+@router.get("/env", responses=error_responses(401, 403, 404))
+async def list_env(ref: str, request: Request, actor: EnvReader) -> dict[str, Any]:
+    """Names and a hint of each value; values are never shown back in full."""
+    async with transaction(request, actor) as tx:
+        project = await tx.repo.project(ref)
+        return {"data": [_public_var(v) for v in await tx.repo.env_vars(project.id)]}
+
+
+@router.put("/env/{name}", responses=error_responses(401, 403, 404, 422))
+async def set_env(
+    ref: str, name: str, body: SetEnvVar, request: Request, actor: EnvWriter
+) -> dict[str, Any]:
+    if not ENV_NAME.match(name) or name.upper().startswith("KARTA_"):
+        raise InvalidEnvName(
+            f"{name!r} is not a usable env var name (letters, digits, _; not KARTA_…)"
+        )
+    box = request.app.state.secretbox
+    async with transaction(request, actor) as tx:
+        project = await tx.repo.project(ref)
+        var = await tx.repo.env_var(project.id, name)
+        if var is None:
+            var = ProjectEnvVar(project_id=project.id, name=name)
+            tx.repo.add(var)
+        var.ciphertext = box.seal(body.value, _context(project, name))
+        # A hint only for long values, so short secrets are not half revealed.
+        var.hint = body.value[-2:] if len(body.value) >= 12 else None
+        var.updated_at = utcnow()
+        await tx.session.flush()
+        await tx.audit("env.set", "env_var", var.id, project=project.slug, name=name)
+        view = _public_var(var)
+    await request.app.state.planes.invalidate(actor.organization_id)
+    return view
+
+
+@router.delete("/env/{name}", status_code=204, responses=error_responses(401, 403, 404))
+async def unset_env(ref: str, name: str, request: Request, actor: EnvWriter) -> Response:
+    async with transaction(request, actor) as tx:
+        project = await tx.repo.project(ref)
+        var = await tx.repo.env_var(project.id, name)
+        if var is None:
+            raise EnvVarNotFound(f"{name} is not set on {project.slug}")
+        await tx.session.delete(var)
+        await tx.audit("env.unset", "env_var", var.id, project=project.slug, name=name)
+    await request.app.state.planes.invalidate(actor.organization_id)
+    return Response(status_code=204)
+
+
+async def project_env(repo: OrgRepository, box: SecretBox, project: Project) -> dict[str, str]:
+    """Decrypted env of a project, for the data plane's harness processes."""
+    return {
+        v.name: box.open(v.ciphertext, _context(project, v.name))
+        for v in await repo.env_vars(project.id)
+    }
