@@ -1,5 +1,6 @@
-"""Shared fixtures: a real `karta serve` process on a free port, backed by SQLite or PostgreSQL,
-with the real Claude Code binary behind it and the scripted model in front of the harness."""
+"""Shared fixtures: a real `karta serve` process (data plane and control plane) on free ports,
+backed by SQLite or PostgreSQL, with the real Claude Code binary behind it and the scripted
+model in front of the harness."""
 
 from __future__ import annotations
 
@@ -52,24 +53,60 @@ def _pg(sql: str) -> None:
 
 
 class Database:
-    """A throwaway database: a SQLite file in the server's home, or a fresh PostgreSQL DB."""
+    """Throwaway databases: SQLite files in the server's home, or fresh PostgreSQL databases
+    (one for the data plane, and on demand one for the control plane: planes never share)."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self.name = f"karta_test_{secrets.token_hex(6)}"
-        self.url: str | None = None
-        if kind == "postgres":
-            _pg(f'CREATE DATABASE "{self.name}"')
-            base = PG_ADMIN_DSN.rsplit("/", 1)[0]
-            self.url = f"{base}/{self.name}"
+        self._names: list[str] = []
+        self.url = self._create() if kind == "postgres" else None
+        self._control_url: str | None = None
+
+    def _create(self) -> str:
+        name = f"karta_test_{secrets.token_hex(6)}"
+        _pg(f'CREATE DATABASE "{name}"')
+        self._names.append(name)
+        return f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+
+    @property
+    def control_url(self) -> str | None:
+        if self.kind == "postgres" and self._control_url is None:
+            self._control_url = self._create()
+        return self._control_url
 
     def drop(self) -> None:
-        if self.kind == "postgres":
-            _pg(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        for name in self._names:
+            _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _server_env(model: ScriptedModel, wire: str) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("KARTA_", "ANTHROPIC_", "OPENAI_"))
+    }
+    if wire == "openai":
+        env.update({"OPENAI_BASE_URL": f"{model.url}/v1", "OPENAI_API_KEY": "test-key"})
+    else:
+        env.update({"ANTHROPIC_BASE_URL": model.url, "ANTHROPIC_API_KEY": "test-key"})
+    return env
+
+
+def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not become ready:\n{log.read_text()[-3000:]}")
 
 
 class KartaServer:
-    """`karta serve` in a subprocess; restartable on the same home and database."""
+    """`karta serve` (both planes, one process) in a subprocess; restartable on the same home
+    and databases."""
 
     def __init__(
         self,
@@ -87,6 +124,7 @@ class KartaServer:
         self.extra_env = env or {}
         self.wire = wire  # which API the harness uses to reach the scripted model
         self.port = free_port()
+        self.control_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = home / "server.log"
 
@@ -94,54 +132,38 @@ class KartaServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def control_url(self) -> str:
+        return f"http://127.0.0.1:{self.control_port}"
+
     def start(self) -> KartaServer:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("KARTA_", "ANTHROPIC_", "OPENAI_"))
-        }
-        if self.wire == "openai":
-            env.update({"OPENAI_BASE_URL": f"{self.model.url}/v1", "OPENAI_API_KEY": "test-key"})
-        else:
-            env.update({"ANTHROPIC_BASE_URL": self.model.url, "ANTHROPIC_API_KEY": "test-key"})
+        env = _server_env(self.model, self.wire)
         env.update(
             {
                 "KARTA_HOME": str(self.home),
                 "KARTA_HARNESS_MAX_RETRIES": "0",
                 **({"KARTA_DATABASE_URL": self.db.url} if self.db.url else {}),
+                **(
+                    {"KARTA_CONTROL_DATABASE_URL": self.db.control_url}
+                    if self.db.control_url
+                    else {}
+                ),
                 **self.extra_env,
             }
         )
         self.home.mkdir(parents=True, exist_ok=True)
+        command = ["serve", str(self.app_dir), "--port", str(self.port)]
+        command += ["--control-port", str(self.control_port), "--log-level", "info"]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "karta.cli",
-                    "serve",
-                    str(self.app_dir),
-                    "--port",
-                    str(self.port),
-                    "--log-level",
-                    "info",
-                ],
+                [sys.executable, "-m", "karta.cli", *command],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"karta serve exited:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"karta serve did not become ready:\n{self.log.read_text()[-3000:]}")
+        wait_ready(self.proc, self.url, self.log)
+        return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -165,14 +187,23 @@ class KartaServer:
         self.start()
 
     @property
-    def api_key(self) -> str:
+    def credentials(self) -> dict[str, Any]:
         import json
 
-        return str(json.loads((self.home / "credentials.json").read_text())["api_key"])
+        return dict(json.loads((self.home / "credentials.json").read_text()))
+
+    @property
+    def api_key(self) -> str:
+        return str(self.credentials["api_key"])
 
     def client(self, key: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key or self.api_key}"}
         return httpx.Client(base_url=self.url, headers=headers, timeout=120)
+
+    def control(self, key: str | None = None) -> httpx.Client:
+        """A client of the control plane's management API."""
+        headers = {"Authorization": f"Bearer {key or self.api_key}"}
+        return httpx.Client(base_url=self.control_url, headers=headers, timeout=30)
 
     def workspace(self, session_id: str) -> Path:
         return self.home / "sessions" / session_id / "workspace"

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from karta.internal_auth import InternalAccess
+
 
 def _int(name: str, default: int | None) -> int | None:
     value = os.environ.get(name)
@@ -15,6 +17,10 @@ def _int(name: str, default: int | None) -> int | None:
 def _float(name: str, default: float) -> float:
     value = os.environ.get(name)
     return float(value) if value not in (None, "") else default
+
+
+class ConfigError(ValueError):
+    """The environment cannot make a working server; the message says what to set."""
 
 
 def karta_home() -> Path:
@@ -32,6 +38,18 @@ class Settings:
     harness_max_retries: int | None = None
     max_events_per_session: int = 10_000
     open_auth: bool = False
+    # The control plane (see docs/control-plane.md) and how the planes trust each other.
+    control_plane_url: str | None = None
+    internal: InternalAccess = field(default_factory=InternalAccess)
+    session_token_secret: str | None = None
+    project_slug: str | None = None  # the project this data plane serves; default: the app's name
+    # What the data plane remembers of the control plane's answers (docs/configuration.md).
+    key_cache_ttl: float = 5.0
+    key_cache_max: int = 1024
+    key_cache_stale: float = 300.0
+    negative_flush_interval: float = 1.0
+    breaker_threshold: int = 5
+    breaker_window: float = 2.0
 
     @property
     def db_url(self) -> str:
@@ -48,5 +66,15 @@ class Settings:
             keepalive=_float("KARTA_SSE_KEEPALIVE", 15.0),
             harness_max_retries=_int("KARTA_HARNESS_MAX_RETRIES", None),
             max_events_per_session=_int("KARTA_MAX_EVENTS_PER_SESSION", 10_000) or 10_000,
+            control_plane_url=os.environ.get("KARTA_CONTROL_PLANE_URL") or None,
+            internal=InternalAccess.from_env(),
+            session_token_secret=os.environ.get("KARTA_SESSION_TOKEN_SECRET") or None,
+            project_slug=os.environ.get("KARTA_PROJECT") or None,
+            key_cache_ttl=_float("KARTA_KEY_CACHE_TTL", 5.0),
+            key_cache_max=_int("KARTA_KEY_CACHE_MAX", 1024) or 1024,
+            key_cache_stale=_float("KARTA_KEY_CACHE_STALE", 300.0),
+            negative_flush_interval=_float("KARTA_NEG_FLUSH_MIN_INTERVAL", 1.0),
+            breaker_threshold=_int("KARTA_BREAKER_THRESHOLD", 5) or 5,
+            breaker_window=_float("KARTA_BREAKER_WINDOW", 2.0),
         )
         return replace(settings, **overrides)  # type: ignore[arg-type]

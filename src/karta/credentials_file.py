@@ -21,9 +21,12 @@ def read_credentials(home: Path) -> dict[str, Any]:
 
 
 def write_credentials(home: Path, data: dict[str, Any]) -> Path:
+    return write_private_json(home / CREDENTIALS_FILE, data)
+
+
+def write_private_json(path: Path, data: dict[str, Any]) -> Path:
     """Replace the file atomically; it is never readable by others, even for a moment."""
-    home.mkdir(parents=True, exist_ok=True)
-    path = home / CREDENTIALS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:

@@ -48,6 +48,12 @@ class Forbidden(KartaError):
     code = "forbidden"
 
 
+class IdentityMismatch(Forbidden):
+    """Session metadata names another end user than the session token's verified `sub`."""
+
+    code = "identity_mismatch"
+
+
 class NotFound(KartaError):
     status = 404
     code = "not_found"
@@ -55,6 +61,10 @@ class NotFound(KartaError):
 
 class SessionNotFound(NotFound):
     code = "session_not_found"
+
+
+class ProjectNotFound(NotFound):
+    code = "project_not_found"
 
 
 class AgentNotFound(NotFound):
@@ -86,6 +96,12 @@ class InputNotPending(Conflict):
 
 class SessionEnded(Conflict):
     code = "session_ended"
+
+
+class NoActiveRelease(Conflict):
+    """The project exists but this data plane does not serve a release of it."""
+
+    code = "no_active_release"
 
 
 class AppConfigError(KartaError):

@@ -1,56 +1,50 @@
-"""First-start bootstrap of the embedded server: the local org, its API key and
-`$KARTA_HOME/credentials.json` (mode 0600) for the CLI and scripts."""
+"""What `karta serve` keeps for its two planes under $KARTA_HOME: the service token they
+authenticate each other with and the session-token secret, generated on first start and kept
+(mode 0600) so they survive restarts. Environment variables, when set, win."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from karta.credentials_file import write_private_json
+from karta.internal_auth import InternalAccess
 
-from karta.identity import authenticate, create_api_key, ensure_local_org
-
-CREDENTIALS_FILE = "credentials.json"
+SECRETS_FILE = "serve-secrets.json"
 
 
 @dataclass(frozen=True)
-class Credentials:
-    url: str
-    api_key: str
-    created: bool
-    path: Path
+class PlaneSecrets:
+    internal: InternalAccess
+    session_token_secret: str
 
 
-def read_credentials(home: Path) -> dict[str, str]:
-    path = home / CREDENTIALS_FILE
+def _stored(path: Path) -> dict[str, str]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    return {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
 
 
-def write_credentials(home: Path, data: dict[str, str]) -> Path:
-    path = home / CREDENTIALS_FILE
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
-    return path
-
-
-async def ensure_credentials(db: async_sessionmaker, home: Path, url: str) -> Credentials:
-    """Reuse the key in credentials.json while it is still valid; otherwise mint a new one."""
-    org = await ensure_local_org(db)
-    stored = read_credentials(home)
-    key = stored.get("api_key", "")
-    created = False
-    if not key or await authenticate(db, key) is None:
-        key = await create_api_key(db, org.id, "local serve key")
-        created = True
-    path = write_credentials(home, {**stored, "url": url, "api_key": key})
-    return Credentials(url, key, created, path)
+def plane_secrets(home: Path) -> PlaneSecrets:
+    path = home / SECRETS_FILE
+    stored = _stored(path)
+    wanted = {
+        "service_token": stored.get("service_token") or secrets.token_urlsafe(32),
+        "session_token_secret": stored.get("session_token_secret") or secrets.token_urlsafe(32),
+    }
+    if wanted != stored:
+        write_private_json(path, wanted)
+    internal = InternalAccess.from_env()
+    if not internal.tokens:
+        internal = InternalAccess.build(
+            [wanted["service_token"]],
+            tuple(str(n) for n in internal.networks),
+            tuple(internal.hosts),
+        )
+    secret = os.environ.get("KARTA_SESSION_TOKEN_SECRET") or wanted["session_token_secret"]
+    return PlaneSecrets(internal, secret)

@@ -37,3 +37,28 @@ async def test_sessions_are_invisible_across_organizations(tmp_path):
         assert runtime.running_turn(sid) is None
         # Open mode (karta serve --open) is unscoped by design; it sees every session.
         assert (await runtime.get_session(OPEN, sid))["id"] == sid
+
+
+async def test_project_routes_see_their_project_and_tokens_their_end_user(tmp_path):
+    in_project = Principal(kind="api_key", organization_id=1, project_id=7)
+    other_project = Principal(kind="api_key", organization_id=1, project_id=8)
+    alice = Principal(kind="session", organization_id=1, project_id=7, sub="alice")
+    settings = Settings(home=tmp_path, open_auth=False)
+    async with open_runtime(load_app(SUPPORT_BOT), settings, {}) as runtime:
+        flat, _ = await runtime.create_session(ORG_A, {})
+        bobs, _ = await runtime.create_session(in_project, {"user_id": "bob"})
+        shared, _ = await runtime.create_session(in_project, {})
+        own, _ = await runtime.create_session(alice, {"plan": "pro"})
+        assert own["metadata"] == {"plan": "pro", "user_id": "alice"}
+
+        assert (await runtime.get_session(ORG_A, bobs["id"]))["id"] == bobs["id"]
+        for caller, sid in [
+            (in_project, flat["id"]),
+            (other_project, bobs["id"]),
+            (alice, bobs["id"]),
+            (alice, flat["id"]),
+        ]:
+            with pytest.raises(SessionNotFound):
+                await runtime.get_session(caller, sid)
+        for sid in (shared["id"], own["id"]):
+            assert (await runtime.get_session(alice, sid))["id"] == sid

@@ -34,14 +34,49 @@ def _root(
 def serve(
     directory: Annotated[Path, typer.Argument(help="The harness app folder.")] = Path("."),
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(help="Data plane port.")] = 8000,
+    control_port: Annotated[
+        int | None, typer.Option(help="Control plane port (default: --port + 1).")
+    ] = None,
     open_auth: Annotated[bool, typer.Option("--open", help="Disable authentication.")] = False,
     log_level: Annotated[str, typer.Option(help="Server log level.")] = "warning",
 ) -> None:
-    """Serve a harness app over the Karta session API."""
+    """Serve a harness app: the data plane and the control plane, in one process."""
     from karta.cli.serve import run_server
 
-    run_server(directory, host=host, port=port, open_auth=open_auth, log_level=log_level)
+    run_server(
+        directory,
+        host=host,
+        port=port,
+        control_port=control_port,
+        open_auth=open_auth,
+        log_level=log_level,
+    )
+
+
+@app.command()
+def dataplane(
+    directory: Annotated[Path, typer.Argument(help="The harness app folder.")] = Path("."),
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    log_level: Annotated[str, typer.Option(help="Server log level.")] = "warning",
+) -> None:
+    """Run the data plane alone, against KARTA_CONTROL_PLANE_URL."""
+    from karta.cli.serve import run_dataplane
+
+    run_dataplane(directory, host=host, port=port, log_level=log_level)
+
+
+@app.command()
+def controlplane(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
+    log_level: Annotated[str, typer.Option(help="Server log level.")] = "warning",
+) -> None:
+    """Run the control plane alone (identity, keys, budgets, usage, audit)."""
+    from karta.cli.serve import run_controlplane
+
+    run_controlplane(host=host, port=port, log_level=log_level)
 
 
 @app.command()

@@ -1,24 +1,98 @@
-"""`karta serve`: the data plane on embedded defaults, with a start-up banner that says how to
-talk to it."""
+"""`karta serve`, `karta dataplane`, `karta controlplane`: run the planes, with a start-up
+banner that says how to talk to them.
+
+`karta serve` runs both planes in one process — two uvicorn servers on one event loop, the
+control plane started first (it writes credentials.json before it reports ready) — still
+talking to each other over HTTP on loopback. The separate commands take their configuration
+from the environment (docs/configuration.md).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 from rich.console import Console
 
 from karta import __version__
-from karta.config import Settings
-from karta.dataplane.app import Ready, create_app
+from karta.app import HarnessApp, load_app
+from karta.config import ConfigError, Settings
+from karta.credentials_file import read_credentials
 from karta.errors import AppConfigError
 from karta.modelenv import ModelEndpoint, resolve_model_endpoint
+from karta.serve_state import plane_secrets
 
 console = Console(highlight=False, soft_wrap=True)
 
 
-def banner(ready: Ready, url: str, model: ModelEndpoint, open_auth: bool) -> None:
-    app = ready.app
+class PlaneServer(uvicorn.Server):
+    """A uvicorn server that says when it is up, and leaves signals to `run_planes`, which
+    stops the planes in order."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.up = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.up.set()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def plane_server(api: FastAPI, host: str, port: int, log_level: str) -> PlaneServer:
+    return PlaneServer(
+        uvicorn.Config(api, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+    )
+
+
+async def run_planes(servers: list[PlaneServer], on_ready: Callable[[], None]) -> int:
+    """Start the servers one after the other (each ready before the next starts), run until
+    SIGINT/SIGTERM, then stop them in reverse order. Returns the exit status."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tasks: list[asyncio.Task[None]] = []
+    status = 0
+    try:
+        for server in servers:
+            task = asyncio.create_task(server.serve())
+            tasks.append(task)
+            up = asyncio.create_task(server.up.wait())
+            await asyncio.wait([up, task], return_when=asyncio.FIRST_COMPLETED)
+            up.cancel()
+            if not server.started:
+                return 1
+        on_ready()
+        stopped = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        status = 0 if stopped in done else 1
+        return status
+    finally:
+        for server, task in reversed(list(zip(servers, tasks, strict=False))):
+            server.should_exit = True
+            await asyncio.gather(task, return_exceptions=True)
+
+
+def _loopback(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def banner(
+    app: HarnessApp, url: str, control_url: str | None, model: ModelEndpoint, settings: Settings
+) -> None:
     agents = ", ".join(
         f"{a['name']} (default)" if a["default"] else a["name"] for a in app.public_agents()
     )
@@ -26,6 +100,9 @@ def banner(ready: Ready, url: str, model: ModelEndpoint, open_auth: bool) -> Non
         f"[bold]Karta {__version__}[/] serving [bold]{app.name}[/] "
         f"({app.harness}) at [bold cyan]{url}[/]"
     )
+    if control_url is not None:
+        console.print(f"  control: {control_url}")
+    console.print(f"  project: {settings.project_slug or app.name}")
     console.print(f"  agents:  {agents}")
     console.print(f"  model:   {model.description}")
     if model.builtin is not None:
@@ -34,15 +111,15 @@ def banner(ready: Ready, url: str, model: ModelEndpoint, open_auth: bool) -> Non
             "from the built-in scripted model, not a real LLM.[/]"
         )
     auth = ""
-    if open_auth:
+    key = read_credentials(settings.home).get("api_key") if control_url else None
+    if settings.open_auth:
         console.print(
             "  [bold red]AUTH DISABLED (--open): anyone who can reach this port can "
             "run the agent. Use only on a trusted machine.[/]"
         )
-    elif ready.credentials is not None:
-        creds = ready.credentials
-        console.print(f"  API key: [bold]{creds.api_key}[/] (saved to {creds.path})")
-        auth = f' -H "Authorization: Bearer {creds.api_key}"'
+    elif key:
+        console.print(f"  API key: [bold]{key}[/] (saved to {settings.home / 'credentials.json'})")
+        auth = f' -H "Authorization: Bearer {key}"'
     console.print("\nTalk to it:")
     console.print("  karta chat")
     console.print(
@@ -55,24 +132,96 @@ def banner(ready: Ready, url: str, model: ModelEndpoint, open_auth: bool) -> Non
     console.print(f"  API reference: {url}/docs\n")
 
 
-def run_server(directory: Path, *, host: str, port: int, open_auth: bool, log_level: str) -> None:
-    settings = Settings.from_env(open_auth=open_auth)
-    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    url = f"http://{shown_host}:{port}"
+def _run(
+    servers: Callable[[ModelEndpoint], tuple[list[PlaneServer], Callable[[], None]]],
+) -> None:
     model = resolve_model_endpoint()
     try:
-        api = create_app(
-            directory,
-            settings,
-            model.env,
-            public_url=url,
-            on_ready=lambda ready: banner(ready, url, model, open_auth),
-        )
-    except AppConfigError as exc:
+        planes, on_ready = servers(model)
+    except (AppConfigError, ConfigError) as exc:
         model.close()
-        console.print(f"[red]error:[/] {exc.message}")
+        console.print(f"[red]error:[/] {exc.message if isinstance(exc, AppConfigError) else exc}")
         raise SystemExit(2) from exc
     try:
-        uvicorn.run(api, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+        status = asyncio.run(run_planes(planes, on_ready))
     finally:
         model.close()
+    if status:
+        raise SystemExit(status)
+
+
+def run_server(
+    directory: Path,
+    *,
+    host: str,
+    port: int,
+    control_port: int | None,
+    open_auth: bool,
+    log_level: str,
+) -> None:
+    """`karta serve`: both planes, one process."""
+    from karta.controlplane.app import create_control_app
+    from karta.controlplane.bootstrap import LocalBootstrap
+    from karta.controlplane.settings import ControlSettings
+    from karta.dataplane.app import create_app
+
+    control_port = control_port or port + 1
+    url = f"http://{_loopback(host)}:{port}"
+    control_url = f"http://{_loopback(host)}:{control_port}"
+
+    def servers(model: ModelEndpoint) -> tuple[list[PlaneServer], Callable[[], None]]:
+        settings = Settings.from_env(open_auth=open_auth, control_plane_url=control_url)
+        shared = plane_secrets(settings.home)
+        settings = replace(
+            settings, internal=shared.internal, session_token_secret=shared.session_token_secret
+        )
+        app = load_app(directory)
+        control = create_control_app(
+            ControlSettings.from_env(
+                internal=shared.internal,
+                session_token_secret=shared.session_token_secret,
+                data_plane_urls=(url,),
+                local=LocalBootstrap(settings.project_slug or app.name, url, control_url),
+            )
+        )
+        data = create_app(app, settings, model.env)
+        planes = [
+            plane_server(control, host, control_port, log_level),
+            plane_server(data, host, port, log_level),
+        ]
+        return planes, lambda: banner(app, url, control_url, model, settings)
+
+    _run(servers)
+
+
+def run_dataplane(directory: Path, *, host: str, port: int, log_level: str) -> None:
+    """`karta dataplane`: the data plane alone, pointed at KARTA_CONTROL_PLANE_URL."""
+    from karta.dataplane.app import create_app
+
+    url = f"http://{_loopback(host)}:{port}"
+
+    def servers(model: ModelEndpoint) -> tuple[list[PlaneServer], Callable[[], None]]:
+        settings = Settings.from_env()
+        app = load_app(directory)
+        data = create_app(app, settings, model.env)
+        return [plane_server(data, host, port, log_level)], lambda: banner(
+            app, url, None, model, settings
+        )
+
+    _run(servers)
+
+
+def run_controlplane(*, host: str, port: int, log_level: str) -> None:
+    """`karta controlplane`: the control plane alone, configured by the environment."""
+    from karta.controlplane.app import create_control_app
+    from karta.controlplane.settings import ControlSettings
+
+    url = f"http://{_loopback(host)}:{port}"
+    api = create_control_app(ControlSettings.from_env())
+
+    def ready() -> None:
+        console.print(f"[bold]Karta {__version__}[/] control plane at [bold cyan]{url}[/]")
+
+    status = asyncio.run(run_planes([plane_server(api, host, port, log_level)], ready))
+    if status:
+        raise SystemExit(status)

@@ -1,59 +1,112 @@
-"""The data-plane application factory: storage, identity, runtime and routers, wired once."""
+"""The data-plane application factory: storage, the control-plane client, auth, metering,
+runtime and routers, wired once."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from karta import __version__
-from karta.app import HarnessApp, load_app
-from karta.config import Settings
+from karta.app import HarnessApp
+from karta.config import ConfigError, Settings
 from karta.dataplane import errors
-from karta.dataplane.auth import KeyCache
-from karta.dataplane.routes import health, sessions, turns
+from karta.dataplane.auth import Authenticator, flat_principal, project_principal
+from karta.dataplane.breaker import CircuitBreaker
+from karta.dataplane.cache import GraceCache, KeyCache
+from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable
+from karta.dataplane.routes import health, internal, sessions, turns
+from karta.dataplane.usage import ControlPlaneMetering
 from karta.runtime.factory import open_runtime
-from karta.serve_state import Credentials, ensure_credentials
+
+log = logging.getLogger(__name__)
+
+# What resolving the caller can answer, on top of each route's own errors.
+FLAT_ERRORS = (401, 403, 503)
+PROJECT_ERRORS = (401, 403, 404, 409, 503)
+FINAL_FLUSH_TIMEOUT = 2.0
 
 
-@dataclass(frozen=True)
-class Ready:
-    """What the server knows once it is up, for the start-up banner."""
+def control_client(settings: Settings) -> ControlPlaneClient | None:
+    if settings.open_auth:
+        return None
+    if not settings.control_plane_url:
+        raise ConfigError("KARTA_CONTROL_PLANE_URL is not set (or serve with --open)")
+    if settings.internal.outbound_token is None:
+        raise ConfigError("KARTA_SERVICE_TOKENS is not set: the control plane would refuse us")
+    breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_window)
+    return ControlPlaneClient(
+        settings.control_plane_url, settings.internal.outbound_token, breaker=breaker
+    )
 
-    app: HarnessApp
-    credentials: Credentials | None
+
+def authenticator(
+    settings: Settings, control: ControlPlaneClient | None, app: HarnessApp
+) -> Authenticator:
+    ttl, stale = settings.key_cache_ttl, settings.key_cache_stale
+    return Authenticator(
+        control,
+        KeyCache(
+            ttl=ttl,
+            stale=stale,
+            max_entries=settings.key_cache_max,
+            negative_flush_interval=settings.negative_flush_interval,
+        ),
+        GraceCache(ttl=ttl, stale=stale, max_entries=settings.key_cache_max),
+        served_project=settings.project_slug or app.name,
+        session_secret=settings.session_token_secret,
+        open_auth=settings.open_auth,
+    )
 
 
-def create_app(
-    app_dir: str | Path,
-    settings: Settings,
-    model_env: dict[str, str],
-    *,
-    public_url: str = "http://127.0.0.1:8000",
-    on_ready: Callable[[Ready], None] | None = None,
-) -> FastAPI:
-    harness_app = load_app(app_dir)  # fail fast, before binding a port
+def create_app(harness_app: HarnessApp, settings: Settings, model_env: dict[str, str]) -> FastAPI:
+    control = control_client(settings)  # fail fast, before binding a port
+    metering = ControlPlaneMetering(control) if control is not None else None
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
-        async with open_runtime(harness_app, settings, model_env) as runtime:
-            api.state.db = runtime.db
-            api.state.runtime = runtime
-            credentials = None
-            if not settings.open_auth:
-                credentials = await ensure_credentials(runtime.db, settings.home, public_url)
-            if on_ready is not None:
-                on_ready(Ready(harness_app, credentials))
-            yield
+        try:
+            async with open_runtime(harness_app, settings, model_env, metering) as runtime:
+                api.state.db = runtime.db
+                api.state.runtime = runtime
+                shipper = asyncio.create_task(metering.run(runtime.db)) if metering else None
+                try:
+                    yield
+                finally:
+                    if shipper is not None and metering is not None:
+                        shipper.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await shipper
+                        await _final_flush(metering, runtime.db)
+        finally:
+            if control is not None:
+                await control.close()
 
     api = FastAPI(title="Karta data plane", version=__version__, lifespan=lifespan)
     api.state.settings = settings
-    api.state.key_cache = KeyCache()
+    api.state.internal_access = settings.internal
+    api.state.auth = authenticator(settings, control, harness_app)
     errors.install(api)
     api.include_router(health.router)
-    api.include_router(sessions.router)
-    api.include_router(turns.router)
+    api.include_router(internal.router)
+    api.include_router(sessions.app_router)
+    for resolve, prefix, family_errors in (
+        (flat_principal, "/v1", FLAT_ERRORS),
+        (project_principal, "/v1/projects/{ref}", PROJECT_ERRORS),
+    ):
+        api.include_router(sessions.session_routes(resolve, errors=family_errors), prefix=prefix)
+        api.include_router(turns.turn_routes(resolve, errors=family_errors), prefix=prefix)
     return api
+
+
+async def _final_flush(metering: ControlPlaneMetering, db: async_sessionmaker) -> None:
+    """Best effort on shutdown; whatever is left ships on the next start."""
+    try:
+        await asyncio.wait_for(metering.drain(db), FINAL_FLUSH_TIMEOUT)
+    except (ControlPlaneUnavailable, TimeoutError):
+        log.info("usage left in the outbox ships on the next start")

@@ -1,58 +1,189 @@
-"""Bearer-key authentication: every request resolves to a `Principal` or gets a 401.
+"""Who is calling: every request resolves to a `Principal`, or is refused.
 
-Validated keys are cached for a few seconds, keyed by a digest of the key (never the key)."""
+- API keys (`kt_live_…`) are validated by the control plane and cached (`dataplane/cache.py`).
+  While the control plane is unreachable a cached key keeps working for a stale grace period;
+  an uncached one gets 503 with `Retry-After`. An outage never grants access.
+- Session tokens (HS256 JWTs for end users) are verified offline and accepted only on the
+  project route family, `/v1/projects/{ref}/…`, for their own project.
+- `karta serve --open` disables authentication: every caller is the unscoped `OPEN` principal.
 
-from __future__ import annotations
+The route dependencies are `flat_principal` (`/v1/sessions…`), `project_principal`
+(`/v1/projects/{ref}/…`) and `requiring(scope, resolve)` on top of either.
+"""
 
-import hashlib
-import time
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Annotated, Any, TypeVar, cast
 
-from fastapi import Request
+from fastapi import Depends, Path, Request
 
-from karta.errors import Unauthorized
-from karta.identity import authenticate
-from karta.principal import OPEN, Principal
+from karta import session_tokens
+from karta.dataplane.cache import GraceCache, KeyCache, digest
+from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable, Project
+from karta.errors import Forbidden, NoActiveRelease, ProjectNotFound, Unauthorized
+from karta.principal import OPEN, SESSION_SCOPES, Principal
 
-CACHE_TTL = 5.0
-CACHE_MAX = 1024
+KEY_PREFIX = "kt_live_"
+KEY_LENGTH = len(KEY_PREFIX) + 32
+PROJECT_REF = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+T = TypeVar("T")
+Resolver = Callable[..., Awaitable[Principal]]
 
 
-class KeyCache:
-    def __init__(self, ttl: float = CACHE_TTL, max_entries: int = CACHE_MAX) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, Principal]] = {}
+class Authenticator:
+    def __init__(
+        self,
+        control: ControlPlaneClient | None,
+        keys: KeyCache,
+        projects: GraceCache[tuple[int, str], Project],
+        *,
+        served_project: str,
+        session_secret: str | None = None,
+        open_auth: bool = False,
+    ) -> None:
+        self.control = control
+        self.keys = keys
+        self.projects = projects
+        self.served_project = served_project
+        self.session_secret = session_secret
+        self.open_auth = open_auth
+        self._inflight: dict[object, asyncio.Future[Any]] = {}
+        self._evictions = 0  # answers that straddle an eviction are not cached
 
-    @staticmethod
-    def _digest(key: str) -> str:
-        return hashlib.sha256(key.encode()).hexdigest()
+    def _control(self) -> ControlPlaneClient:
+        if self.control is None:
+            raise ControlPlaneUnavailable("no control plane is configured", retry_after=30)
+        return self.control
 
-    def get(self, key: str) -> Principal | None:
-        hit = self._entries.get(self._digest(key))
-        if hit is None or hit[0] < time.monotonic():
+    async def _shared(self, key: object, call: Callable[[], Awaitable[T]]) -> T:
+        """One control-plane call per key at a time, however many requests want the answer."""
+        future = self._inflight.get(key)
+        if future is None:
+            future = self._inflight[key] = asyncio.ensure_future(call())
+            future.add_done_callback(lambda _: self._inflight.pop(key, None))
+        return cast(T, await asyncio.shield(future))
+
+    def session_claims(self, token: str) -> session_tokens.SessionClaims | None:
+        if self.session_secret is None:
             return None
-        return hit[1]
+        return session_tokens.verify(self.session_secret, token)
 
-    def put(self, key: str, principal: Principal) -> None:
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()
-        self._entries[self._digest(key)] = (time.monotonic() + self.ttl, principal)
+    async def api_key(self, key: str) -> Principal:
+        if not key.startswith(KEY_PREFIX) or len(key) != KEY_LENGTH:
+            raise Unauthorized("invalid API key")
+        hit = self.keys.get(key)
+        if hit is not None and hit.fresh:
+            return hit.value
+        if self.keys.refused(key):
+            raise Unauthorized("invalid or revoked API key")
+        generation = self._evictions
+        try:
+            found = await self._shared(("key", digest(key)), lambda: self._validate(key))
+        except ControlPlaneUnavailable:
+            if hit is not None:
+                return hit.value  # the stale grace: known keys ride out an outage
+            raise
+        if generation == self._evictions:
+            if found is None:
+                self.keys.put_refused(key)
+            else:
+                self.keys.put(key, found)
+        if found is None:
+            raise Unauthorized("invalid or revoked API key")
+        return found
+
+    async def _validate(self, key: str) -> Principal | None:
+        return await self._control().validate_key(key)
+
+    async def project(self, organization_id: int, ref: str) -> Project:
+        hit = self.projects.get((organization_id, ref))
+        if hit is not None and hit.fresh:
+            return hit.value
+        generation = self._evictions
+        try:
+            found = await self._shared(
+                ("project", organization_id, ref),
+                lambda: self._control().project(ref, organization_id),
+            )
+        except ControlPlaneUnavailable:
+            if hit is not None:
+                return hit.value
+            raise
+        if found is None:
+            raise ProjectNotFound(f"project {ref!r} not found")
+        if generation == self._evictions:
+            self.projects.put((organization_id, ref), organization_id, found)
+        return found
+
+    def evict(self, organization_id: int) -> int:
+        """The control plane's push: forget what we know of the organization now."""
+        self._evictions += 1
+        self.projects.evict(organization_id)
+        return self.keys.evict(organization_id)
 
 
-async def principal(request: Request) -> Principal:
-    state = request.app.state
-    if state.settings.open_auth:
-        return OPEN
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def _bearer(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("missing bearer credential: send 'Authorization: Bearer kt_live_…'")
-    cache: KeyCache = state.key_cache
-    found = cache.get(token)
-    if found is None:
-        found = await authenticate(state.db, token)
-        if found is None:
-            raise Unauthorized("invalid or revoked API key")
-        cache.put(token, found)
-    return found
+    return token
+
+
+async def flat_principal(request: Request) -> Principal:
+    """`/v1/sessions…` and `/v1/app`: API keys only."""
+    auth: Authenticator = request.app.state.auth
+    if auth.open_auth:
+        return OPEN
+    token = _bearer(request)
+    if auth.session_claims(token) is not None:
+        raise Unauthorized("session tokens are valid only on /v1/projects/{ref}/… routes")
+    return await auth.api_key(token)
+
+
+async def project_principal(
+    request: Request,
+    ref: Annotated[str, Path(description="the project's slug or id", pattern=PROJECT_REF)],
+) -> Principal:
+    """`/v1/projects/{ref}/…`: an API key of the project's organization, or a session token
+    minted for this project. The project must be the one this data plane serves."""
+    auth: Authenticator = request.app.state.auth
+    if auth.open_auth:
+        if ref != auth.served_project:
+            raise ProjectNotFound(f"project {ref!r} not found")
+        return OPEN
+    token = _bearer(request)
+    claims = auth.session_claims(token)
+    if claims is not None:
+        if ref not in (claims.project_slug, str(claims.project_id)):
+            raise Forbidden("this session token belongs to another project")
+        principal = Principal(
+            kind="session",
+            organization_id=claims.org_id,
+            organization_slug=claims.org_slug,
+            scopes=SESSION_SCOPES,
+            budget_ok=claims.budget_ok,
+            budget_reason=None if claims.budget_ok else "budget_exhausted",
+            project_id=claims.project_id,
+            project_slug=claims.project_slug,
+            sub=claims.sub,
+        )
+    else:
+        principal = await auth.api_key(token)
+        assert principal.organization_id is not None, "API keys always belong to an org"
+        project = await auth.project(principal.organization_id, ref)
+        principal = replace(principal, project_id=project.id, project_slug=project.slug)
+    if principal.project_slug != auth.served_project:
+        raise NoActiveRelease(f"no active release of project {ref!r} is served here")
+    return principal
+
+
+def requiring(scope: str, resolve: Resolver) -> Resolver:
+    """A dependency: the caller as `resolve` finds it, refused with 403 without `scope`."""
+
+    async def dependency(principal: Annotated[Principal, Depends(resolve)]) -> Principal:
+        principal.require(scope)
+        return principal
+
+    return dependency

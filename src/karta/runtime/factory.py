@@ -12,6 +12,7 @@ from karta.errors import AppConfigError
 from karta.harness.base import Harness
 from karta.harness.claude_code import ClaudeCodeHarness
 from karta.harness.opencode import OpenCodeHarness
+from karta.runtime.metering import Metering
 from karta.runtime.service import Runtime
 from karta.store import db as store
 
@@ -26,14 +27,22 @@ def harness_for(app: HarnessApp, settings: Settings) -> Harness:
 
 @asynccontextmanager
 async def open_runtime(
-    app: HarnessApp, settings: Settings, model_env: dict[str, str]
+    app: HarnessApp,
+    settings: Settings,
+    model_env: dict[str, str],
+    metering: Metering | None = None,
 ) -> AsyncIterator[Runtime]:
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = store.create_engine(settings.db_url)
     try:
         await store.migrate(engine)
         runtime = Runtime(
-            settings, store.sessionmaker(engine), app, harness_for(app, settings), model_env
+            settings,
+            store.sessionmaker(engine),
+            app,
+            harness_for(app, settings),
+            model_env,
+            metering,
         )
         await runtime.start()
         try:

@@ -40,8 +40,9 @@ from karta.ids import new_id
 from karta.principal import Principal
 from karta.runtime.approvals import APPROVE_SESSION, ApprovalBroker, public_approval
 from karta.runtime.live import LiveHarnesses
+from karta.runtime.metering import Billing, Metering
 from karta.runtime.workspace import session_files
-from karta.store.models import HarnessBinding, SessionRow, TurnRow, utcnow
+from karta.store.models import HarnessBinding, SessionRow, TurnRow, UsageOutbox, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,30 @@ class LiveTurn:
     agent: AgentDefinition
     request: TurnRequest
     handoff: bool  # the session's agent changed with this turn
+    billing: Billing | None  # None: not metered (open mode, no metering)
+
+
+def usage_row(
+    billing: Billing, session_id: str, turn_id: str, usage: dict[str, Any]
+) -> UsageOutbox:
+    """A finished turn's usage event. Every billed turn gets one, failed turns too: it is what
+    settles the turn's reservation."""
+    model = usage.get("model")
+    return UsageOutbox(
+        event_id=new_id("use"),
+        organization_id=billing.organization_id,
+        api_key_id=billing.api_key_id,
+        project_id=billing.project_id,
+        session_id=session_id,
+        turn_id=turn_id,
+        reservation_id=billing.reservation_id,
+        model=model if isinstance(model, str) else None,
+        input_tokens=int(usage.get("input_tokens") or 0),
+        output_tokens=int(usage.get("output_tokens") or 0),
+        cache_read_tokens=int(usage.get("cache_read_tokens") or 0),
+        cache_write_tokens=int(usage.get("cache_write_tokens") or 0),
+        occurred_at=utcnow(),
+    )
 
 
 class Runtime:
@@ -81,12 +106,14 @@ class Runtime:
         app: HarnessApp,
         harness: Harness,
         model_env: dict[str, str],
+        metering: Metering | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.app = app
         self.harness = harness
         self.model_env = model_env
+        self.metering = metering
         self.events = SqlEventLog(db)
         self.approvals = ApprovalBroker(db, settings.approval_ttl)
         self.live = LiveHarnesses(
@@ -130,7 +157,7 @@ class Runtime:
     async def _load(self, principal: Principal, session_id: str) -> SessionRow:
         async with self.db() as db:
             row = await db.get(SessionRow, session_id)
-        if row is None or not principal.owns(row.organization_id):
+        if row is None or not principal.owns(row.organization_id, row.project_id, row.meta):
             raise SessionNotFound(f"session {session_id!r} not found")
         return row
 
@@ -140,10 +167,12 @@ class Runtime:
         if session_id is not None:
             row = await self._load(principal, session_id)
             return await self.view(row), False
+        metadata = principal.bind_end_user(metadata)
         mode = APPROVE_SESSION if self.app.settings.permission_mode == "autonomous" else None
         row = SessionRow(
             id=new_id("sess"),
             organization_id=principal.organization_id,
+            project_id=principal.project_id,
             app_name=self.app.name,
             meta=metadata,
             current_agent=self.app.default_agent.name,
@@ -220,18 +249,29 @@ class Runtime:
                 )
             if session_id in self._running:
                 raise TurnInProgress("a turn is already running in this session")
+            billing = await self._bill(principal)
             turn_id = new_id("turn")
             after = await self.events.last_seq(session_id)
             handoff = row.current_agent != agent.name
             user_message = await self._prepare(row, turn_id, agent, request, after)
             self._current_turn[session_id] = turn_id
             task = asyncio.create_task(
-                self._run(LiveTurn(session_id, turn_id, agent, request, handoff))
+                self._run(LiveTurn(session_id, turn_id, agent, request, handoff, billing))
             )
             self._running[session_id] = task
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return TurnHandle(turn_id, session_id, after, agent.name, user_message)
+
+    async def _bill(self, principal: Principal) -> Billing | None:
+        """Refuse a turn over budget (402) before anything runs; reserve budget for it."""
+        if principal.organization_id is None:
+            return None  # open mode: nobody to bill
+        principal.check_budget()
+        reservation = await self.metering.reserve(principal) if self.metering else None
+        return Billing(
+            principal.organization_id, principal.api_key_id, principal.project_id, reservation
+        )
 
     async def _prepare(
         self,
@@ -365,7 +405,7 @@ class Runtime:
             )
         finally:
             try:
-                await self._finish(session_id, turn_id, done)
+                await self._finish(session_id, turn_id, done, turn.billing)
             finally:
                 self._release_slot(session_id, turn_id)
 
@@ -401,12 +441,16 @@ class Runtime:
             self._running.pop(session_id, None)
             self._current_turn.pop(session_id, None)
 
-    async def _finish(self, session_id: str, turn_id: str, done: Event) -> None:
+    async def _finish(
+        self, session_id: str, turn_id: str, done: Event, billing: Billing | None = None
+    ) -> None:
         # The client learns the turn ended first, and may start the next one at once (no await
         # between the `done` and freeing the slot); the bookkeeping follows.
         await self._emit(session_id, turn_id, done)
         self._release_slot(session_id, turn_id)
         async with self.db() as db, db.begin():
+            if billing is not None:
+                db.add(usage_row(billing, session_id, turn_id, done.data.get("usage") or {}))
             await db.execute(
                 update(TurnRow)
                 .where(TurnRow.id == turn_id)
@@ -419,6 +463,8 @@ class Runtime:
             await db.execute(
                 update(SessionRow).where(SessionRow.id == session_id).values(updated_at=utcnow())
             )
+        if billing is not None and self.metering is not None:
+            self.metering.recorded()
         await self.events.prune(session_id, self.settings.max_events_per_session)
 
     async def decide(

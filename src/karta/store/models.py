@@ -1,5 +1,6 @@
-"""The data plane's tables: local identity, session handles, harness bindings, turns, approvals
-and the per-session event log. No conversation history: the harness owns that."""
+"""The data plane's tables: session handles, harness bindings, turns, approvals, the per-session
+event log and the usage outbox. No conversation history (the harness owns that) and no identity
+(the control plane owns that: `organization_id` and `project_id` are its ids)."""
 
 from __future__ import annotations
 
@@ -20,33 +21,12 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
-class Organization(Base):
-    __tablename__ = "organizations"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    slug: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
-
-
-class ApiKey(Base):
-    __tablename__ = "api_keys"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
-    name: Mapped[str] = mapped_column(String(200))
-    prefix: Mapped[str] = mapped_column(String(32), index=True)
-    key_hash: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime())
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime())
-
-
 class SessionRow(Base):
     __tablename__ = "sessions"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     organization_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    project_id: Mapped[int | None] = mapped_column(Integer)
     app_name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="active")
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
@@ -119,3 +99,24 @@ class EventRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
 
     __table_args__ = (Index("ix_session_events_turn", "turn_id"),)
+
+
+class UsageOutbox(Base):
+    """A finished turn's usage, waiting to be shipped to the control plane. Written in the same
+    transaction as the turn's final state; deleted only once the control plane accepted it."""
+
+    __tablename__ = "usage_outbox"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[int] = mapped_column(Integer)
+    api_key_id: Mapped[int | None] = mapped_column(Integer)
+    project_id: Mapped[int | None] = mapped_column(Integer)
+    session_id: Mapped[str] = mapped_column(String(64))
+    turn_id: Mapped[str] = mapped_column(String(64))
+    reservation_id: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(128))
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_write_tokens: Mapped[int] = mapped_column(BigInteger)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(), index=True)

@@ -1,6 +1,6 @@
-"""Sending messages, deciding approvals and reading the event stream of a session."""
+"""Sending messages, deciding approvals and reading the event stream of a session.
 
-from __future__ import annotations
+`turn_routes(resolve)` builds them for one route family (see `routes/sessions.py`)."""
 
 from typing import Annotated, Any
 
@@ -9,18 +9,16 @@ from fastapi.responses import StreamingResponse
 
 from karta import events as ev
 from karta.dataplane import streaming
-from karta.dataplane.auth import principal
+from karta.dataplane.auth import Resolver, requiring
 from karta.dataplane.errors import error_responses
 from karta.dataplane.schemas import Decide, DecisionOut, SendMessage, TurnOut
 from karta.errors import BadRequest
 from karta.events import Event, TurnAccumulator
 from karta.ids import new_id
-from karta.principal import Principal
+from karta.principal import READ, WRITE, Principal
 from karta.runtime.service import TurnHandle, TurnRequest
 from karta.store.models import utcnow
 
-router = APIRouter(prefix="/v1/sessions/{session_id}", tags=["turns"])
-Caller = Annotated[Principal, Depends(principal)]
 SSE_DOC = {"content": {"text/event-stream": {}}, "description": "SSE, one frame per event"}
 
 
@@ -49,51 +47,6 @@ def unary_turn(handle: TurnHandle, events: list[Event]) -> dict[str, Any]:
     }
 
 
-@router.post(
-    "/messages",
-    response_model=TurnOut,
-    responses={200: SSE_DOC, **error_responses(400, 401, 404, 409, 422, 503)},
-)
-async def send_message(session_id: str, body: SendMessage, request: Request, caller: Caller) -> Any:
-    runtime = request.app.state.runtime
-    handle = await runtime.start_turn(
-        caller,
-        session_id,
-        TurnRequest(
-            text=body.text,
-            agent=body.agent,
-            participant_name=body.participant_name,
-            participant_type=body.participant_type,
-            thinking=body.thinking,
-        ),
-    )
-    if body.stream:
-        return streaming.sse_response(
-            runtime, session_id, handle.after, streaming.until_done(handle.turn_id)
-        )
-    events = await streaming.collect(
-        runtime, session_id, handle.after, streaming.until_pause(handle.turn_id)
-    )
-    return unary_turn(handle, events)
-
-
-@router.put(
-    "/inputs/{request_id}",
-    response_model=DecisionOut,
-    responses=error_responses(401, 404, 409, 422),
-)
-async def decide(
-    session_id: str, request_id: str, body: Decide, request: Request, caller: Caller
-) -> dict[str, Any]:
-    runtime = request.app.state.runtime
-    turn_id, after = await runtime.decide(caller, session_id, request_id, body.decision)
-    events = await streaming.collect(runtime, session_id, after, streaming.until_pause(turn_id))
-    return {
-        "events": [e.to_dict() for e in events],
-        "session": await runtime.get_session(caller, session_id),
-    }
-
-
 def _cursor(after: int | None, last_event_id: str | None) -> int:
     if after is not None:
         return after
@@ -108,32 +61,87 @@ def _cursor(after: int | None, last_event_id: str | None) -> int:
     return value
 
 
-@router.get(
-    "/events",
-    response_class=StreamingResponse,
-    responses={200: SSE_DOC, **error_responses(400, 401, 404, 422)},
-)
-async def events(
-    session_id: str,
-    request: Request,
-    caller: Caller,
-    after: Annotated[int | None, Query(ge=0, description="replay events with seq > after")] = None,
-    follow: Annotated[bool, Query(description="keep tailing after the current turn")] = False,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-) -> StreamingResponse:
-    """Replay the session's events after a cursor, then the live tail of the running turn
-    (or, with `follow`, of every later turn)."""
-    runtime = request.app.state.runtime
-    await runtime.get_session(caller, session_id)
-    cursor = _cursor(after, last_event_id)
-    turn = runtime.running_turn(session_id)
-    if follow:
-        stop = None
-    elif turn is not None:
-        stop = streaming.until_done(turn)
-    else:
-        last = await runtime.events.last_seq(session_id)
-        stop = streaming.at_seq(last)
-        if cursor >= last:
-            return streaming.empty_sse()
-    return streaming.sse_response(runtime, session_id, cursor, stop)
+def turn_routes(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
+    """`errors`: the statuses the family's caller resolution adds to every route."""
+    router = APIRouter(prefix="/sessions/{session_id}", tags=["turns"])
+    Reader = Annotated[Principal, Depends(requiring(READ, resolve))]
+    Writer = Annotated[Principal, Depends(requiring(WRITE, resolve))]
+
+    @router.post(
+        "/messages",
+        response_model=TurnOut,
+        responses={200: SSE_DOC, **error_responses(*errors, 400, 402, 404, 409, 422)},
+    )
+    async def send_message(
+        session_id: str, body: SendMessage, request: Request, caller: Writer
+    ) -> Any:
+        runtime = request.app.state.runtime
+        handle = await runtime.start_turn(
+            caller,
+            session_id,
+            TurnRequest(
+                text=body.text,
+                agent=body.agent,
+                participant_name=body.participant_name,
+                participant_type=body.participant_type,
+                thinking=body.thinking,
+            ),
+        )
+        if body.stream:
+            return streaming.sse_response(
+                runtime, session_id, handle.after, streaming.until_done(handle.turn_id)
+            )
+        events = await streaming.collect(
+            runtime, session_id, handle.after, streaming.until_pause(handle.turn_id)
+        )
+        return unary_turn(handle, events)
+
+    @router.put(
+        "/inputs/{request_id}",
+        response_model=DecisionOut,
+        responses=error_responses(*errors, 404, 409, 422),
+    )
+    async def decide(
+        session_id: str, request_id: str, body: Decide, request: Request, caller: Writer
+    ) -> dict[str, Any]:
+        runtime = request.app.state.runtime
+        turn_id, after = await runtime.decide(caller, session_id, request_id, body.decision)
+        events = await streaming.collect(runtime, session_id, after, streaming.until_pause(turn_id))
+        return {
+            "events": [e.to_dict() for e in events],
+            "session": await runtime.get_session(caller, session_id),
+        }
+
+    @router.get(
+        "/events",
+        response_class=StreamingResponse,
+        responses={200: SSE_DOC, **error_responses(*errors, 400, 404, 422)},
+    )
+    async def events(
+        session_id: str,
+        request: Request,
+        caller: Reader,
+        after: Annotated[
+            int | None, Query(ge=0, description="replay events with seq > after")
+        ] = None,
+        follow: Annotated[bool, Query(description="keep tailing after the current turn")] = False,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    ) -> StreamingResponse:
+        """Replay the session's events after a cursor, then the live tail of the running turn
+        (or, with `follow`, of every later turn)."""
+        runtime = request.app.state.runtime
+        await runtime.get_session(caller, session_id)
+        cursor = _cursor(after, last_event_id)
+        turn = runtime.running_turn(session_id)
+        if follow:
+            stop = None
+        elif turn is not None:
+            stop = streaming.until_done(turn)
+        else:
+            last = await runtime.events.last_seq(session_id)
+            stop = streaming.at_seq(last)
+            if cursor >= last:
+                return streaming.empty_sse()
+        return streaming.sse_response(runtime, session_id, cursor, stop)
+
+    return router

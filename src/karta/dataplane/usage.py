@@ -1,0 +1,110 @@
+"""Metering against the control plane: a budget reservation before each turn, and the shipper
+that drains the usage outbox to `POST /internal/usage/events`.
+
+The outbox row is written with the turn's final state (`Runtime._finish`), so usage survives a
+control-plane outage and a data-plane restart alike. The shipper sends batches every `interval`
+seconds, and at once when a turn finishes; it deletes rows only after a 2xx. Event ids are
+idempotent on the control plane, so a batch resent after a lost answer counts once.
+
+Reservations fail open only as far as the caller's cached principal allows: a turn is refused
+(402) when the principal says the budget is spent, and while the control plane is unreachable a
+turn whose principal says `budget_ok` is admitted on that word alone. Overspend during an outage
+is therefore bounded by the turns admitted while it lasts (within the key cache's stale grace);
+the turn's reservation id still travels with its usage event, which the control plane settles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable
+from karta.ids import new_id
+from karta.principal import Principal
+from karta.store.models import UsageOutbox
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+INTERVAL = 1.0
+
+
+def wire(row: UsageOutbox) -> dict[str, Any]:
+    return {
+        "event_id": row.event_id,
+        "organization_id": row.organization_id,
+        "api_key_id": row.api_key_id,
+        "project_id": row.project_id,
+        "session_id": row.session_id,
+        "turn_id": row.turn_id,
+        "reservation_id": row.reservation_id,
+        "model": row.model,
+        "input_tokens": row.input_tokens,
+        "output_tokens": row.output_tokens,
+        "cache_read_tokens": row.cache_read_tokens,
+        "cache_write_tokens": row.cache_write_tokens,
+        "occurred_at": row.occurred_at.isoformat(),
+    }
+
+
+class ControlPlaneMetering:
+    def __init__(
+        self, client: ControlPlaneClient, *, interval: float = INTERVAL, batch: int = BATCH
+    ) -> None:
+        self.client = client
+        self.interval = interval
+        self.batch = batch
+        self._wake = asyncio.Event()
+
+    async def reserve(self, principal: Principal) -> str | None:
+        assert principal.organization_id is not None
+        reservation = new_id("rsv")
+        try:
+            await self.client.reserve(reservation, principal.organization_id, principal.api_key_id)
+        except ControlPlaneUnavailable as exc:
+            log.warning("admitting a turn without a reservation: %s", exc.message)
+        return reservation
+
+    def recorded(self) -> None:
+        self._wake.set()
+
+    async def ship_once(self, db: async_sessionmaker) -> int:
+        """Send the oldest batch of the outbox; returns how many rows were shipped."""
+        async with db() as s:
+            rows = list(
+                (
+                    await s.scalars(
+                        select(UsageOutbox).order_by(UsageOutbox.occurred_at).limit(self.batch)
+                    )
+                ).all()
+            )
+        if not rows:
+            return 0
+        await self.client.send_usage([wire(r) for r in rows])
+        async with db() as s, s.begin():
+            await s.execute(
+                delete(UsageOutbox).where(UsageOutbox.event_id.in_([r.event_id for r in rows]))
+            )
+        return len(rows)
+
+    async def drain(self, db: async_sessionmaker) -> None:
+        while await self.ship_once(db) == self.batch:
+            pass
+
+    async def run(self, db: async_sessionmaker) -> None:
+        """The shipper: runs until cancelled, and never lets a failure stop it."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+            try:
+                await self.drain(db)
+            except ControlPlaneUnavailable as exc:
+                log.info("usage stays in the outbox: %s", exc.message)
+            except Exception:
+                log.exception("shipping usage failed; retrying")
