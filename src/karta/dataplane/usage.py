@@ -85,7 +85,11 @@ class ControlPlaneMetering:
             )
         if not rows:
             return 0
-        await self.client.send_usage([wire(r) for r in rows])
+        answer = await self.client.send_usage([wire(r) for r in rows])
+        if answer.get("rejected"):
+            # Permanently refused (an org or key the control plane does not know): resending
+            # cannot help, so they leave the outbox with the batch.
+            log.error("the control plane rejected usage events %s", answer["rejected"])
         async with db() as s, s.begin():
             await s.execute(
                 delete(UsageOutbox).where(UsageOutbox.event_id.in_([r.event_id for r in rows]))
