@@ -1,0 +1,316 @@
+"""The management CLI and `ControlClient` against a real `karta controlplane` process: signup,
+login, keys, budget, usage, the audit log and `karta audit verify` catching a tampered row."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+from karta.cli.main import app as cli
+from karta.client import KartaAPIError
+from karta.client.control import ControlClient
+from tests.conftest import free_port
+
+
+@dataclass(frozen=True)
+class Plane:
+    url: str
+    home: Path
+    service_token: str
+
+
+@dataclass(frozen=True)
+class Account:
+    home: Path  # the CLI's $KARTA_HOME, holding credentials.json
+    email: str
+    password: str
+    org: str
+    secret: str
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
+    home = tmp_path_factory.mktemp("control-plane")
+    port, token = free_port(), secrets.token_urlsafe(24)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KARTA_")}
+    env.update(
+        KARTA_HOME=str(home),
+        KARTA_SERVICE_TOKENS=token,
+        KARTA_SESSION_TOKEN_SECRET=secrets.token_urlsafe(32),
+    )
+    log = home / "control.log"
+    command = [sys.executable, "-m", "karta.cli", "controlplane", "--port", str(port)]
+    with log.open("ab") as sink:
+        proc = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"the control plane did not start:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    yield Plane(url, home, token)
+    proc.terminate()
+    proc.wait(15)
+
+
+def karta(home: Path, *args: str, input: str | None = None) -> Result:
+    """Run `karta …` in-process with its own $KARTA_HOME and a wide terminal."""
+    env = {
+        "KARTA_HOME": str(home),
+        "COLUMNS": "200",
+        "KARTA_API_KEY": None,
+        "KARTA_CONTROL_URL": None,
+    }
+    return CliRunner().invoke(cli, list(args), input=input, env=env)
+
+
+def credentials(home: Path) -> dict[str, str]:
+    return dict(json.loads((home / "credentials.json").read_text()))
+
+
+@pytest.fixture(scope="module")
+def account(plane: Plane, tmp_path_factory: pytest.TempPathFactory) -> Account:
+    home = tmp_path_factory.mktemp("cli-home")
+    email, password = "ada@example.com", secrets.token_urlsafe(12)
+    result = karta(
+        home,
+        "signup",
+        "--control-url",
+        plane.url,
+        "--email",
+        email,
+        "--org-name",
+        "Analytical Engines",
+        input=f"{password}\n{password}\n",
+    )
+    assert result.exit_code == 0, result.output
+    return Account(home, email, password, "analytical-engines", result.stdout.splitlines()[-1])
+
+
+@pytest.fixture
+def client(account: Account, plane: Plane, monkeypatch: pytest.MonkeyPatch) -> ControlClient:
+    """A client holding the org's admin key, whatever credentials.json says by then."""
+    monkeypatch.setenv("KARTA_HOME", str(account.home))
+    return ControlClient(plane.url, account.secret)
+
+
+def test_signup_saves_the_admin_key_and_the_control_url(account, plane):
+    assert account.secret.startswith("kt_live_") and len(account.secret) == 40
+    saved = credentials(account.home)
+    assert saved == {"api_key": account.secret, "control_url": plane.url}
+    assert stat.S_IMODE((account.home / "credentials.json").stat().st_mode) == 0o600
+    again = karta(
+        account.home,
+        "signup",
+        *("--email", account.email, "--password", "x" * 12, "--org-name", "Other"),
+    )
+    assert again.exit_code == 2 and "409 email_taken" in again.stderr
+    assert credentials(account.home) == saved
+
+
+def test_login_prompts_and_keeps_the_other_fields(account):
+    wrong = karta(account.home, "login", input=f"{account.email}\nnot-the-password\n")
+    assert wrong.exit_code == 2 and "401" in wrong.stderr
+    result = karta(account.home, "login", input=f"{account.email}\n{account.password}\n")
+    assert result.exit_code == 0, result.output
+    assert account.password not in result.output
+    saved = credentials(account.home)
+    assert saved["user_token"].startswith("ktu_") and saved["api_key"] == account.secret
+    assert stat.S_IMODE((account.home / "credentials.json").stat().st_mode) == 0o600
+    listed = karta(account.home, "orgs")
+    assert listed.exit_code == 0, listed.output
+    assert account.org in listed.stdout and "Analytical Engines" in listed.stdout
+    assert "owner" in listed.stdout
+
+
+def test_keys_create_list_revoke(account, client):
+    created = karta(
+        account.home,
+        *("keys", "create", "ci", "--scope", "read", "--scope", "write"),
+        *("--token-limit", "5000", "--cost-limit-cents", "1999"),
+    )
+    assert created.exit_code == 0, created.output
+    secret = created.stdout.strip()
+    assert secret.startswith("kt_live_") and "shown only this once" in created.stderr
+    key = next(k for k in client.list_keys() if k["name"] == "ci")
+    listed = karta(account.home, "keys", "list")
+    assert listed.exit_code == 0, listed.output
+    row = next(line for line in listed.stdout.splitlines() if " ci " in line)
+    assert f"{key['prefix']}…{secret[-4:]}" in row and "read, write" in row
+    assert "5,000 tokens, $19.99" in row and "active" in row
+    assert secret not in listed.output
+
+    forbidden = karta(account.home, "keys", "list", "--key", secret)
+    assert forbidden.exit_code == 2
+    assert "403 forbidden" in forbidden.stderr and "'keys.read'" in forbidden.stderr
+
+    revoked = karta(account.home, "keys", "revoke", str(key["id"]))
+    assert revoked.exit_code == 0, revoked.output
+    assert f"Revoked key {key['id']}" in revoked.stdout
+    row = next(line for line in karta(account.home, "keys", "list").stdout.splitlines()
+               if " ci " in line)  # fmt: skip
+    assert "revoked" in row
+    refused = karta(account.home, "budget", "show", "--key", secret)
+    assert refused.exit_code == 2 and "401" in refused.stderr
+
+
+def test_budget_set_and_show(account):
+    def budget(*args: str) -> str:
+        result = karta(account.home, "budget", *args)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    def row(output: str, name: str) -> str:
+        return next(line for line in output.splitlines() if f" {name} " in line)
+
+    both = budget("set", "--tokens", "100000", "--cost-cents", "2500")
+    assert "100,000" in row(both, "tokens") and "$25.00" in row(both, "cost")
+    cost_only = budget("set", "--cost-cents", "700")
+    assert "100,000" in row(cost_only, "tokens") and "$7.00" in row(cost_only, "cost")
+    shown = budget("show")
+    assert "100,000" in row(shown, "tokens") and "$7.00" in row(shown, "cost")
+    assert "state: ok" in shown
+    cleared = budget("set", "--clear")
+    assert "no cap" in row(cleared, "tokens") and "no cap" in row(cleared, "cost")
+    nothing = karta(account.home, "budget", "set")
+    assert nothing.exit_code == 2 and "--clear" in nothing.stderr
+
+
+def test_usage_shows_totals_by_model_the_budget_and_a_daily_chart(account, plane, client):
+    me = client.me()
+    now = datetime.now(UTC)
+
+    def event(n: int, when: datetime, model: str, inp: int, out: int, cache: int = 0) -> dict:
+        return {
+            "event_id": f"evt-{n}",
+            "organization_id": me["organization"]["id"],
+            "api_key_id": me["api_key_id"],
+            "model": model,
+            "input_tokens": inp,
+            "output_tokens": out,
+            "cache_read_tokens": cache,
+            "occurred_at": when.isoformat(),
+        }
+
+    events = [
+        event(1, now, "claude-sonnet-4", 3000, 1000),  # 2,400,000 µ¢
+        event(2, now, "claude-sonnet-4", 1000, 500, cache=200),  # 996,000 µ¢
+        event(3, datetime(2026, 1, 15, 12, tzinfo=UTC), "claude-haiku-4", 1000, 1000),
+    ]
+    answer = httpx.post(
+        f"{plane.url}/internal/usage/events",
+        json={"events": events},
+        headers={"Authorization": f"Bearer {plane.service_token}"},
+    )
+    assert answer.status_code == 200 and answer.json()["accepted"] == 3, answer.text
+    client.set_budget(5000, None)
+
+    result = karta(account.home, "usage")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    model = next(line for line in out.splitlines() if "claude-sonnet-4" in line)
+    assert "4,000" in model and "1,500" in model and "5,500" in model and "$0.04" in model
+    assert "state: exhausted (monthly_token_limit)" in out
+    today = next(line for line in out.splitlines() if line.startswith(f"{now:%b %d} │"))
+    assert "█" * 40 in today and today.endswith("5,500  $0.04")
+    assert f"Usage {now:%Y-%m}" in out
+
+    january = karta(account.home, "usage", "--period", "2026-01")
+    assert january.exit_code == 0, january.output
+    chart = [line for line in january.stdout.splitlines() if line.startswith("Jan ")]
+    assert len(chart) == 31 and chart[14].endswith("2,000  $0.01")
+    assert "claude-sonnet" not in january.stdout and "state: ok" in january.stdout
+    bad = karta(account.home, "usage", "--period", "January")
+    assert bad.exit_code == 2 and "400" in bad.stderr
+    client.set_budget(None, None)
+
+
+def test_the_client_covers_projects_session_tokens_members_and_key_limits(client, account):
+    assert client.me()["kind"] == "api_key" and client.org()["slug"] == account.org
+    project = client.create_project("web", "Web app")
+    assert client.get_project("web")["id"] == project["id"]
+    assert [p["slug"] for p in client.list_projects()] == ["web"]
+    minted = client.session_token("web", sub="user-1", ttl_seconds=600)
+    assert minted["token"].count(".") == 2
+    with pytest.raises(KartaAPIError) as conflict:
+        client.create_project("web")
+    assert conflict.value.status == 409 and conflict.value.code == "project_exists"
+    assert [m["email"] for m in client.list_members()] == [account.email]
+    with pytest.raises(KartaAPIError) as missing:
+        client.add_member("nobody@example.com", "viewer")
+    assert missing.value.code == "user_not_found"
+    made = client.create_key("limited", ["read"], monthly_token_limit=10)
+    key_id = made["api_key"]["id"]
+    assert client.update_key(key_id, monthly_cost_limit_cents=99)["monthly_token_limit"] == 10
+    cleared = client.update_key(key_id, monthly_token_limit=None)
+    assert cleared["monthly_token_limit"] is None and cleared["monthly_cost_limit_cents"] == 99
+    assert client.get_key(key_id)["name"] == "limited"
+
+
+def test_audit_lists_pages_verifies_and_catches_a_tampered_row(account, plane, client):
+    listed = karta(account.home, "audit")
+    assert listed.exit_code == 0, listed.output
+    for action in ("org.created", "member.added", "key.created", "key.revoked", "budget.changed"):
+        assert action in listed.stdout
+    everything = client.audit(limit=1000)
+    assert [row for page in client.audit_pages(limit=2) for row in page["data"]] == (
+        everything["data"]
+    )
+    later = karta(account.home, "audit", "--after", "3")
+    seqs = [line.split("│")[1].strip() for line in later.stdout.splitlines() if "│" in line]
+    assert seqs[0] == "4"
+
+    verified = karta(account.home, "audit", "verify")
+    assert verified.exit_code == 0, verified.output
+    assert verified.stdout.strip() == f"chain intact: {everything['head']['seq']} events"
+
+    org_id = client.org()["id"]
+    with sqlite3.connect(plane.home / "control.db") as db:
+        db.execute(
+            "UPDATE audit_events SET details = ? WHERE organization_id = ? AND seq = 3",
+            (json.dumps({"name": "innocent"}), org_id),
+        )
+    broken = karta(account.home, "audit", "verify")
+    assert broken.exit_code == 1
+    assert "chain broken at seq 3: row content does not match its hash" in broken.stdout
+
+
+def test_a_user_in_two_orgs_names_one(account):
+    created = karta(account.home, "orgs", "create", "Difference Engines")
+    assert created.exit_code == 0, created.output
+    assert "difference-engines" in created.stdout
+    listed = karta(account.home, "orgs").stdout
+    assert account.org in listed and "difference-engines" in listed
+    ambiguous = karta(account.home, "keys", "list")
+    assert ambiguous.exit_code == 2 and "organization_required" in ambiguous.stderr
+    chosen = karta(account.home, "keys", "list", "--org", "difference-engines")
+    assert chosen.exit_code == 0 and "API keys" in chosen.stdout
+    stranger = karta(account.home, "budget", "show", "--org", "not-mine")
+    assert stranger.exit_code == 2 and "404" in stranger.stderr
+
+    login = f"{account.email}\n{account.password}\n"
+    assert karta(account.home, "login", "--org", account.org, input=login).exit_code == 0
+    assert credentials(account.home)["org"] == account.org
+    assert karta(account.home, "login", input=login).exit_code == 0  # keeps the saved org
+    assert credentials(account.home)["org"] == account.org
+    assert karta(account.home, "budget", "show").exit_code == 0
