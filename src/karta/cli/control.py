@@ -17,8 +17,15 @@ from karta.cli import manage_render as show
 if TYPE_CHECKING:
     from karta.client.control import ControlClient
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+
+def stdout() -> Console:
+    """A console per call, so the terminal's width (COLUMNS) is read when the command runs."""
+    return Console(highlight=False, soft_wrap=True)
+
+
+def stderr() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
 
 ControlUrl = Annotated[
     str | None,
@@ -55,10 +62,10 @@ def control(url: str | None, key: str | None, org: str | None) -> Iterator[Contr
         with client:
             yield client
     except httpx.TransportError as exc:
-        err.print(f"[red]cannot reach the control plane at {client.base_url}: {exc}[/]")
+        stderr().print(f"[red]cannot reach the control plane at {client.base_url}: {exc}[/]")
         raise typer.Exit(2) from exc
     except KartaAPIError as exc:
-        err.print(f"[red]{exc.status} {exc.code}: {escape(exc.message)}[/]")
+        stderr().print(f"[red]{exc.status} {exc.code}: {escape(exc.message)}[/]")
         raise typer.Exit(2) from exc
 
 
@@ -86,9 +93,9 @@ def signup(
     # The new key replaces any other identity's login token and organization choice.
     path = _save(api_key=answer["secret"], control_url=client.base_url, user_token=None, org=None)
     org = answer["organization"]
-    err.print(f"Signed up as {escape(email)}; organization [bold]{escape(org['slug'])}[/].")
-    err.print(f"Admin API key (shown once, saved to {path}):")
-    out.print(answer["secret"], markup=False)
+    stderr().print(f"Signed up as {escape(email)}; organization [bold]{escape(org['slug'])}[/].")
+    stderr().print(f"Admin API key (shown once, saved to {path}):")
+    stdout().print(answer["secret"], markup=False)
 
 
 def login(
@@ -102,7 +109,7 @@ def login(
         answer = client.login(email, password)
     chosen = {"org": org} if org else {}
     path = _save(user_token=answer["token"], control_url=client.base_url, **chosen)
-    err.print(
+    stderr().print(
         f"Logged in as {escape(email)} until {answer['expires_at'][:10]}; token saved to {path}."
     )
 
@@ -117,7 +124,7 @@ def orgs(ctx: typer.Context, control_url: ControlUrl = None, key: Key = None) ->
         return
     with control(control_url, key, None) as client:
         answer = client.list_orgs()
-    out.print(show.orgs_table(answer))
+    stdout().print(show.orgs_table(answer))
 
 
 @orgs_app.command("create")
@@ -130,7 +137,7 @@ def orgs_create(
     """Create an organization you own."""
     with control(control_url, key, None) as client:
         org = client.create_org(name, slug)
-    out.print(f"Created organization [bold]{escape(org['slug'])}[/] — use it with --org.")
+    stdout().print(f"Created organization [bold]{escape(org['slug'])}[/] — use it with --org.")
 
 
 keys_app = typer.Typer(help="API keys of the organization.", no_args_is_help=True)
@@ -141,7 +148,7 @@ def keys_list(control_url: ControlUrl = None, key: Key = None, org: Org = None) 
     """List API keys (never their secrets)."""
     with control(control_url, key, org) as client:
         answer = client.list_keys()
-    out.print(show.keys_table(answer))
+    stdout().print(show.keys_table(answer))
 
 
 @keys_app.command("create")
@@ -160,11 +167,11 @@ def keys_create(
     with control(control_url, key, org) as client:
         answer = client.create_key(name, scope, token_limit, cost_limit_cents)
     created = answer["api_key"]
-    err.print(
+    stderr().print(
         f"Created key {created['id']} [bold]{escape(created['name'])}[/] "
         f"({', '.join(created['scopes'])}). Store the secret now; it is shown only this once:"
     )
-    out.print(answer["secret"], markup=False)
+    stdout().print(answer["secret"], markup=False)
 
 
 @keys_app.command("revoke")
@@ -177,7 +184,9 @@ def keys_revoke(
     """Revoke an API key; data planes stop accepting it at once."""
     with control(control_url, key, org) as client:
         revoked = client.revoke_key(key_id)
-    out.print(f"Revoked key {revoked['id']} ({escape(revoked['name'])}, {revoked['prefix']}…).")
+    stdout().print(
+        f"Revoked key {revoked['id']} ({escape(revoked['name'])}, {revoked['prefix']}…)."
+    )
 
 
 budget_app = typer.Typer(help="The organization's monthly caps.", no_args_is_help=True)
@@ -187,7 +196,7 @@ budget_app = typer.Typer(help="The organization's monthly caps.", no_args_is_hel
 def budget_show(control_url: ControlUrl = None, key: Key = None, org: Org = None) -> None:
     """Show the caps and this month's use against them."""
     with control(control_url, key, org) as client:
-        out.print(show.budget_table(client.budget()))
+        stdout().print(show.budget_table(client.budget()))
 
 
 @budget_app.command("set")
@@ -203,7 +212,7 @@ def budget_set(
 ) -> None:
     """Set the monthly caps; a cap not given keeps its value unless --clear."""
     if tokens is None and cost_cents is None and not clear:
-        err.print("[red]give --tokens, --cost-cents or --clear[/]")
+        stderr().print("[red]give --tokens, --cost-cents or --clear[/]")
         raise typer.Exit(2)
     with control(control_url, key, org) as client:
         current = {} if clear else client.budget()
@@ -211,7 +220,7 @@ def budget_set(
             tokens if tokens is not None else current.get("monthly_token_limit"),
             cost_cents if cost_cents is not None else current.get("monthly_cost_limit_cents"),
         )
-    out.print(show.budget_table(answer))
+    stdout().print(show.budget_table(answer))
 
 
 def usage(
@@ -228,11 +237,11 @@ def usage(
     start = date.fromisoformat(answer["period"]["start"])
     end = date.fromisoformat(answer["period"]["end"])
     label = f"{start:%Y-%m}"
-    out.print(show.usage_table(answer["totals"], answer["by_model"], f"Usage {label}"))
-    out.print(show.budget_table(answer["budget"], f"Budget {label}"))
-    out.print(f"\nTokens per day, {label}")
+    stdout().print(show.usage_table(answer["totals"], answer["by_model"], f"Usage {label}"))
+    stdout().print(show.budget_table(answer["budget"], f"Budget {label}"))
+    stdout().print(f"\nTokens per day, {label}")
     for line in show.day_chart(start, end, answer["daily"], datetime.now(UTC).date()):
-        out.print(line, markup=False)
+        stdout().print(line, markup=False)
 
 
 audit_app = typer.Typer(help="The organization's audit log.")
@@ -251,7 +260,7 @@ def audit(
         return
     with control(control_url, key, org) as client:
         rows = [row for page in client.audit_pages(after) for row in page["data"]]
-    out.print(show.audit_table(rows))
+    stdout().print(show.audit_table(rows))
 
 
 @audit_app.command("verify")
@@ -266,9 +275,9 @@ def audit_verify(control_url: ControlUrl = None, key: Key = None, org: Org = Non
     # Rows appended while paging are past the head read first; they are checked next time.
     verdict = auditchain.verify([r for r in rows if int(r["seq"]) <= int(head["seq"])], head)
     if verdict.ok:
-        out.print(f"chain intact: {verdict.checked} events")
+        stdout().print(f"chain intact: {verdict.checked} events")
         return
-    out.print(f"[red]chain broken at seq {verdict.seq}: {verdict.problem}[/]")
+    stdout().print(f"[red]chain broken at seq {verdict.seq}: {verdict.problem}[/]")
     raise typer.Exit(1)
 
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from karta import api_keys
 from karta.controlplane import security
 from karta.controlplane.models import ApiKey, Membership, Organization, User, UserToken
 from karta.store.models import utcnow
@@ -22,11 +23,11 @@ LAST_USED_RESOLUTION = timedelta(seconds=60)
 async def find_api_key(session: AsyncSession, presented: str) -> ApiKey | None:
     """The live key matching `presented`, or None. The hash is always checked (against a decoy
     when the prefix is unknown) before revocation, so timing says nothing about either."""
-    if not security.looks_like_api_key(presented):
+    if not api_keys.looks_like_api_key(presented):
         return None
     candidates = (
         await session.scalars(
-            select(ApiKey).where(ApiKey.prefix == presented[: security.LOOKUP_PREFIX_LEN])
+            select(ApiKey).where(ApiKey.prefix == presented[: api_keys.LOOKUP_PREFIX_LEN])
         )
     ).all()
     if not candidates:

@@ -7,6 +7,7 @@ import re
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from karta import api_keys
 from karta.controlplane import audit, credentials, security
 from karta.controlplane.actor import Actor
 from karta.controlplane.models import ApiKey, Budget, Membership, Organization, Project
@@ -58,10 +59,10 @@ async def create_key(
     monthly_cost_limit_cents: int | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key and its secret (shown once; only the hash is stored)."""
-    secret = security.new_api_key()
+    secret = api_keys.new_api_key()
     key = ApiKey(
         name=name,
-        prefix=secret[: security.LOOKUP_PREFIX_LEN],
+        prefix=secret[: api_keys.LOOKUP_PREFIX_LEN],
         last4=secret[-4:],
         key_hash=security.hash_secret(secret),
         scopes=sorted(set(scopes)),

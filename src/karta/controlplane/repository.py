@@ -29,7 +29,7 @@ from karta.controlplane.models import (
     UsageEvent,
     User,
 )
-from karta.errors import NotFound
+from karta.errors import NotFound, ProjectNotFound
 from karta.store.models import utcnow
 
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
@@ -43,10 +43,6 @@ def _insert_for(session: AsyncSession) -> Any:
 
 class KeyNotFound(NotFound):
     code = "key_not_found"
-
-
-class ProjectNotFound(NotFound):
-    code = "project_not_found"
 
 
 class ReleaseNotFound(NotFound):

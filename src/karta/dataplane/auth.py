@@ -19,13 +19,12 @@ from typing import Annotated, Any, TypeVar, cast
 from fastapi import Depends, Path, Request
 
 from karta import session_tokens
+from karta.api_keys import looks_like_api_key
 from karta.dataplane.cache import GraceCache, KeyCache, digest
 from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable, Project
 from karta.errors import Forbidden, NoActiveRelease, ProjectNotFound, Unauthorized
 from karta.principal import OPEN, SESSION_SCOPES, Principal
 
-KEY_PREFIX = "kt_live_"
-KEY_LENGTH = len(KEY_PREFIX) + 32
 PROJECT_REF = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 T = TypeVar("T")
 Resolver = Callable[..., Awaitable[Principal]]
@@ -70,7 +69,7 @@ class Authenticator:
         return session_tokens.verify(self.session_secret, token)
 
     async def api_key(self, key: str) -> Principal:
-        if not key.startswith(KEY_PREFIX) or len(key) != KEY_LENGTH:
+        if not looks_like_api_key(key):
             raise Unauthorized("invalid API key")
         hit = self.keys.get(key)
         if hit is not None and hit.fresh:

@@ -15,14 +15,9 @@ from karta.controlplane.repository import OrgRepository
 from karta.controlplane.routes.projects import public_project
 from karta.controlplane.routes.releases import project_env
 from karta.controlplane.schemas import Reserve, UsageBatch, ValidateKey
-from karta.errors import Conflict, NotFound
+from karta.errors import NoActiveRelease, NotFound
 from karta.internal_auth import require_service
 from karta.money import TokenUsage
-
-
-class NoActiveRelease(Conflict):
-    code = "no_active_release"
-
 
 router = APIRouter(
     prefix="/internal", dependencies=[Depends(require_service)], include_in_schema=False
