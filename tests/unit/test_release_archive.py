@@ -56,6 +56,17 @@ def test_pack_honours_ignores_and_is_deterministic(tmp_path: Path) -> None:
     assert digest_of(pack_bytes(root)) != digest_of(data)
 
 
+def test_include_re_includes_only_what_it_names(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "app")
+    (root / ".env.example").write_text("SECRET=")
+    assert ".env.example" not in _names(pack_bytes(root))
+    names = _names(pack_bytes(root, include=[".env.example", "notes/todo.txt"]))
+    assert ".env.example" in names and ".env" not in names and ".env.production" not in names
+    # A folder the rules drop is not walked, exactly as with a `!` line in .kartaignore.
+    assert "notes/todo.txt" not in names
+    assert "notes/todo.txt" in _names(pack_bytes(root, include=["notes"]))
+
+
 def test_pack_then_extract_round_trips(tmp_path: Path) -> None:
     root = _folder(tmp_path / "app")
     (root / "run.sh").write_text("#!/bin/sh\n")

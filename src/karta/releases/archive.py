@@ -14,7 +14,7 @@ import hashlib
 import io
 import os
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -61,7 +61,9 @@ class IgnoreRules:
     rules: tuple[tuple[str, bool], ...]
 
     @classmethod
-    def for_folder(cls, root: Path) -> IgnoreRules:
+    def for_folder(cls, root: Path, include: Sequence[str] = ()) -> IgnoreRules:
+        """The defaults, then `.kartaignore`, then `include`: patterns re-included last, as if
+        they were `!pattern` lines at the end of `.kartaignore`."""
         rules = [(p, False) for p in DEFAULT_IGNORES]
         path = root / IGNORE_FILE
         if path.is_file():
@@ -71,6 +73,7 @@ class IgnoreRules:
                     continue
                 negate = line.startswith("!")
                 rules.append((line[1:] if negate else line, negate))
+        rules += [(p, True) for p in include]
         return cls(tuple(rules))
 
     @staticmethod
@@ -105,9 +108,10 @@ def _files(root: Path, rules: IgnoreRules) -> Iterator[tuple[PurePosixPath, Path
             yield rel, path
 
 
-def pack(root: Path, out: BinaryIO) -> list[str]:
-    """Write the folder's archive to `out`; return the packed paths."""
-    rules = IgnoreRules.for_folder(root)
+def pack(root: Path, out: BinaryIO, include: Sequence[str] = ()) -> list[str]:
+    """Write the folder's archive to `out`; return the packed paths. `include` re-includes
+    paths the ignore rules would drop (see `IgnoreRules.for_folder`)."""
+    rules = IgnoreRules.for_folder(root, include)
     packed: list[str] = []
     with (
         gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz,
@@ -124,9 +128,9 @@ def pack(root: Path, out: BinaryIO) -> list[str]:
     return packed
 
 
-def pack_bytes(root: Path) -> bytes:
+def pack_bytes(root: Path, include: Sequence[str] = ()) -> bytes:
     buffer = io.BytesIO()
-    pack(root, buffer)
+    pack(root, buffer, include)
     return buffer.getvalue()
 
 
