@@ -127,3 +127,43 @@ async def test_the_application_cannot_rewrite_rows(control: ControlPlane) -> Non
             await session.delete(await session.get(AuditEvent, 1))
             await session.flush()
     assert (await _audit(control, org.admin))["data"][0]["action"] == "org.created"
+
+
+async def test_the_data_plane_reports_decided_approvals(control: ControlPlane) -> None:
+    org = await control.signup()
+    other = await control.signup()
+
+    def event(event_id: str, **over: object) -> dict:
+        return {
+            "event_id": event_id,
+            "organization_id": org.id,
+            "actor_type": "api_key",
+            "api_key_id": org.admin_key_id,
+            "action": "approval.decided",
+            "resource_type": "approval",
+            "resource_id": "req_abc",
+            "details": {"session_id": "sess_1", "tool": "Write", "decision": "deny"},
+            "request_id": "req-http-1",
+            "occurred_at": "2026-11-24T10:00:00+00:00",
+            **over,
+        }
+
+    batch = [
+        event("e1"),
+        event("e2", actor_type="end_user", api_key_id=None, subject="alice"),
+        event("e3", api_key_id=other.admin_key_id),  # another org's key: rejected
+    ]
+    report = "/internal/audit/events"
+    r = await control.client.post(report, headers=control.service, json={"events": batch})
+    assert r.json() == {"accepted": 2, "duplicates": 0, "rejected": ["e3"]}
+    r = await control.client.post(report, headers=control.service, json={"events": batch[:1]})
+    assert r.json()["duplicates"] == 1
+    forged = event("e4", action="key.revoked")
+    r = await control.client.post(report, headers=control.service, json={"events": [forged]})
+    assert r.status_code == 422
+    log = await _audit(control, org.admin)
+    reported = [row for row in log["data"] if row["action"] == "approval.decided"]
+    assert [row["actor_id"] for row in reported] == [f"key:{org.admin_key_id}", "end_user:alice"]
+    assert reported[0]["details"]["reported"]["decision"] == "deny"
+    assert reported[0]["request_id"] == "req-http-1"
+    assert auditchain.verify(log["data"], log["head"]).ok

@@ -16,17 +16,22 @@ class RequestContext:
 
 @dataclass(frozen=True)
 class Actor:
-    kind: str  # "user" | "api_key"
+    kind: str  # "user" | "api_key" | "end_user" (a session token's holder, on the data plane)
     organization_id: int | None  # None: a user acting outside any organization
     permissions: frozenset[Permission]
     context: RequestContext
     user_id: int | None = None
     api_key_id: int | None = None
     role: str | None = None  # a user's role in the organization
+    subject: str | None = None  # an end user's id, as their session token names them
 
     @property
     def actor_id(self) -> str:
-        return f"user:{self.user_id}" if self.kind == "user" else f"key:{self.api_key_id}"
+        if self.kind == "user":
+            return f"user:{self.user_id}"
+        if self.kind == "api_key":
+            return f"key:{self.api_key_id}"
+        return f"{self.kind}:{self.subject or 'anonymous'}"
 
     def may(self, permission: Permission) -> bool:
         return permission in self.permissions

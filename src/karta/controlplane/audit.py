@@ -49,6 +49,7 @@ async def record(
     resource_id: object = None,
     *,
     context: RequestContext | None = None,
+    client_event_id: str | None = None,
     **details: Any,
 ) -> AuditEvent:
     """Append one event. `details` must never hold a secret: callers pass names, ids, limits."""
@@ -67,6 +68,7 @@ async def record(
         details=details,
         created_at=utcnow(),
         prev_hash=head.hash,
+        client_event_id=client_event_id,
     )
     row.hash = auditchain.link_hash(head.hash, public(row))
     repo.add(row)

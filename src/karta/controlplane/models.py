@@ -236,8 +236,13 @@ class AuditEvent(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # Set for events the data plane reports (approvals decided): a resent event lands once.
+    client_event_id: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (UniqueConstraint("organization_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("organization_id", "seq"),
+        UniqueConstraint("organization_id", "client_event_id", name="uq_audit_events_client_event"),
+    )
 
 
 class AuditHead(Base):

@@ -373,6 +373,14 @@ class OrgRepository:
             raise NotFound("audit head not found")
         return found
 
+    async def reported_audit_event(self, client_event_id: str) -> AuditEvent | None:
+        return await self.session.scalar(
+            select(AuditEvent).where(
+                AuditEvent.organization_id == self.organization_id,
+                AuditEvent.client_event_id == client_event_id,
+            )
+        )
+
     async def audit_events(self, after: int, limit: int) -> list[AuditEvent]:
         rows = await self.session.scalars(
             select(AuditEvent)

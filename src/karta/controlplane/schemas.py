@@ -116,3 +116,22 @@ class Rollback(Body):
 
 class SetEnvVar(Body):
     value: str = Field(max_length=32_768)
+
+
+class ReportedAuditEvent(BaseModel):  # internal: what the data plane may write to the audit log
+    event_id: str = Field(min_length=1, max_length=64)
+    organization_id: Id
+    actor_type: Literal["api_key", "end_user"]
+    api_key_id: Id | None = None
+    subject: str | None = Field(default=None, max_length=200)
+    action: Literal["approval.decided"]
+    resource_type: Literal["approval"]
+    resource_id: str = Field(max_length=64)
+    details: dict[str, str | int | bool | None] = Field(default_factory=dict, max_length=20)
+    request_id: str | None = Field(default=None, max_length=64)
+    ip: str | None = Field(default=None, max_length=64)
+    occurred_at: datetime
+
+
+class ReportedAuditBatch(BaseModel):
+    events: list[ReportedAuditEvent] = Field(max_length=1000)

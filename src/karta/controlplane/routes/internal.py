@@ -9,12 +9,13 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 
-from karta.controlplane import budgets, credentials, usage
+from karta.controlplane import audit, budgets, credentials, usage
+from karta.controlplane.actor import Actor, RequestContext
 from karta.controlplane.models import Project, Release
 from karta.controlplane.repository import OrgRepository
 from karta.controlplane.routes.projects import public_project
 from karta.controlplane.routes.releases import project_env
-from karta.controlplane.schemas import Reserve, UsageBatch, ValidateKey
+from karta.controlplane.schemas import ReportedAuditBatch, Reserve, UsageBatch, ValidateKey
 from karta.errors import NoActiveRelease, NotFound
 from karta.internal_auth import require_service
 from karta.money import TokenUsage
@@ -133,6 +134,46 @@ async def reserve(body: Reserve, request: Request) -> dict[str, Any]:
             settings.reservation_ttl,
         )
     return {"reservation_id": held.id, "tokens": held.tokens, "cost_micros": held.cost_micros}
+
+
+@router.post("/audit/events")
+async def report_audit(body: ReportedAuditBatch, request: Request) -> dict[str, Any]:
+    """Audit rows for what happens on the data plane (approvals decided). Only the actions the
+    schema allows can be reported, so a data plane cannot forge control-plane mutations."""
+    accepted, duplicates, rejected = 0, 0, []
+    async with request.app.state.db() as session, session.begin():
+        for event in body.events:
+            repo = OrgRepository(session, event.organization_id)
+            try:
+                await repo.organization()
+                if event.api_key_id is not None:
+                    await repo.key(event.api_key_id)
+            except NotFound:
+                rejected.append(event.event_id)
+                continue
+            if await repo.reported_audit_event(event.event_id) is not None:
+                duplicates += 1
+                continue
+            actor = Actor(
+                event.actor_type,
+                event.organization_id,
+                frozenset(),
+                RequestContext(event.request_id, event.ip),
+                api_key_id=event.api_key_id,
+                subject=event.subject,
+            )
+            await audit.record(
+                repo,
+                actor,
+                event.action,
+                event.resource_type,
+                event.resource_id,
+                client_event_id=event.event_id,
+                occurred_at=event.occurred_at.isoformat(),
+                reported=dict(event.details),
+            )
+            accepted += 1
+    return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
 
 
 @router.post("/usage/events")
