@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from karta.events import iter_sse_events
-from karta.testing import Reply, ScriptedModel, text
+from karta.testing import Reply, ScriptedModel, text, tool_use
 from tests.conftest import (
     SUPPORT_BOT,
     Database,
@@ -378,3 +378,27 @@ def test_revocation_without_a_push_lands_within_the_cache_window(model, database
                 )
     finally:
         planes.stop()
+
+
+@pytest.mark.harness
+def test_a_decided_approval_reaches_the_audit_log(server, model):
+    model.enqueue([tool_use("Write", {"file_path": "notes.txt", "content": "x"})])
+    model.enqueue([text("Not written.")])
+    with server.client() as api, server.control() as control:
+        sid = api.post("/v1/sessions", json={}).json()["id"]
+        paused = api.post(f"/v1/sessions/{sid}/messages", json={"text": "write notes"}).json()
+        request_id = paused["pending_input"]["request_id"]
+        decided = api.put(f"/v1/sessions/{sid}/inputs/{request_id}", json={"decision": "deny"})
+        assert decided.status_code == 200, decided.text
+        key_id = control.get("/v1/me").json()["api_key_id"]
+
+        def reported() -> list[dict[str, Any]]:
+            rows = control.get("/v1/audit?limit=1000").json()["data"]
+            return [r for r in rows if r["action"] == "approval.decided"]
+
+        row = eventually(reported, "the decision to reach the audit log")[-1]
+    assert row["resource_id"] == request_id
+    assert row["actor_id"] == f"key:{key_id}"
+    assert row["details"]["reported"]["decision"] == "deny"
+    assert row["details"]["reported"]["tool"] == "Write"
+    assert row["details"]["reported"]["session_id"] == sid

@@ -64,6 +64,8 @@ async def test_a_resent_batch_counts_once(db):
         s.add(usage_row(Billing(1, None, None, None), "sess_a", "turn_1", {}))
     async with db() as s:
         rows = list((await s.scalars(select(UsageOutbox))).all())
-    await client.send_usage([wire(r) for r in rows])  # the answer was "lost"
+    await client.send_events(
+        "/internal/usage/events", [wire(r) for r in rows]
+    )  # the answer was "lost"
     await metering.drain(db)
     assert len(fake.usage) == 1 and await outbox(db) == 0

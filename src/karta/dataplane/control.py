@@ -121,10 +121,12 @@ class ControlPlaneClient:
                 f"the budget reservation failed with {response.status_code}", retry_after=1
             )
 
-    async def send_usage(self, events: list[dict[str, Any]]) -> dict[str, Any]:
-        response = await self._call("POST", "/internal/usage/events", json={"events": events})
+    async def send_events(self, path: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+        """Ship an outbox batch (usage or audit events) to `path`."""
+        response = await self._call("POST", path, json={"events": events})
         if not response.is_success:
             raise ControlPlaneUnavailable(
-                f"the control plane refused usage events: {response.status_code}", retry_after=1
+                f"the control plane refused events at {path}: {response.status_code}",
+                retry_after=1,
             )
         return dict(response.json())

@@ -1,5 +1,6 @@
 """Metering against the control plane: a budget reservation before each turn, and the shipper
-that drains the usage outbox to `POST /internal/usage/events`.
+that drains the outboxes — usage to `POST /internal/usage/events`, approvals decided to
+`POST /internal/audit/events`.
 
 The outbox row is written with the turn's final state (`Runtime._finish`), so usage survives a
 control-plane outage and a data-plane restart alike. The shipper sends batches every `interval`
@@ -18,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -26,7 +29,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable
 from karta.ids import new_id
 from karta.principal import Principal
-from karta.store.models import UsageOutbox
+from karta.store.models import AuditOutbox, UsageOutbox
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,34 @@ def wire(row: UsageOutbox) -> dict[str, Any]:
     }
 
 
+def audit_wire(row: AuditOutbox) -> dict[str, Any]:
+    return {
+        "event_id": row.event_id,
+        "organization_id": row.organization_id,
+        "actor_type": row.actor_type,
+        "api_key_id": row.api_key_id,
+        "subject": row.subject,
+        "action": row.action,
+        "resource_type": row.resource_type,
+        "resource_id": row.resource_id,
+        "details": row.details,
+        "occurred_at": row.occurred_at.isoformat(),
+    }
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """A table of rows waiting for the control plane, and the internal route that takes them."""
+
+    model: type[UsageOutbox] | type[AuditOutbox]
+    path: str
+    wire: Callable[[Any], dict[str, Any]]
+
+
+USAGE = Outbox(UsageOutbox, "/internal/usage/events", wire)
+AUDIT = Outbox(AuditOutbox, "/internal/audit/events", audit_wire)
+
+
 class ControlPlaneMetering:
     def __init__(
         self, client: ControlPlaneClient, *, interval: float = INTERVAL, batch: int = BATCH
@@ -73,32 +104,28 @@ class ControlPlaneMetering:
     def recorded(self) -> None:
         self._wake.set()
 
-    async def ship_once(self, db: async_sessionmaker) -> int:
-        """Send the oldest batch of the outbox; returns how many rows were shipped."""
+    async def ship_once(self, db: async_sessionmaker, outbox: Outbox = USAGE) -> int:
+        """Send the oldest batch of an outbox; returns how many rows were shipped."""
+        table = outbox.model
         async with db() as s:
-            rows = list(
-                (
-                    await s.scalars(
-                        select(UsageOutbox).order_by(UsageOutbox.occurred_at).limit(self.batch)
-                    )
-                ).all()
+            rows: list[Any] = list(
+                (await s.scalars(select(table).order_by(table.occurred_at).limit(self.batch))).all()
             )
         if not rows:
             return 0
-        answer = await self.client.send_usage([wire(r) for r in rows])
+        answer = await self.client.send_events(outbox.path, [outbox.wire(r) for r in rows])
         if answer.get("rejected"):
             # Permanently refused (an org or key the control plane does not know): resending
             # cannot help, so they leave the outbox with the batch.
-            log.error("the control plane rejected usage events %s", answer["rejected"])
+            log.error("the control plane rejected events %s", answer["rejected"])
         async with db() as s, s.begin():
-            await s.execute(
-                delete(UsageOutbox).where(UsageOutbox.event_id.in_([r.event_id for r in rows]))
-            )
+            await s.execute(delete(table).where(table.event_id.in_([r.event_id for r in rows])))
         return len(rows)
 
     async def drain(self, db: async_sessionmaker) -> None:
-        while await self.ship_once(db) == self.batch:
-            pass
+        for outbox in (USAGE, AUDIT):
+            while await self.ship_once(db, outbox) == self.batch:
+                pass
 
     async def run(self, db: async_sessionmaker) -> None:
         """The shipper: runs until cancelled, and never lets a failure stop it."""

@@ -17,7 +17,7 @@ from karta.errors import InputNotFound, InputNotPending
 from karta.events import Event
 from karta.harness.base import ApprovalAnswer, ToolRequest, Verdict
 from karta.ids import new_id
-from karta.store.models import ApprovalRow, SessionRow, utcnow
+from karta.store.models import ApprovalRow, AuditOutbox, SessionRow, utcnow
 
 APPROVE_ONCE = "approve_once"
 APPROVE_SESSION = "approve_session"
@@ -125,18 +125,30 @@ class ApprovalBroker:
             return ApprovalAnswer(Verdict.DENY, "The user denied this action.")
         return ApprovalAnswer(Verdict.ALLOW)
 
-    async def _settle(self, request_id: str, status: str) -> bool:
-        """Move a pending approval to `status`; False if it was no longer pending."""
+    async def _settle(
+        self, request_id: str, status: str, record: AuditOutbox | None = None
+    ) -> bool:
+        """Move a pending approval to `status`; False if it was no longer pending. `record`
+        (an outbox row) commits with the decision or not at all."""
         async with self._db() as db, db.begin():
             result = await db.execute(
                 update(ApprovalRow)
                 .where(ApprovalRow.request_id == request_id, ApprovalRow.status == "pending")
                 .values(status=status, decided_at=utcnow())
             )
+            if result.rowcount and record is not None:
+                db.add(record)
         return bool(result.rowcount)
 
-    async def decide(self, session_id: str, request_id: str, decision: str) -> str:
-        """Resolve a pending approval and return the id of the turn waiting on it."""
+    async def decide(
+        self,
+        session_id: str,
+        request_id: str,
+        decision: str,
+        audit: Callable[[ApprovalRow], AuditOutbox] | None = None,
+    ) -> str:
+        """Resolve a pending approval and return the id of the turn waiting on it. `audit` makes
+        the row that tells the audit log who decided."""
         async with self._db() as db:
             row = await db.get(ApprovalRow, request_id)
         if row is None or row.session_id != session_id:
@@ -153,7 +165,8 @@ class ApprovalBroker:
             raise InputNotPending(
                 f"input request {request_id!r} belongs to a turn that ended", status="aborted"
             )
-        if not await self._settle(request_id, decision):
+        record = audit(row) if audit is not None else None
+        if not await self._settle(request_id, decision, record):
             raise InputNotPending(f"input request {request_id!r} was decided concurrently")
         if decision == APPROVE_SESSION:
             async with self._db() as db, db.begin():

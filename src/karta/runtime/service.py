@@ -8,6 +8,7 @@ approvals and events; the harness keeps the conversation.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from dataclasses import dataclass, replace
@@ -42,7 +43,15 @@ from karta.runtime.approvals import APPROVE_SESSION, ApprovalBroker, public_appr
 from karta.runtime.live import LiveHarnesses
 from karta.runtime.metering import Billing, Metering
 from karta.runtime.workspace import session_files
-from karta.store.models import HarnessBinding, SessionRow, TurnRow, UsageOutbox, utcnow
+from karta.store.models import (
+    ApprovalRow,
+    AuditOutbox,
+    HarnessBinding,
+    SessionRow,
+    TurnRow,
+    UsageOutbox,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +103,29 @@ def usage_row(
         output_tokens=int(usage.get("output_tokens") or 0),
         cache_read_tokens=int(usage.get("cache_read_tokens") or 0),
         cache_write_tokens=int(usage.get("cache_write_tokens") or 0),
+        occurred_at=utcnow(),
+    )
+
+
+def decision_record(principal: Principal, decision: str, approval: ApprovalRow) -> AuditOutbox:
+    """The audit log's row for an approval decided by `principal` (who decided what)."""
+    assert principal.organization_id is not None
+    return AuditOutbox(
+        event_id=new_id("aud"),
+        organization_id=principal.organization_id,
+        actor_type="end_user" if principal.kind == "session" else "api_key",
+        api_key_id=principal.api_key_id,
+        subject=principal.sub,
+        action="approval.decided",
+        resource_type="approval",
+        resource_id=approval.request_id,
+        details={
+            "session_id": approval.session_id,
+            "turn_id": approval.turn_id,
+            "kind": approval.kind,
+            "tool": approval.tool,
+            "decision": decision,
+        },
         occurred_at=utcnow(),
     )
 
@@ -474,7 +506,12 @@ class Runtime:
         continuation starts after."""
         await self._load(principal, session_id)
         after = await self.events.last_seq(session_id)
-        turn_id = await self.approvals.decide(session_id, request_id, decision)
+        audit = None
+        if principal.organization_id is not None:
+            audit = functools.partial(decision_record, principal, decision)
+        turn_id = await self.approvals.decide(session_id, request_id, decision, audit)
+        if audit is not None and self.metering is not None:
+            self.metering.recorded()
         return turn_id, after
 
     def running_turn(self, session_id: str) -> str | None:

@@ -120,3 +120,21 @@ class UsageOutbox(Base):
     cache_read_tokens: Mapped[int] = mapped_column(BigInteger)
     cache_write_tokens: Mapped[int] = mapped_column(BigInteger)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
+
+
+class AuditOutbox(Base):
+    """Something the audit log must hear about (an approval decided), waiting to be shipped to
+    the control plane. Written in the same transaction as the decision itself."""
+
+    __tablename__ = "audit_outbox"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[int] = mapped_column(Integer)
+    actor_type: Mapped[str] = mapped_column(String(16))
+    api_key_id: Mapped[int | None] = mapped_column(Integer)
+    subject: Mapped[str | None] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    resource_type: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
