@@ -36,6 +36,7 @@ class FakeControlPlane(httpx.AsyncBaseTransport):
         self.calls: list[str] = []
         self.gate: asyncio.Event | None = None
         self.usage: dict[str, dict[str, Any]] = {}
+        self.poison: set[str] = set()  # event ids whose batch is refused as malformed (422)
         api = FastAPI()
 
         @api.post("/internal/keys/validate")
@@ -70,7 +71,9 @@ class FakeControlPlane(httpx.AsyncBaseTransport):
             return {"reservation_id": body["reservation_id"], "tokens": 1, "cost_micros": 1}
 
         @api.post("/internal/usage/events")
-        async def usage(body: dict[str, Any]) -> dict[str, Any]:
+        async def usage(body: dict[str, Any]) -> Any:
+            if any(e["event_id"] in self.poison for e in body["events"]):
+                return JSONResponse({"error": "validation_error"}, 422)
             fresh = [e for e in body["events"] if e["event_id"] not in self.usage]
             self.usage.update({e["event_id"]: e for e in fresh})
             return {"accepted": len(fresh), "duplicates": len(body["events"]) - len(fresh)}

@@ -69,3 +69,15 @@ async def test_a_resent_batch_counts_once(db):
     )  # the answer was "lost"
     await metering.drain(db)
     assert len(fake.usage) == 1 and await outbox(db) == 0
+
+
+async def test_one_malformed_event_does_not_hold_up_the_rest(db):
+    fake = FakeControlPlane()
+    metering = ControlPlaneMetering(ControlPlaneClient("http://control", "svc", transport=fake))
+    async with db() as s, s.begin():
+        rows = [usage_row(Billing(1, None, None, None), "sess_a", f"t{n}", {}) for n in range(5)]
+        s.add_all(rows)
+    fake.poison = {rows[2].event_id}
+    await metering.drain(db)
+    assert await outbox(db) == 0
+    assert set(fake.usage) == {r.event_id for r in rows} - fake.poison

@@ -34,6 +34,14 @@ class Project:
     organization_id: int
 
 
+class EventsRefused(Exception):
+    """The control plane refused a batch as malformed: resending it unchanged cannot help."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+
+
 class ControlPlaneClient:
     def __init__(
         self,
@@ -122,8 +130,11 @@ class ControlPlaneClient:
             )
 
     async def send_events(self, path: str, events: list[dict[str, Any]]) -> dict[str, Any]:
-        """Ship an outbox batch (usage or audit events) to `path`."""
+        """Ship an outbox batch (usage or audit events) to `path`. A 4xx means the batch itself
+        is unacceptable (`EventsRefused`); anything else unsuccessful is an outage."""
         response = await self._call("POST", path, json={"events": events})
+        if 400 <= response.status_code < 500:
+            raise EventsRefused(response.status_code, response.text[:500])
         if not response.is_success:
             raise ControlPlaneUnavailable(
                 f"the control plane refused events at {path}: {response.status_code}",

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable
+from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable, EventsRefused
 from karta.ids import new_id
 from karta.principal import Principal
 from karta.store.models import AuditOutbox, UsageOutbox
@@ -105,7 +105,7 @@ class ControlPlaneMetering:
         self._wake.set()
 
     async def ship_once(self, db: async_sessionmaker, outbox: Outbox = USAGE) -> int:
-        """Send the oldest batch of an outbox; returns how many rows were shipped."""
+        """Send the oldest batch of an outbox; returns how many rows left it."""
         table = outbox.model
         async with db() as s:
             rows: list[Any] = list(
@@ -113,14 +113,27 @@ class ControlPlaneMetering:
             )
         if not rows:
             return 0
-        answer = await self.client.send_events(outbox.path, [outbox.wire(r) for r in rows])
+        await self._send(outbox, rows)
+        async with db() as s, s.begin():
+            await s.execute(delete(table).where(table.event_id.in_([r.event_id for r in rows])))
+        return len(rows)
+
+    async def _send(self, outbox: Outbox, rows: list[Any]) -> None:
+        """Send rows; a batch refused as malformed is split, so one bad row cannot hold up the
+        rest. A single refused row is dropped and logged by id — resending cannot help."""
+        try:
+            answer = await self.client.send_events(outbox.path, [outbox.wire(r) for r in rows])
+        except EventsRefused as exc:
+            if len(rows) == 1:
+                log.error("the control plane refused event %s: %s", rows[0].event_id, exc)
+                return
+            for row in rows:
+                await self._send(outbox, [row])
+            return
         if answer.get("rejected"):
             # Permanently refused (an org or key the control plane does not know): resending
             # cannot help, so they leave the outbox with the batch.
             log.error("the control plane rejected events %s", answer["rejected"])
-        async with db() as s, s.begin():
-            await s.execute(delete(table).where(table.event_id.in_([r.event_id for r in rows])))
-        return len(rows)
 
     async def drain(self, db: async_sessionmaker) -> None:
         for outbox in (USAGE, AUDIT):

@@ -98,7 +98,7 @@ def usage_row(
         session_id=session_id,
         turn_id=turn_id,
         reservation_id=billing.reservation_id,
-        model=model if isinstance(model, str) else None,
+        model=model[:128] if isinstance(model, str) else None,  # the ledger column's width
         input_tokens=int(usage.get("input_tokens") or 0),
         output_tokens=int(usage.get("output_tokens") or 0),
         cache_read_tokens=int(usage.get("cache_read_tokens") or 0),
