@@ -1,4 +1,5 @@
-"""`ControlClient`: the control plane's management API (orgs, keys, budgets, usage, audit).
+"""`ControlClient`: the control plane's management API (orgs, keys, projects, releases, env
+vars, budgets, usage, audit).
 
 client = ControlClient()      # url and credential from the environment or credentials.json
 key = client.create_key("backend", ["write"], monthly_cost_limit_cents=5_000)
@@ -14,18 +15,44 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 
-from karta.client.base import JSONClient
+from karta.client.base import JSONClient, raise_for
 from karta.config import karta_home
 from karta.credentials_file import read_credentials
 
 DEFAULT_CONTROL_URL = "http://127.0.0.1:8001"
 AUDIT_PAGE = 100
+UPLOAD_CHUNK = 1 << 16
+# An upload waits on the server's validation (it extracts and loads the app) before answering.
+PUBLISH_TIMEOUT = 600.0
 
 
 def _drop_none(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def _chunks(archive: bytes | IO[bytes]) -> Iterator[bytes]:
+    if isinstance(archive, bytes | bytearray | memoryview):
+        view = memoryview(archive)
+        for start in range(0, len(view), UPLOAD_CHUNK):
+            yield bytes(view[start : start + UPLOAD_CHUNK])
+        return
+    while chunk := archive.read(UPLOAD_CHUNK):
+        yield chunk
+
+
+def _remaining(archive: bytes | IO[bytes]) -> int | None:
+    """The bytes left to send, when that can be known without reading them."""
+    if isinstance(archive, bytes | bytearray | memoryview):
+        return len(archive)
+    try:
+        here = archive.tell()
+        end = archive.seek(0, os.SEEK_END)
+        archive.seek(here)
+    except (OSError, AttributeError, ValueError):
+        return None
+    return end - here
 
 
 class ControlClient(JSONClient):
@@ -139,6 +166,56 @@ class ControlClient(JSONClient):
     ) -> dict[str, Any]:
         body = _drop_none(sub=sub, ttl_seconds=ttl_seconds)
         return dict(self._json("POST", f"/v1/projects/{project}/session_tokens", json=body))
+
+    # Releases
+    def publish(
+        self, project: str, archive: bytes | IO[bytes], activate: bool = True
+    ) -> dict[str, Any]:
+        """Upload a release archive (a gzip'd tar, e.g. from `karta.releases.archive.pack`),
+        streamed in chunks from `archive` (bytes or a binary file, read from where it stands).
+
+        Answers the release with `already_published`: False for a new version, True when the
+        same content was published before (the earlier release, not activated again). A release
+        that fails validation raises `KartaAPIError` 422 `release_invalid` whose `body["release"]`
+        is the failed release with its `build_log`."""
+        headers = {"Content-Type": "application/gzip"}
+        size = _remaining(archive)
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        response = self._http.post(
+            f"/v1/projects/{project}/releases",
+            params={"activate": str(activate).lower()},
+            content=_chunks(archive),
+            headers=headers,
+            timeout=max(PUBLISH_TIMEOUT, self._http.timeout.read or 0),
+        )
+        raise_for(response)
+        return {**response.json(), "already_published": response.status_code == 200}
+
+    def list_releases(self, project: str) -> list[dict[str, Any]]:
+        return self._list(f"/v1/projects/{project}/releases")
+
+    def get_release(self, project: str, version: str | int) -> dict[str, Any]:
+        """`version` is `v3`, `"3"` or 3."""
+        return dict(self._json("GET", f"/v1/projects/{project}/releases/{version}"))
+
+    def activate(self, project: str, version: str | int) -> dict[str, Any]:
+        return dict(self._json("POST", f"/v1/projects/{project}/releases/{version}/activate"))
+
+    def rollback(self, project: str, to: str | int | None = None) -> dict[str, Any]:
+        """Back to `to`, or to the newest ready release older than the active one."""
+        body = {"to": to} if to is not None else None
+        return dict(self._json("POST", f"/v1/projects/{project}/rollback", json=body))
+
+    # Project env vars (values are write-only: the API shows a hint, never a value)
+    def list_env(self, project: str) -> list[dict[str, Any]]:
+        return self._list(f"/v1/projects/{project}/env")
+
+    def set_env(self, project: str, name: str, value: str) -> dict[str, Any]:
+        return dict(self._json("PUT", f"/v1/projects/{project}/env/{name}", json={"value": value}))
+
+    def unset_env(self, project: str, name: str) -> None:
+        self._json("DELETE", f"/v1/projects/{project}/env/{name}")
 
     # Money and audit
     def budget(self) -> dict[str, Any]:
