@@ -146,3 +146,78 @@ def test_audit_table_shows_one_line_per_row():
 def test_orgs_table():
     out = text(show.orgs_table([{"slug": "acme", "name": "Acme", "role": "owner"}]))
     assert "acme" in out and "Acme" in out and "owner" in out
+
+
+@pytest.mark.parametrize(
+    ("nbytes", "shown"),
+    [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"),
+     (5 * 1024**2, "5.0 MiB"), (3 * 1024**3, "3.0 GiB"), (2048 * 1024**3, "2048.0 GiB")],
+)  # fmt: skip
+def test_sizes_are_binary_units(nbytes, shown):
+    assert show.size(nbytes) == shown
+
+
+def test_digests_are_shortened_keeping_the_algorithm():
+    hexdigest = "0123456789abcdef" * 4
+    assert show.short_digest(f"sha256:{hexdigest}") == "sha256:0123456789ab"
+    assert show.short_digest(hexdigest, 8) == "sha256:01234567"
+    assert show.packed(1, 812, hexdigest) == f"Packed 1 file (812 B), sha256:{hexdigest}"
+    assert show.packed(1200, 2048, "ab").startswith("Packed 1,200 files (2.0 KiB)")
+
+
+def _release(version: int, **fields):
+    return {
+        "version": version, "name": f"v{version}", "project": "web", "status": "ready",
+        "active": False, "digest": f"sha256:{f'{version:02x}' * 32}", "size": 2048,
+        "harness": "claude-code", "agents": ["triage", "billing"], "build_log": "ok",
+        "created_by": "key:1", "created_at": "2026-11-24T10:00:00.5+00:00", **fields,
+    }  # fmt: skip
+
+
+def test_release_state_and_summary():
+    assert show.release_state(_release(1, active=True)) == "ready, active"
+    assert show.release_state(_release(1)) == "ready, not active"
+    assert show.release_state(_release(1, status="failed", active=False)) == "failed"
+    summary = show.release_summary(_release(2, active=True))
+    assert summary[0] == "web v2: ready, active"
+    assert summary[1] == f"  digest:  sha256:{'02' * 32} (2.0 KiB)"
+    assert summary[2] == "  harness: claude-code; agents: triage, billing"
+    assert summary[3] == "  created: 2026-11-24 10:00:00 by key:1"
+    failed = show.release_summary(_release(3, status="failed", harness=None, agents=[]))
+    assert failed[0] == "web v3: failed" and failed[2] == "  harness: not detected; agents: none"
+
+
+def test_build_log_is_indented_and_never_empty():
+    log = show.build_log(_release(1, build_log="extracted 10 bytes\nerror: karta.jsonc is bad"))
+    assert log == ["Build log:", "  extracted 10 bytes", "  error: karta.jsonc is bad"]
+    assert show.build_log(_release(1, build_log="")) == ["Build log:", "  (empty)"]
+
+
+def test_releases_table_is_newest_first_with_the_active_one_marked():
+    releases = [
+        _release(1),
+        _release(2, active=True),
+        _release(10, status="failed", harness=None, agents=[], name="v10"),
+    ]
+    lines = text(show.releases_table(releases, "[b]web[/]")).splitlines()
+    assert "Releases of [b]web[/]" in lines[0]
+    rows = [line for line in lines if line.startswith("│ v")]
+    assert [r.split("│")[1].strip() for r in rows] == ["v10", "v2", "v1"]
+    cells = [[c.strip() for c in r.split("│")[1:-1]] for r in rows]
+    assert cells[0] == ["v10", "failed", "", "0a" * 6, "—", "—", "2026-11-24 10:00"]
+    assert cells[1][:5] == ["v2", "ready", "●", "02" * 6, "claude-code"]
+    assert cells[2][2] == "" and cells[2][5] == "triage, billing"
+
+
+def test_env_table_shows_names_and_hints_only():
+    variables = [
+        {"name": "ZED", "value_hint": "…", "updated_at": "2026-11-24T10:00:00+00:00"},
+        {"name": "API_TOKEN", "value_hint": "…xy", "updated_at": "2026-11-24T11:00:00+00:00"},
+    ]
+    out = text(show.env_table(variables, "web"))
+    assert out.startswith("Env vars of web")
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines() if "│" in line]
+    assert cells == [
+        ["API_TOKEN", "…xy", "2026-11-24 11:00:00"],
+        ["ZED", "…", "2026-11-24 10:00:00"],
+    ]

@@ -1,5 +1,6 @@
 """Pure renderers for the management commands: money, keys, budgets, usage (with a per-day bar
-chart in block characters) and audit rows. Money is integer cents or micro-cents throughout."""
+chart in block characters), audit rows, releases and env vars. Money is integer cents or
+micro-cents throughout."""
 
 from __future__ import annotations
 
@@ -188,6 +189,85 @@ def audit_table(rows: Sequence[Mapping[str, Any]]) -> Table:
                     row.get("request_id"),
                 )
             ),
+        )
+    return table
+
+
+def size(n: int) -> str:
+    """Bytes in binary units: `812 B`, `4.2 KiB`, `1.5 MiB`."""
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+def short_digest(digest: str, length: int = 12) -> str:
+    """`sha256:0f1e2d3c4b5a` from `sha256:<64 hex>` (or the bare hex)."""
+    algorithm, _, hexdigest = digest.rpartition(":")
+    return f"{algorithm or 'sha256'}:{hexdigest[:length]}"
+
+
+def packed(files: int, nbytes: int, digest: str) -> str:
+    noun = "file" if files == 1 else "files"
+    return f"Packed {files:,} {noun} ({size(nbytes)}), sha256:{digest}"
+
+
+def release_state(release: Mapping[str, Any]) -> str:
+    """`ready, active`, `ready, not active` or `failed`."""
+    if release.get("status") != "ready":
+        return str(release.get("status") or "unknown")
+    return "ready, active" if release.get("active") else "ready, not active"
+
+
+def release_summary(release: Mapping[str, Any]) -> list[str]:
+    """What a command says about one release: name and state, then digest, harness and agents."""
+    agents = ", ".join(release.get("agents") or []) or "none"
+    return [
+        f"{release.get('project', '')} {release['name']}: {release_state(release)}".lstrip(),
+        f"  digest:  {release.get('digest', '')} ({size(int(release.get('size') or 0))})",
+        f"  harness: {release.get('harness') or 'not detected'}; agents: {agents}",
+        f"  created: {_when(release.get('created_at'))} by {release.get('created_by') or '?'}",
+    ]
+
+
+def build_log(release: Mapping[str, Any]) -> list[str]:
+    lines = str(release.get("build_log") or "").splitlines() or ["(empty)"]
+    return ["Build log:", *(f"  {line}" for line in lines)]
+
+
+def releases_table(releases: Sequence[Mapping[str, Any]], project: str) -> Table:
+    """Newest first; the active release is marked and bold, failed ones are red."""
+    columns = ("version", "status", "active", "sha256", "harness", "agents", "created")
+    table = _table(f"Releases of {escape(project)}", columns)
+    for column in table.columns[:4]:
+        column.no_wrap = True  # on a narrow terminal the agents and times fold instead
+    for release in sorted(releases, key=lambda r: -int(r["version"])):
+        failed = release.get("status") != "ready"
+        table.add_row(
+            str(release["name"]),
+            escape(str(release.get("status") or "")),
+            "●" if release.get("active") else "",
+            short_digest(str(release.get("digest") or "")).removeprefix("sha256:"),
+            escape(str(release.get("harness") or "—")),
+            escape(", ".join(release.get("agents") or []) or "—"),
+            _when(release.get("created_at"))[:16],
+            style="red" if failed else "bold" if release.get("active") else None,
+        )
+    return table
+
+
+def env_table(variables: Sequence[Mapping[str, Any]], project: str) -> Table:
+    """Names and hints only: the API never returns a value, and neither does this."""
+    table = _table(f"Env vars of {escape(project)}", ("name", "value", "updated"))
+    for var in sorted(variables, key=lambda v: str(v["name"])):
+        table.add_row(
+            escape(str(var["name"])),
+            escape(str(var.get("value_hint") or "…")),
+            _when(var.get("updated_at")),
         )
     return table
 
