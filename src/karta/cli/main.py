@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from karta import __version__
-from karta.cli import control
+from karta.cli import control, releases
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -158,6 +158,7 @@ def mock_model(
 
 
 control.register(app)
+releases.register(app)
 
 
 def main() -> None:
