@@ -238,7 +238,7 @@ def env_set(
     pairs: Annotated[
         list[str],
         typer.Argument(
-            metavar="NAME=VALUE...", help="Vars to set; NAME=- reads the value from stdin."
+            metavar="NAME=VALUE", help="Vars to set; NAME=- reads the value from stdin."
         ),
     ],
     control_url: ControlUrl = None,
@@ -258,7 +258,7 @@ def env_set(
 @env_app.command("unset")
 def env_unset(
     project: Project,
-    names: Annotated[list[str], typer.Argument(metavar="NAME...", help="Vars to remove.")],
+    names: Annotated[list[str], typer.Argument(metavar="NAME", help="Vars to remove.")],
     control_url: ControlUrl = None,
     key: Key = None,
     org: Org = None,
