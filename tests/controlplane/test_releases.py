@@ -59,7 +59,8 @@ async def test_publish_activate_rollback(control: ControlPlane, tmp_path: Path) 
     assert first["harness"] == "claude-code" and "triage" in first["agents"]
     # The same content again is recognised, not a new version.
     status, again = await _publish(control, org, v1)
-    assert status == 200 and again["version"] == 1
+    assert status == 200 and again["version"] == 1 and not again["created"]
+    assert first["created"]
     status, second = await _publish(control, org, _app(tmp_path, "You are v2."), activate="false")
     assert status == 201 and second["version"] == 2 and not second["active"]
     c = control.client
@@ -92,6 +93,10 @@ async def test_publish_activate_rollback(control: ControlPlane, tmp_path: Path) 
         f"/internal/artifacts/{digest}?organization_id={other.id}", headers=control.service
     )
     assert r.status_code == 404
+    # Publishing v1's content again while v2 is active redeploys v1: no new version.
+    status, redeployed = await _publish(control, org, v1)
+    assert status == 200 and redeployed["version"] == 1 and redeployed["active"]
+    assert not redeployed["created"]
 
 
 async def test_invalid_release_is_recorded_never_activated(

@@ -211,9 +211,9 @@ def test_a_required_env_var_must_be_bound_before_the_release_is_ready(
 def test_the_client_publishes_bytes_and_reads_releases(client, app_dir):
     (app_dir / "README.md").write_text("changed for the client\n")
     made = client.publish(SLUG, pack_bytes(app_dir), activate=False)
-    assert made["name"] == "v5" and not made["active"] and not made["already_published"]
+    assert made["name"] == "v5" and not made["active"] and made["created"]
     again = client.publish(SLUG, pack_bytes(app_dir))
-    assert again["already_published"] and again["name"] == "v5" and not again["active"]
+    assert not again["created"] and again["name"] == "v5" and again["active"]
     assert client.activate(SLUG, 5)["active"]
     assert client.get_release(SLUG, "v5")["digest"] == made["digest"]
     assert client.rollback(SLUG)["name"] == "v4"

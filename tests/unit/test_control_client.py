@@ -59,7 +59,8 @@ class Recorder(httpx.BaseTransport):
         assert isinstance(request.stream, httpx.SyncByteStream)
         self.chunks.append(list(request.stream))
         self.requests.append(request)
-        return httpx.Response(self.status, json={"name": "v1", "active": True})
+        body = {"name": "v1", "active": True, "created": self.status == 201}
+        return httpx.Response(self.status, json=body)
 
 
 def recording(home, status: int = 201) -> tuple[ControlClient, Recorder]:
@@ -75,7 +76,7 @@ def test_publish_streams_bytes_in_chunks_with_a_length(home):
     client, recorder = recording(home)
     data = bytes(range(256)) * 600  # 153,600 bytes: three chunks
     answer = client.publish("web", data, activate=False)
-    assert answer == {"name": "v1", "active": True, "already_published": False}
+    assert answer == {"name": "v1", "active": True, "created": True}
     [request] = recorder.requests
     assert request.url.path == "/v1/projects/web/releases"
     assert request.url.params["activate"] == "false"
@@ -93,7 +94,7 @@ def test_publish_streams_a_file_from_where_it_stands(home, tmp_path):
     with path.open("rb") as archive:
         archive.seek(4)
         answer = client.publish("web", archive)
-    assert answer["already_published"] is True
+    assert answer["created"] is False
     [request] = recorder.requests
     assert request.url.params["activate"] == "true"
     assert request.headers["content-length"] == "70000"

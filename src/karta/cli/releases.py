@@ -119,7 +119,7 @@ def publish(
                     f"{escape(exc.message)}. It was recorded as failed and is not active.[/]"
                 )
                 raise typer.Exit(1) from exc
-    if release["already_published"]:
+    if not release["created"]:
         stdout().print(
             f"Already published: this content is {escape(slug)} {release['name']} "
             f"({show.release_state(release)}); no new release was made.",

@@ -174,8 +174,8 @@ class ControlClient(JSONClient):
         """Upload a release archive (a gzip'd tar, e.g. from `karta.releases.archive.pack`),
         streamed in chunks from `archive` (bytes or a binary file, read from where it stands).
 
-        Answers the release with `already_published`: False for a new version, True when the
-        same content was published before (the earlier release, not activated again). A release
+        Answers the release with `created`: True for a new version, False when the same content
+        was published before (that earlier release, activated unless `activate` is False). A release
         that fails validation raises `KartaAPIError` 422 `release_invalid` whose `body["release"]`
         is the failed release with its `build_log`."""
         headers = {"Content-Type": "application/gzip"}
@@ -190,7 +190,7 @@ class ControlClient(JSONClient):
             timeout=max(PUBLISH_TIMEOUT, self._http.timeout.read or 0),
         )
         raise_for(response)
-        return {**response.json(), "already_published": response.status_code == 200}
+        return dict(response.json())
 
     def list_releases(self, project: str) -> list[dict[str, Any]]:
         return self._list(f"/v1/projects/{project}/releases")

@@ -98,7 +98,7 @@ async def _activate(tx: Tx, project: Project, release: Release, action: str) -> 
     "/releases",
     status_code=201,
     responses={
-        200: {"description": "the same content was published before"},
+        200: {"description": "the same content was published before (`created: false`)"},
         **error_responses(401, 403, 404, 413, 422),
     },
 )
@@ -121,46 +121,56 @@ async def publish(
         checked = await asyncio.to_thread(releases.validate, upload.path, bound)
         async with transaction(request, actor) as tx:
             project = await tx.repo.project(ref, lock=True)
-            same = await tx.repo.ready_release_with_digest(project.id, upload.digest)
-            if same is not None:
-                response.status_code = 200
-                return public_release(same, project)
-            release = Release(
-                project_id=project.id,
-                version=await tx.repo.latest_version(project.id) + 1,
-                digest=upload.digest,
-                size=upload.size,
-                status="ready" if checked.ok else "failed",
-                harness=checked.harness,
-                app_name=checked.app_name,
-                agents=checked.agents,
-                build_log="\n".join(checked.log),
-                created_by=actor.actor_id,
-                created_at=utcnow(),
-            )
-            tx.repo.add(release)
-            await tx.session.flush()
-            await tx.audit(
-                "release.published",
-                "release",
-                release.id,
-                project=project.slug,
-                version=release.version,
-                digest=release.digest,
-                status=release.status,
-            )
-            if checked.ok:
-                await asyncio.to_thread(request.app.state.artifacts.put, upload)
-                if activate:
-                    await _activate(tx, project, release, "release.activated")
-            view = public_release(release, project)
+            release = await tx.repo.ready_release_with_digest(project.id, upload.digest)
+            created = release is None
+            if release is None:
+                release = await _record(tx, project, upload, checked)
+                if checked.ok:
+                    await asyncio.to_thread(request.app.state.artifacts.put, upload)
+            ready = release.status == "ready"
+            switch = ready and activate and project.active_release_id != release.id
+            if switch:
+                await _activate(tx, project, release, "release.activated")
+            view = {**public_release(release, project), "created": created}
     finally:
         upload.path.unlink(missing_ok=True)
-    if not checked.ok:
+    if not ready:
         raise ReleaseInvalid(checked.problem.removeprefix("error: "), release=view)
-    if activate:
+    if switch:
         await request.app.state.planes.invalidate(actor.organization_id)
+    response.status_code = 201 if created else 200
     return view
+
+
+async def _record(
+    tx: Tx, project: Project, upload: releases.Upload, checked: releases.Validation
+) -> Release:
+    """A new version of the project (its row is locked by the caller), ready or failed."""
+    release = Release(
+        project_id=project.id,
+        version=await tx.repo.latest_version(project.id) + 1,
+        digest=upload.digest,
+        size=upload.size,
+        status="ready" if checked.ok else "failed",
+        harness=checked.harness,
+        app_name=checked.app_name,
+        agents=checked.agents,
+        build_log="\n".join(checked.log),
+        created_by=tx.actor.actor_id,
+        created_at=utcnow(),
+    )
+    tx.repo.add(release)
+    await tx.session.flush()
+    await tx.audit(
+        "release.published",
+        "release",
+        release.id,
+        project=project.slug,
+        version=release.version,
+        digest=release.digest,
+        status=release.status,
+    )
+    return release
 
 
 @router.get("/releases", responses=error_responses(401, 403, 404))
