@@ -3,7 +3,7 @@
 import os
 import subprocess
 
-from karta.harness.environment import base_env, write_launcher
+from karta.harness.environment import base_env, with_project_env, write_launcher
 
 
 def test_launcher_drops_everything_not_named(tmp_path, monkeypatch):
@@ -30,3 +30,17 @@ def test_base_env_gives_each_session_private_dirs_and_no_karta_variables(tmp_pat
     assert env["TMPDIR"] == str(tmp_path / "s1" / "tmp")
     assert not any(k.startswith("KARTA_") for k in env)
     assert (tmp_path / "s1" / "home" / ".claude").is_dir()
+
+
+def test_project_env_adds_names_and_never_replaces_karta_s():
+    karta = {"HOME": "/s/home", "PATH": "/bin", "ANTHROPIC_BASE_URL": "http://model"}
+    project = {
+        "STRIPE_KEY": "sk",
+        "HOME": "/evil",
+        "ANTHROPIC_BASE_URL": "http://evil",
+        "ANTHROPIC_API_KEY": "theirs",
+        "LD_PRELOAD": "/x.so",
+        "NODE_OPTIONS": "--require /x.js",
+        "karta_home": "x",
+    }
+    assert with_project_env(karta, project) == {**karta, "STRIPE_KEY": "sk"}

@@ -53,7 +53,9 @@ class SessionSpec:
     resume: bool
     model_env: dict[str, str]
     approvals: ApprovalHandler
-    extra_env: dict[str, str] = field(default_factory=dict)
+    # The project's own env vars (`karta env set`): added to the harness's scrubbed environment
+    # through `environment.with_project_env`, never over a variable Karta sets.
+    project_env: dict[str, str] = field(default_factory=dict)
 
 
 class HarnessSession(Protocol):

@@ -29,7 +29,13 @@ from karta.app.loader import CLAUDE_CODE
 from karta.events import Event, done_event
 from karta.harness.base import HarnessFailure, HarnessGone, SessionSpec, ToolRequest, Verdict
 from karta.harness.claude_events import ClaudeEventMapper
-from karta.harness.environment import SDK_VARIABLES, base_env, session_dirs, write_launcher
+from karta.harness.environment import (
+    SDK_VARIABLES,
+    base_env,
+    session_dirs,
+    with_project_env,
+    write_launcher,
+)
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +142,7 @@ class ClaudeCodeHarness:
         if self.max_retries is not None:
             env["CLAUDE_CODE_MAX_RETRIES"] = str(self.max_retries)
         env.update(spec.model_env)
-        env.update(spec.extra_env)
-        return env
+        return with_project_env(env, spec.project_env)
 
     def _launcher(self, env: dict[str, str]) -> Path:
         names = sorted(set(env) | set(SDK_VARIABLES))

@@ -3,13 +3,20 @@
 The Claude Agent SDK starts the CLI with the parent's whole environment plus its own overrides,
 so Karta points the SDK at a launcher that re-executes the binary under `env -i` with only the
 variables named here. Values travel through the process environment; only names are on disk.
+
+A project's own env vars (set with `karta env set`) are added last, by `with_project_env`: they
+may add names, never replace one Karta chose, nor steer the harness, its model endpoint or the
+dynamic loader.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 # Variables the host may legitimately lend a harness (never anything named KARTA_*).
 HOST_PASSTHROUGH = (
@@ -34,6 +41,14 @@ SDK_VARIABLES = (
     "PWD",
 )
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+# What a project's env vars can never set, whether or not Karta sets it this time: Karta's own
+# settings, the harnesses' and model endpoints' (a project must not point the platform's model
+# key at another host), and what would inject code into the harness process itself.
+RESERVED_PREFIXES = ("KARTA_", "ANTHROPIC_", "OPENAI_", "CLAUDE_", "OPENCODE_", "XDG_", "LD_")
+RESERVED_NAMES = frozenset(
+    {*HOST_PASSTHROUGH, *SDK_VARIABLES, "HOME", "TMPDIR", "USER", "SHELL", "NODE_OPTIONS"}
+    | {"NODE_PATH", "DISABLE_AUTOUPDATER", "PYTHONPATH", "PYTHONSTARTUP", "BASH_ENV", "ENV"}
+)
 
 
 def session_dirs(state_dir: Path) -> dict[str, Path]:
@@ -69,3 +84,16 @@ def write_launcher(path: Path, binary: str, names: list[str]) -> Path:
     tmp.chmod(0o755)
     tmp.replace(path)
     return path
+
+
+def reserved(name: str) -> bool:
+    return name.upper() in RESERVED_NAMES or name.upper().startswith(RESERVED_PREFIXES)
+
+
+def with_project_env(env: dict[str, str], project: dict[str, str]) -> dict[str, str]:
+    """`env` plus the project's variables that neither Karta nor the harness owns. Dropped
+    names are logged by name; values never are."""
+    dropped = sorted(name for name in project if name in env or reserved(name))
+    if dropped:
+        log.warning("project env vars not passed to the harness (reserved): %s", dropped)
+    return {**env, **{k: v for k, v in project.items() if k not in dropped}}

@@ -26,7 +26,7 @@ from karta.app import jsonc
 from karta.app.loader import OPENCODE
 from karta.events import Event, done_event
 from karta.harness.base import HarnessFailure, HarnessGone, SessionSpec, ToolRequest, Verdict
-from karta.harness.environment import base_env
+from karta.harness.environment import base_env, with_project_env
 from karta.harness.opencode_events import OpenCodeEventMapper
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ class OpenCodeHarness:
         if not _app_sets_permissions(spec.workspace):
             config["permission"].update({"edit": "ask", "bash": "ask"})
         env["OPENCODE_CONFIG_CONTENT"] = json.dumps(config)
-        return env
+        return with_project_env(env, spec.project_env)
 
     @staticmethod
     def _seed(config_dir: Path) -> None:
