@@ -99,9 +99,15 @@ class SessionEnded(Conflict):
 
 
 class NoActiveRelease(Conflict):
-    """The project exists but this data plane does not serve a release of it."""
+    """The project exists but has no active release to start a session on."""
 
     code = "no_active_release"
+
+
+class ReleaseUnavailable(Conflict):
+    """A session's release cannot be fetched from the control plane (retriable)."""
+
+    code = "release_unavailable"
 
 
 class AppConfigError(KartaError):

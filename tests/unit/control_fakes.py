@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, HTTPException
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 
 class Clock:
@@ -37,7 +37,17 @@ class FakeControlPlane(httpx.AsyncBaseTransport):
         self.gate: asyncio.Event | None = None
         self.usage: dict[str, dict[str, Any]] = {}
         self.poison: set[str] = set()  # event ids whose batch is refused as malformed (422)
+        # Releases: the active (version, digest) per (org, project id), archives by digest, env.
+        self.active: dict[tuple[int, int], tuple[int, str]] = {}
+        self.artifacts: dict[str, bytes] = {}
+        self.env: dict[tuple[int, int], dict[str, str]] = {}
         api = FastAPI()
+
+        def project_id(organization_id: int, ref: str) -> int:
+            for (org, slug), pid in self.projects.items():
+                if org == organization_id and ref in (slug, str(pid)):
+                    return pid
+            raise HTTPException(404)
 
         @api.post("/internal/keys/validate")
         async def validate(body: dict[str, Any]) -> dict[str, Any]:
@@ -63,6 +73,32 @@ class FakeControlPlane(httpx.AsyncBaseTransport):
             if found is None:
                 raise HTTPException(404)
             return {"id": found, "slug": ref, "organization_id": organization_id}
+
+        @api.get("/internal/projects/{ref}/active_release")
+        async def active_release(ref: str, organization_id: int) -> Any:
+            pid = project_id(organization_id, ref)
+            if (organization_id, pid) not in self.active:
+                return JSONResponse({"error": "no_active_release"}, 409)
+            version, digest = self.active[(organization_id, pid)]
+            return {
+                "project_id": pid,
+                "project_slug": ref,
+                "organization_id": organization_id,
+                "version": version,
+                "digest": digest,
+                "harness": "claude-code",
+                "status": "ready",
+            }
+
+        @api.get("/internal/projects/{ref}/env")
+        async def env(ref: str, organization_id: int) -> dict[str, Any]:
+            return {"env": self.env.get((organization_id, project_id(organization_id, ref)), {})}
+
+        @api.get("/internal/artifacts/{digest}")
+        async def artifact(digest: str, organization_id: int) -> Response:
+            if digest not in self.artifacts:
+                raise HTTPException(404)
+            return Response(self.artifacts[digest], media_type="application/gzip")
 
         @api.post("/internal/budget/reserve")
         async def reserve(body: dict[str, Any]) -> Any:

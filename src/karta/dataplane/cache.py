@@ -8,21 +8,28 @@ their organization so a push from the control plane (`evict(org)`) drops them at
 `KeyCache` adds a separate, bounded negative cache for keys the control plane refused, so a
 spray of bad keys can neither hammer the control plane nor push good keys out. Keys are cached
 under their SHA-256 digest, never in the clear.
+
+`CachedLookup` puts a `GraceCache` in front of one kind of control-plane call (a project, an
+active release, a project's env vars): concurrent misses share one call (`SingleFlight`), an
+outage falls back to a stale answer, and an answer that straddles an eviction is not cached.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
+from karta.dataplane.control import ControlPlaneUnavailable
 from karta.principal import Principal
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+T = TypeVar("T")
 Clock = Callable[[], float]
 
 
@@ -130,3 +137,57 @@ class KeyCache:
             self.negative.clear()
             self._last_flush = now
         return self.positive.evict(organization_id)
+
+
+class SingleFlight:
+    """One call per key at a time, however many callers want its answer."""
+
+    def __init__(self) -> None:
+        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
+
+    async def run(self, key: Hashable, call: Callable[[], Awaitable[T]]) -> T:
+        future = self._inflight.get(key)
+        if future is None:
+            future = self._inflight[key] = asyncio.ensure_future(call())
+            future.add_done_callback(lambda _: self._inflight.pop(key, None))
+        return cast(T, await asyncio.shield(future))
+
+
+class CachedLookup(Generic[K, V]):
+    """A control-plane answer per key, remembered for `ttl` seconds (and, while the control
+    plane cannot be reached, up to `stale`), dropped per organization by `evict`."""
+
+    def __init__(
+        self,
+        *,
+        ttl: float,
+        stale: float,
+        max_entries: int,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.cache: GraceCache[K, V] = GraceCache(
+            ttl=ttl, stale=stale, max_entries=max_entries, clock=clock
+        )
+        self._flights = SingleFlight()
+        self._evictions = 0
+
+    async def get(self, key: K, organization_id: int, call: Callable[[], Awaitable[V]]) -> V:
+        """The cached answer while fresh; otherwise `call()` (shared by concurrent callers).
+        Errors other than an outage are never cached: they reach every caller that shared it."""
+        hit = self.cache.get(key)
+        if hit is not None and hit.fresh:
+            return hit.value
+        generation = self._evictions
+        try:
+            value = await self._flights.run(key, call)
+        except ControlPlaneUnavailable:
+            if hit is not None:
+                return hit.value  # the stale grace
+            raise
+        if generation == self._evictions:
+            self.cache.put(key, organization_id, value)
+        return value
+
+    def evict(self, organization_id: int) -> int:
+        self._evictions += 1
+        return self.cache.evict(organization_id)

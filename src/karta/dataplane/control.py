@@ -1,5 +1,6 @@
 """The data plane's client for the control plane's internal API (`/internal/…`): key validation,
-project lookup, budget reservations and usage shipping, over HTTP with a service token.
+project lookup, active releases and their archives, project env vars, budget reservations and
+outbox shipping, over HTTP with a service token.
 
 Every call goes through one circuit breaker. A network failure, a 5xx or a refused service token
 raises `ControlPlaneUnavailable` (a 503 with `Retry-After`): callers decide what an outage means
@@ -9,18 +10,27 @@ for them, and none of them grants access because of one.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from karta.dataplane.breaker import CircuitBreaker
-from karta.errors import BudgetExhausted, Unavailable
+from karta.errors import (
+    BudgetExhausted,
+    NoActiveRelease,
+    ProjectNotFound,
+    ReleaseUnavailable,
+    Unavailable,
+)
 from karta.principal import Principal
 
 log = logging.getLogger(__name__)
 
 TIMEOUT = 5.0
+ARTIFACT_READ_TIMEOUT = 60.0  # between two chunks of a release archive
+CHUNK = 1 << 16
 
 
 class ControlPlaneUnavailable(Unavailable):
@@ -32,6 +42,18 @@ class Project:
     id: int
     slug: str
     organization_id: int
+
+
+@dataclass(frozen=True)
+class ActiveRelease:
+    """The release a project's new sessions start on."""
+
+    project_id: int
+    project_slug: str
+    organization_id: int
+    version: int
+    digest: str
+    harness: str | None
 
 
 class EventsRefused(Exception):
@@ -61,18 +83,19 @@ class ControlPlaneClient:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def _call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+    def _gate(self) -> None:
         wait = self.breaker.retry_after()
         if wait is not None:
             raise ControlPlaneUnavailable("the control plane is unreachable", retry_after=wait)
-        try:
-            response = await self._http.request(method, path, **kw)
-        except httpx.TransportError as exc:
-            self.breaker.failure()
-            log.warning("control plane call %s %s failed: %r", method, path, exc)
-            raise ControlPlaneUnavailable(
-                "the control plane is unreachable", retry_after=self.breaker.retry_after() or 1
-            ) from exc
+
+    def _unreachable(self, method: str, path: str, exc: Exception) -> ControlPlaneUnavailable:
+        self.breaker.failure()
+        log.warning("control plane call %s %s failed: %r", method, path, exc)
+        return ControlPlaneUnavailable(
+            "the control plane is unreachable", retry_after=self.breaker.retry_after() or 1
+        )
+
+    def _judge(self, response: httpx.Response) -> None:
         self.breaker.success()
         if response.status_code in (401, 403):
             log.error("the control plane refused our service token: check KARTA_SERVICE_TOKENS")
@@ -80,6 +103,14 @@ class ControlPlaneClient:
             raise ControlPlaneUnavailable(
                 f"the control plane answered {response.status_code}", retry_after=1
             )
+
+    async def _call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        self._gate()
+        try:
+            response = await self._http.request(method, path, **kw)
+        except httpx.TransportError as exc:
+            raise self._unreachable(method, path, exc) from exc
+        self._judge(response)
         return response
 
     async def validate_key(self, key: str) -> Principal | None:
@@ -108,6 +139,70 @@ class ControlPlaneClient:
             return None
         body = response.json()
         return Project(int(body["id"]), str(body["slug"]), int(body["organization_id"]))
+
+    async def active_release(self, ref: str, organization_id: int) -> ActiveRelease:
+        """The project's active release; `ProjectNotFound` (404) or `NoActiveRelease` (409)."""
+        response = await self._call(
+            "GET",
+            f"/internal/projects/{ref}/active_release",
+            params={"organization_id": organization_id},
+        )
+        if response.status_code == 404:
+            raise ProjectNotFound(f"project {ref!r} not found")
+        if response.status_code == 409:
+            raise NoActiveRelease(f"project {ref!r} has no active release")
+        if response.status_code != 200:
+            raise ControlPlaneUnavailable(
+                f"the active release lookup failed with {response.status_code}", retry_after=1
+            )
+        body = response.json()
+        return ActiveRelease(
+            project_id=int(body["project_id"]),
+            project_slug=str(body["project_slug"]),
+            organization_id=int(body["organization_id"]),
+            version=int(body["version"]),
+            digest=str(body["digest"]),
+            harness=body.get("harness"),
+        )
+
+    async def artifact(self, digest: str, organization_id: int) -> AsyncIterator[bytes]:
+        """A release archive as it arrives; the caller verifies its digest. The control plane
+        serves it only to an organization that published it."""
+        path = f"/internal/artifacts/{digest}"
+        self._gate()
+        try:
+            async with self._http.stream(
+                "GET",
+                path,
+                params={"organization_id": organization_id},
+                timeout=httpx.Timeout(TIMEOUT, read=ARTIFACT_READ_TIMEOUT),
+            ) as response:
+                self._judge(response)
+                if response.status_code == 404:
+                    raise ReleaseUnavailable(f"release {digest[:12]} is not available")
+                if response.status_code != 200:
+                    raise ControlPlaneUnavailable(
+                        f"fetching release {digest[:12]} failed with {response.status_code}",
+                        retry_after=1,
+                    )
+                async for chunk in response.aiter_bytes(CHUNK):
+                    yield chunk
+        except httpx.TransportError as exc:
+            raise self._unreachable("GET", path, exc) from exc
+
+    async def project_env(self, ref: str, organization_id: int) -> dict[str, str]:
+        """A project's env vars, decrypted: values for its harness processes, never to log."""
+        response = await self._call(
+            "GET", f"/internal/projects/{ref}/env", params={"organization_id": organization_id}
+        )
+        if response.status_code == 404:
+            raise ProjectNotFound(f"project {ref!r} not found")
+        if response.status_code != 200:
+            raise ControlPlaneUnavailable(
+                f"the env lookup failed with {response.status_code}", retry_after=1
+            )
+        env = response.json().get("env") or {}
+        return {str(k): str(v) for k, v in env.items()}
 
     async def reserve(
         self, reservation_id: str, organization_id: int, api_key_id: int | None

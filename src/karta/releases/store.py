@@ -30,7 +30,7 @@ class DigestMismatch(KartaError):
 
 
 class ReleaseStore:
-    def __init__(self, root: Path, fetch: Fetch, max_releases: int = 16) -> None:
+    def __init__(self, root: Path, fetch: Fetch | None = None, max_releases: int = 16) -> None:
         self.root = root
         self.fetch = fetch
         self.max_releases = max_releases
@@ -38,26 +38,32 @@ class ReleaseStore:
         self._in_use: dict[str, int] = {}
 
     def path(self, digest: str) -> Path:
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError(f"not a sha256 digest: {digest!r}")
         return self.root / digest
 
-    async def materialize(self, digest: str) -> Path:
-        """The release's folder, fetching and extracting it on first use."""
+    async def materialize(self, digest: str, fetch: Fetch | None = None) -> Path:
+        """The release's folder, fetching and extracting it on first use (with `fetch`, else
+        the store's own: the origin can depend on who asks)."""
         target = self.path(digest)
         async with self._locks.setdefault(digest, asyncio.Lock()):
             if not await asyncio.to_thread(target.is_dir):
-                await self._download(digest, target)
+                origin = fetch or self.fetch
+                if origin is None:
+                    raise ValueError("the release store has no origin to fetch from")
+                await self._download(digest, target, origin)
             await asyncio.to_thread(os.utime, target)  # recency, for eviction
         await asyncio.to_thread(self._evict, keep=digest)
         return target
 
-    async def _download(self, digest: str, target: Path) -> None:
+    async def _download(self, digest: str, target: Path, fetch: Fetch) -> None:
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=self.root, suffix=".download")
         archive = Path(name)
         try:
             sha = hashlib.sha256()
             with os.fdopen(fd, "wb") as out:
-                async for chunk in self.fetch(digest):
+                async for chunk in fetch(digest):
                     sha.update(chunk)
                     out.write(chunk)
             if sha.hexdigest() != digest:
