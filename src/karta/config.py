@@ -42,7 +42,10 @@ class Settings:
     control_plane_url: str | None = None
     internal: InternalAccess = field(default_factory=InternalAccess)
     session_token_secret: str | None = None
-    project_slug: str | None = None  # the project this data plane serves; default: the app's name
+    # `karta serve DIR`: the local organization's project whose working copy is DIR, served
+    # on its project routes until a release of it is published and activated.
+    local_project: str | None = None
+    local_organization: str = "local"
     # What the data plane remembers of the control plane's answers (docs/configuration.md).
     key_cache_ttl: float = 5.0
     key_cache_max: int = 1024
@@ -50,6 +53,14 @@ class Settings:
     negative_flush_interval: float = 1.0
     breaker_threshold: int = 5
     breaker_window: float = 2.0
+    # Releases: active-release pointers and project env vars are remembered this long (a push
+    # drops them at once); this many materialized releases are kept on disk.
+    active_release_ttl: float = 5.0
+    release_cache_max: int = 16
+
+    @property
+    def releases(self) -> Path:
+        return self.home / "releases"
 
     @property
     def db_url(self) -> str:
@@ -69,12 +80,13 @@ class Settings:
             control_plane_url=os.environ.get("KARTA_CONTROL_PLANE_URL") or None,
             internal=InternalAccess.from_env(),
             session_token_secret=os.environ.get("KARTA_SESSION_TOKEN_SECRET") or None,
-            project_slug=os.environ.get("KARTA_PROJECT") or None,
             key_cache_ttl=_float("KARTA_KEY_CACHE_TTL", 5.0),
             key_cache_max=_int("KARTA_KEY_CACHE_MAX", 1024) or 1024,
             key_cache_stale=_float("KARTA_KEY_CACHE_STALE", 300.0),
             negative_flush_interval=_float("KARTA_NEG_FLUSH_MIN_INTERVAL", 1.0),
             breaker_threshold=_int("KARTA_BREAKER_THRESHOLD", 5) or 5,
             breaker_window=_float("KARTA_BREAKER_WINDOW", 2.0),
+            active_release_ttl=_float("KARTA_ACTIVE_RELEASE_CACHE_TTL", 5.0),
+            release_cache_max=_int("KARTA_RELEASE_CACHE_MAX", 16) or 16,
         )
         return replace(settings, **overrides)  # type: ignore[arg-type]

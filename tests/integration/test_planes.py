@@ -80,7 +80,12 @@ def test_the_internal_api_needs_the_service_token_and_stays_out_of_openapi(serve
         bad = httpx.post(invalidate, json={"organization_id": org}, headers=bearer(token))
         assert bad.status_code == 422, org
     done = httpx.post(invalidate, json={"organization_id": 2**63 - 1}, headers=bearer(token))
-    assert done.json() == {"organization_id": 2**63 - 1, "evicted": 0}
+    assert done.json() == {
+        "organization_id": 2**63 - 1,
+        "evicted": 0,
+        "active_release_evicted": 0,
+        "env_evicted": 0,
+    }
     paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
     assert not [p for p in paths if "internal" in p]
     assert "/v1/projects/{ref}/sessions/{session_id}/messages" in paths

@@ -9,7 +9,7 @@ import pytest
 
 from karta.dataplane.auth import Authenticator
 from karta.dataplane.breaker import CircuitBreaker
-from karta.dataplane.cache import GraceCache, KeyCache
+from karta.dataplane.cache import CachedLookup, KeyCache
 from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable
 from karta.dataplane.usage import ControlPlaneMetering
 from karta.errors import BudgetExhausted, ProjectNotFound, Unauthorized
@@ -37,8 +37,7 @@ def auth(client: ControlPlaneClient, clock: Clock) -> Authenticator:
     return Authenticator(
         client,
         KeyCache(ttl=5, stale=300, clock=clock),
-        GraceCache(ttl=5, stale=300, max_entries=16, clock=clock),
-        served_project="bot",
+        CachedLookup(ttl=5, stale=300, max_entries=16, clock=clock),
     )
 
 

@@ -113,7 +113,9 @@ def _opencode_default_agent(root: Path) -> str | None:
     return None
 
 
-def load_app(path: str | Path) -> HarnessApp:
+def load_app(path: str | Path, default_name: str | None = None) -> HarnessApp:
+    """`default_name`: the app's name when `karta.toml` gives none (else the folder's name;
+    a materialized release's folder is named by its digest)."""
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
         raise AppConfigError(f"{root} is not a directory")
@@ -126,7 +128,7 @@ def load_app(path: str | Path) -> HarnessApp:
     if configured is None and harness == OPENCODE:
         configured = _opencode_default_agent(root)
     default = resolve_default_agent(agents, configured)
-    name = str(manifest.get("name") or root.name)
+    name = str(manifest.get("name") or default_name or root.name)
     skills_dir = agents_dir.parent / "skills"
     skills = tuple(sorted(p.parent.name for p in skills_dir.glob("*/SKILL.md")))
     return HarnessApp(root, name, harness, agents, default, settings, skills)

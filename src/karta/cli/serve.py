@@ -102,7 +102,10 @@ def banner(
     )
     if control_url is not None:
         console.print(f"  control: {control_url}")
-    console.print(f"  project: {settings.project_slug or app.name}")
+    if settings.local_project is not None:
+        console.print(
+            f"  project: {settings.local_project} (this folder, until a release is activated)"
+        )
     console.print(f"  agents:  {agents}")
     console.print(f"  model:   {model.description}")
     if model.builtin is not None:
@@ -161,7 +164,8 @@ def run_server(
 ) -> None:
     """`karta serve`: both planes, one process."""
     from karta.controlplane.app import create_control_app
-    from karta.controlplane.bootstrap import LocalBootstrap
+    from karta.controlplane.bootstrap import LOCAL_ORG, LocalBootstrap
+    from karta.controlplane.orgs import slugify
     from karta.controlplane.settings import ControlSettings
     from karta.dataplane.app import create_app
 
@@ -172,16 +176,23 @@ def run_server(
     def servers(model: ModelEndpoint) -> tuple[list[PlaneServer], Callable[[], None]]:
         settings = Settings.from_env(open_auth=open_auth, control_plane_url=control_url)
         shared = plane_secrets(settings.home)
-        settings = replace(
-            settings, internal=shared.internal, session_token_secret=shared.session_token_secret
-        )
         app = load_app(directory)
+        # The folder is a project of the local organization whose working copy is its
+        # active release until one is published and activated.
+        project = slugify(app.name)
+        settings = replace(
+            settings,
+            internal=shared.internal,
+            session_token_secret=shared.session_token_secret,
+            local_project=project,
+            local_organization=LOCAL_ORG,
+        )
         control = create_control_app(
             ControlSettings.from_env(
                 internal=shared.internal,
                 session_token_secret=shared.session_token_secret,
                 data_plane_urls=(url,),
-                local=LocalBootstrap(settings.project_slug or app.name, url, control_url),
+                local=LocalBootstrap(project, url, control_url),
             )
         )
         data = create_app(app, settings, model.env)

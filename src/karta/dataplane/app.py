@@ -1,5 +1,5 @@
-"""The data-plane application factory: storage, the control-plane client, auth, metering,
-runtime and routers, wired once."""
+"""The data-plane application factory: storage, the control-plane client, auth, release
+resolution, metering, runtime and routers, wired once."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from karta.config import ConfigError, Settings
 from karta.dataplane import errors
 from karta.dataplane.auth import Authenticator, flat_principal, project_principal
 from karta.dataplane.breaker import CircuitBreaker
-from karta.dataplane.cache import GraceCache, KeyCache
+from karta.dataplane.cache import CachedLookup, KeyCache
 from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable
+from karta.dataplane.releases import ControlPlaneReleases, LocalProject
 from karta.dataplane.routes import health, internal, sessions, turns
 from karta.dataplane.usage import ControlPlaneMetering
 from karta.runtime.factory import open_runtime
@@ -57,21 +58,37 @@ def authenticator(
             max_entries=settings.key_cache_max,
             negative_flush_interval=settings.negative_flush_interval,
         ),
-        GraceCache(ttl=ttl, stale=stale, max_entries=settings.key_cache_max),
-        served_project=settings.project_slug or app.name,
+        CachedLookup(ttl=ttl, stale=stale, max_entries=settings.key_cache_max),
         session_secret=settings.session_token_secret,
         open_auth=settings.open_auth,
+        open_project=settings.local_project or app.name,
+    )
+
+
+def release_source(settings: Settings, control: ControlPlaneClient | None) -> ControlPlaneReleases:
+    local = None
+    if settings.local_project is not None:
+        local = LocalProject(settings.local_organization, settings.local_project)
+    return ControlPlaneReleases(
+        control,
+        ttl=settings.active_release_ttl,
+        stale=settings.key_cache_stale,
+        max_entries=settings.key_cache_max,
+        local=local,
     )
 
 
 def create_app(harness_app: HarnessApp, settings: Settings, model_env: dict[str, str]) -> FastAPI:
     control = control_client(settings)  # fail fast, before binding a port
     metering = ControlPlaneMetering(control) if control is not None else None
+    releases = release_source(settings, control)
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         try:
-            async with open_runtime(harness_app, settings, model_env, metering) as runtime:
+            async with open_runtime(
+                harness_app, settings, model_env, metering, releases
+            ) as runtime:
                 api.state.db = runtime.db
                 api.state.runtime = runtime
                 shipper = asyncio.create_task(metering.run(runtime.db)) if metering else None
@@ -91,6 +108,7 @@ def create_app(harness_app: HarnessApp, settings: Settings, model_env: dict[str,
     api.state.settings = settings
     api.state.internal_access = settings.internal
     api.state.auth = authenticator(settings, control, harness_app)
+    api.state.releases = releases
     errors.install(api)
     api.include_router(health.router)
     api.include_router(internal.router)

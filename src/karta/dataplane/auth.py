@@ -5,28 +5,29 @@
   an uncached one gets 503 with `Retry-After`. An outage never grants access.
 - Session tokens (HS256 JWTs for end users) are verified offline and accepted only on the
   project route family, `/v1/projects/{ref}/…`, for their own project.
-- `karta serve --open` disables authentication: every caller is the unscoped `OPEN` principal.
+- `karta serve --open` disables authentication: every caller is the unscoped `OPEN` principal,
+  and the only project is the served folder's.
+
+Which release a project route's new session runs is not decided here: see `dataplane/releases.py`.
 
 The route dependencies are `flat_principal` (`/v1/sessions…`), `project_principal`
 (`/v1/projects/{ref}/…`) and `requiring(scope, resolve)` on top of either.
 """
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
 from karta import session_tokens
 from karta.api_keys import looks_like_api_key
-from karta.dataplane.cache import GraceCache, KeyCache, digest
+from karta.dataplane.cache import CachedLookup, KeyCache, SingleFlight, digest
 from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable, Project
-from karta.errors import Forbidden, NoActiveRelease, ProjectNotFound, Unauthorized
+from karta.errors import Forbidden, ProjectNotFound, Unauthorized
 from karta.principal import OPEN, SESSION_SCOPES, Principal
 
 PROJECT_REF = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-T = TypeVar("T")
 Resolver = Callable[..., Awaitable[Principal]]
 
 
@@ -35,33 +36,26 @@ class Authenticator:
         self,
         control: ControlPlaneClient | None,
         keys: KeyCache,
-        projects: GraceCache[tuple[int, str], Project],
+        projects: CachedLookup[tuple[int, str], Project],
         *,
-        served_project: str,
         session_secret: str | None = None,
         open_auth: bool = False,
+        open_project: str | None = None,
     ) -> None:
         self.control = control
         self.keys = keys
         self.projects = projects
-        self.served_project = served_project
         self.session_secret = session_secret
         self.open_auth = open_auth
-        self._inflight: dict[object, asyncio.Future[Any]] = {}
+        # Open mode has no control plane to know projects: only the served folder's is one.
+        self.open_project = open_project
+        self._flights = SingleFlight()
         self._evictions = 0  # answers that straddle an eviction are not cached
 
     def _control(self) -> ControlPlaneClient:
         if self.control is None:
             raise ControlPlaneUnavailable("no control plane is configured", retry_after=30)
         return self.control
-
-    async def _shared(self, key: object, call: Callable[[], Awaitable[T]]) -> T:
-        """One control-plane call per key at a time, however many requests want the answer."""
-        future = self._inflight.get(key)
-        if future is None:
-            future = self._inflight[key] = asyncio.ensure_future(call())
-            future.add_done_callback(lambda _: self._inflight.pop(key, None))
-        return cast(T, await asyncio.shield(future))
 
     def session_claims(self, token: str) -> session_tokens.SessionClaims | None:
         if self.session_secret is None:
@@ -78,7 +72,7 @@ class Authenticator:
             raise Unauthorized("invalid or revoked API key")
         generation = self._evictions
         try:
-            found = await self._shared(("key", digest(key)), lambda: self._validate(key))
+            found = await self._flights.run(digest(key), lambda: self._validate(key))
         except ControlPlaneUnavailable:
             if hit is not None:
                 return hit.value  # the stale grace: known keys ride out an outage
@@ -96,24 +90,13 @@ class Authenticator:
         return await self._control().validate_key(key)
 
     async def project(self, organization_id: int, ref: str) -> Project:
-        hit = self.projects.get((organization_id, ref))
-        if hit is not None and hit.fresh:
-            return hit.value
-        generation = self._evictions
-        try:
-            found = await self._shared(
-                ("project", organization_id, ref),
-                lambda: self._control().project(ref, organization_id),
-            )
-        except ControlPlaneUnavailable:
-            if hit is not None:
-                return hit.value
-            raise
-        if found is None:
-            raise ProjectNotFound(f"project {ref!r} not found")
-        if generation == self._evictions:
-            self.projects.put((organization_id, ref), organization_id, found)
-        return found
+        async def lookup() -> Project:
+            found = await self._control().project(ref, organization_id)
+            if found is None:
+                raise ProjectNotFound(f"project {ref!r} not found")
+            return found
+
+        return await self.projects.get((organization_id, ref), organization_id, lookup)
 
     def evict(self, organization_id: int) -> int:
         """The control plane's push: forget what we know of the organization now."""
@@ -146,10 +129,10 @@ async def project_principal(
     ref: Annotated[str, Path(description="the project's slug or id", pattern=PROJECT_REF)],
 ) -> Principal:
     """`/v1/projects/{ref}/…`: an API key of the project's organization, or a session token
-    minted for this project. The project must be the one this data plane serves."""
+    minted for this project."""
     auth: Authenticator = request.app.state.auth
     if auth.open_auth:
-        if ref != auth.served_project:
+        if ref != auth.open_project:
             raise ProjectNotFound(f"project {ref!r} not found")
         return OPEN
     token = _bearer(request)
@@ -173,8 +156,6 @@ async def project_principal(
         assert principal.organization_id is not None, "API keys always belong to an org"
         project = await auth.project(principal.organization_id, ref)
         principal = replace(principal, project_id=project.id, project_slug=project.slug)
-    if principal.project_slug != auth.served_project:
-        raise NoActiveRelease(f"no active release of project {ref!r} is served here")
     return principal
 
 

@@ -65,6 +65,17 @@ class PendingInputOut(BaseModel):
     expires_at: str
 
 
+class SessionProjectOut(BaseModel):
+    ref: str | None = Field(description="the project's slug")
+    project_id: int
+    version: int | None = Field(description="the pinned release; null: the served folder")
+
+
+class SessionReleaseOut(BaseModel):
+    version: int
+    digest: str = Field(description="sha256:<hex> of the release archive")
+
+
 class SessionOut(BaseModel):
     id: str
     object: Literal["session"]
@@ -75,6 +86,14 @@ class SessionOut(BaseModel):
     permission_mode: str | None
     participants: list[dict[str, Any]]
     pending_input: PendingInputOut | None
+    project: SessionProjectOut | None = Field(
+        default=None, description="the project a project-route session belongs to"
+    )
+    release: SessionReleaseOut | None = Field(
+        default=None,
+        description="the published release the session is pinned to for life; null: it runs "
+        "the served folder's working copy",
+    )
     turn_running: bool
     last_event_seq: int
     parent_id: str | None

@@ -1,4 +1,5 @@
-"""Build a running `Runtime` from settings: storage, migrations, the app's harness."""
+"""Build a running `Runtime` from settings: storage, migrations, the apps it serves and their
+harnesses."""
 
 from __future__ import annotations
 
@@ -12,17 +13,28 @@ from karta.errors import AppConfigError
 from karta.harness.base import Harness
 from karta.harness.claude_code import ClaudeCodeHarness
 from karta.harness.opencode import OpenCodeHarness
+from karta.releases.store import ReleaseStore
+from karta.runtime.apps import Apps, ReleaseSource, WorkingCopyOnly
 from karta.runtime.metering import Metering
 from karta.runtime.service import Runtime
 from karta.store import db as store
 
 
-def harness_for(app: HarnessApp, settings: Settings) -> Harness:
-    if app.harness == CLAUDE_CODE:
+def harness_for(kind: str, settings: Settings) -> Harness:
+    if kind == CLAUDE_CODE:
         return ClaudeCodeHarness(settings.home, max_retries=settings.harness_max_retries)
-    if app.harness == OPENCODE:
+    if kind == OPENCODE:
         return OpenCodeHarness(settings.home)
-    raise AppConfigError(f"unsupported harness {app.harness!r}")
+    raise AppConfigError(f"unsupported harness {kind!r}")
+
+
+def apps_for(app: HarnessApp, settings: Settings, source: ReleaseSource | None = None) -> Apps:
+    return Apps(
+        app,
+        source or WorkingCopyOnly(),
+        ReleaseStore(settings.releases, max_releases=settings.release_cache_max),
+        lambda kind: harness_for(kind, settings),
+    )
 
 
 @asynccontextmanager
@@ -31,7 +43,10 @@ async def open_runtime(
     settings: Settings,
     model_env: dict[str, str],
     metering: Metering | None = None,
+    releases: ReleaseSource | None = None,
 ) -> AsyncIterator[Runtime]:
+    """`releases`: where published releases come from (the control plane); without one every
+    session runs `app`, the served folder."""
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = store.create_engine(settings.db_url)
     try:
@@ -39,8 +54,7 @@ async def open_runtime(
         runtime = Runtime(
             settings,
             store.sessionmaker(engine),
-            app,
-            harness_for(app, settings),
+            apps_for(app, settings, releases),
             model_env,
             metering,
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 
 from karta.errors import HarnessCapacity
@@ -24,6 +24,7 @@ Opener = Callable[[], Awaitable[HarnessSession]]
 @dataclass
 class _Entry:
     session: HarnessSession
+    config: Hashable  # what it was opened with (agent, env): another config reopens it
     last_used: float = field(default_factory=time.monotonic)
     busy: bool = False
 
@@ -47,15 +48,17 @@ class LiveHarnesses:
     def is_live(self, session_id: str) -> bool:
         return session_id in self._entries
 
-    async def acquire(self, session_id: str, agent: str, opener: Opener) -> HarnessSession:
-        """The session's warm harness for `agent`, opening (or re-opening) it when needed.
+    async def acquire(self, session_id: str, config: Hashable, opener: Opener) -> HarnessSession:
+        """The session's warm harness opened with `config` (the agent's name, and whatever
+        else needs a fresh process when it changes), opening (or re-opening) it when needed.
 
         Opening a process takes a while, so it happens under the session's own lock only:
         other sessions' warm turns never wait for it."""
         async with self._session_locks.setdefault(session_id, asyncio.Lock()):
             entry = self._entries.get(session_id)
-            if entry is not None and entry.session.agent.name != agent:
-                # A handoff: the conversation continues under the new agent's configuration.
+            if entry is not None and entry.config != config:
+                # A handoff (or new env vars): the conversation continues under the new
+                # configuration, resumed from the harness's transcript.
                 await self.discard(session_id)
                 entry = None
             if entry is None:
@@ -63,7 +66,7 @@ class LiveHarnesses:
                     await self._make_room()
                     self._opening += 1
                 try:
-                    entry = _Entry(await opener())
+                    entry = _Entry(await opener(), config)
                 finally:
                     self._opening -= 1
                 self._entries[session_id] = entry

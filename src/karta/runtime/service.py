@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 import uuid
 from dataclasses import dataclass, replace
@@ -30,7 +31,6 @@ from karta.eventlog import SqlEventLog
 from karta.events import Event
 from karta.harness.base import (
     ApprovalAnswer,
-    Harness,
     HarnessFailure,
     HarnessGone,
     HarnessSession,
@@ -40,6 +40,7 @@ from karta.harness.base import (
 from karta.ids import new_id
 from karta.principal import Principal
 from karta.runtime.approvals import APPROVE_SESSION, ApprovalBroker, public_approval
+from karta.runtime.apps import Apps, Pin
 from karta.runtime.live import LiveHarnesses
 from karta.runtime.metering import Billing, Metering
 from karta.runtime.workspace import session_files
@@ -78,10 +79,19 @@ class TurnHandle:
 class LiveTurn:
     session_id: str
     turn_id: str
+    app: HarnessApp  # the session's pinned release
     agent: AgentDefinition
     request: TurnRequest
     handoff: bool  # the session's agent changed with this turn
     billing: Billing | None  # None: not metered (open mode, no metering)
+    env: dict[str, str]  # the project's env vars, for the harness process only
+
+    @property
+    def harness_config(self) -> tuple[str, str]:
+        """What a warm harness must have been opened with to take this turn: the agent, and
+        the project's env vars (by digest: a changed value needs a fresh process)."""
+        items = "\0".join(f"{k}={v}" for k, v in sorted(self.env.items()))
+        return self.agent.name, hashlib.sha256(items.encode()).hexdigest()
 
 
 def usage_row(
@@ -135,15 +145,13 @@ class Runtime:
         self,
         settings: Settings,
         db: async_sessionmaker,
-        app: HarnessApp,
-        harness: Harness,
+        apps: Apps,
         model_env: dict[str, str],
         metering: Metering | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
-        self.app = app
-        self.harness = harness
+        self.apps = apps
         self.model_env = model_env
         self.metering = metering
         self.events = SqlEventLog(db)
@@ -155,6 +163,11 @@ class Runtime:
         self._tasks: set[asyncio.Task[None]] = set()  # every turn task, until fully done
         self._current_turn: dict[str, str] = {}
         self._turn_locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def app(self) -> HarnessApp:
+        """The served folder's app (what the flat routes run)."""
+        return self.apps.working_copy
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -200,29 +213,42 @@ class Runtime:
             row = await self._load(principal, session_id)
             return await self.view(row), False
         metadata = principal.bind_end_user(metadata)
-        mode = APPROVE_SESSION if self.app.settings.permission_mode == "autonomous" else None
+        pin = await self.apps.pin(principal)
+        session_id = new_id("sess")
+        files = session_files(self.settings.home, session_id)
+        async with self.apps.checkout(
+            pin, principal.organization_id, principal.project_slug
+        ) as app:
+            await asyncio.to_thread(files.create, app.root)
+        mode = APPROVE_SESSION if app.settings.permission_mode == "autonomous" else None
         row = SessionRow(
-            id=new_id("sess"),
+            id=session_id,
             organization_id=principal.organization_id,
             project_id=principal.project_id,
-            app_name=self.app.name,
+            project_slug=principal.project_slug,
+            release_version=pin.version,
+            release_digest=pin.digest,
+            app_name=app.name,
             meta=metadata,
-            current_agent=self.app.default_agent.name,
+            current_agent=app.default_agent.name,
             permission_mode=mode,
             participants=[],
         )
-        await asyncio.to_thread(session_files(self.settings.home, row.id).create, self.app.root)
         async with self.db() as db, db.begin():
             db.add(row)
             await db.flush()
             db.add(
                 HarnessBinding(
                     session_id=row.id,
-                    harness=self.harness.kind,
+                    harness=app.harness,
                     harness_session_id=str(uuid.uuid4()),
                 )
             )
         return await self.view(row), True
+
+    async def _pinned_app(self, row: SessionRow) -> HarnessApp:
+        pin = Pin(row.release_version, row.release_digest)
+        return await self.apps.app(pin, row.organization_id, row.project_slug)
 
     async def get_session(self, principal: Principal, session_id: str) -> dict[str, Any]:
         return await self.view(await self._load(principal, session_id))
@@ -257,6 +283,16 @@ class Runtime:
             "permission_mode": row.permission_mode,
             "participants": row.participants,
             "pending_input": public_approval(pending) if pending else None,
+            "project": {
+                "ref": row.project_slug,
+                "project_id": row.project_id,
+                "version": row.release_version,
+            }
+            if row.project_id is not None
+            else None,
+            "release": {"version": row.release_version, "digest": f"sha256:{row.release_digest}"}
+            if row.release_digest is not None
+            else None,
             "turn_running": row.id in self._running,
             "last_event_seq": await self.events.last_seq(row.id),
             "parent_id": None,
@@ -272,7 +308,9 @@ class Runtime:
         row = await self._load(principal, session_id)
         if row.status != "active":
             raise SessionEnded(f"session {session_id!r} has ended")
-        agent = self.app.agent(request.agent or row.current_agent)
+        app = await self._pinned_app(row)
+        agent = app.agent(request.agent or row.current_agent)
+        env = await self.apps.env(row.organization_id, row.project_id)
         async with self._turn_locks.setdefault(session_id, asyncio.Lock()):
             waiting = self.approvals.waiting(session_id)
             if waiting is not None:
@@ -288,7 +326,7 @@ class Runtime:
             user_message = await self._prepare(row, turn_id, agent, request, after)
             self._current_turn[session_id] = turn_id
             task = asyncio.create_task(
-                self._run(LiveTurn(session_id, turn_id, agent, request, handoff, billing))
+                self._run(LiveTurn(session_id, turn_id, app, agent, request, handoff, billing, env))
             )
             self._running[session_id] = task
             self._tasks.add(task)
@@ -364,7 +402,9 @@ class Runtime:
         event.turn_id = turn_id
         return await self.events.append(session_id, event)
 
-    async def _open(self, session_id: str, turn_id: str, agent: AgentDefinition) -> HarnessSession:
+    async def _open(self, turn: LiveTurn) -> HarnessSession:
+        session_id, turn_id = turn.session_id, turn.turn_id
+        harness = self.apps.harness(turn.app.harness)
         async with self.db() as db:
             binding = await db.get(HarnessBinding, session_id)
         assert binding is not None, "every session is created with a harness binding"
@@ -382,18 +422,19 @@ class Runtime:
 
         spec = SessionSpec(
             session_id=session_id,
-            app=self.app,
-            agent=agent,
+            app=turn.app,
+            agent=turn.agent,
             workspace=files.workspace,
             state_dir=files.state,
             harness_session_id=binding.harness_session_id,
             resume=False,
             model_env=self.model_env,
             approvals=approvals,
+            project_env=turn.env,
         )
-        if await asyncio.to_thread(self.harness.has_transcript, spec):
+        if await asyncio.to_thread(harness.has_transcript, spec):
             spec = replace(spec, resume=True)
-        session = await self.harness.open(spec)
+        session = await harness.open(spec)
         if session.harness_session_id != binding.harness_session_id:
             # Harnesses that name their own conversations (OpenCode) report the id on open.
             async with self.db() as db, db.begin():
@@ -444,10 +485,10 @@ class Runtime:
     async def _drive(self, turn: LiveTurn) -> Event:
         """Run the turn on the session's harness and return its `done`. A harness found dead
         before it took the message (it died while idle) is replaced once, transparently."""
-        session_id, turn_id, agent = turn.session_id, turn.turn_id, turn.agent
+        session_id, turn_id = turn.session_id, turn.turn_id
         for attempt in (1, 2):
             harness = await self.live.acquire(
-                session_id, agent.name, lambda: self._open(session_id, turn_id, agent)
+                session_id, turn.harness_config, lambda: self._open(turn)
             )
             try:
                 events = harness.turn(

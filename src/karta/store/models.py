@@ -27,6 +27,11 @@ class SessionRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     organization_id: Mapped[int | None] = mapped_column(Integer, index=True)
     project_id: Mapped[int | None] = mapped_column(Integer)
+    # The release the session is pinned to for life: a published release (its version and
+    # sha256), or none of them for the served folder's working copy.
+    project_slug: Mapped[str | None] = mapped_column(String(64))
+    release_version: Mapped[int | None] = mapped_column(Integer)
+    release_digest: Mapped[str | None] = mapped_column(String(64))
     app_name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="active")
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)

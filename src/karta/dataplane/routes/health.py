@@ -21,6 +21,6 @@ async def readyz(request: Request) -> JSONResponse:
             await db.execute(text("SELECT 1"))
     except Exception as exc:
         return JSONResponse({"error": "unavailable", "message": f"database: {exc}"}, 503)
-    if not request.app.state.runtime.harness.available():
+    if not request.app.state.runtime.apps.ready():
         return JSONResponse({"error": "unavailable", "message": "harness binary not found"}, 503)
     return JSONResponse({"status": "ready"})

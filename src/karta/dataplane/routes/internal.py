@@ -1,5 +1,6 @@
 """The data plane's internal API, called by the control plane with a service token: who am I,
-and the cache invalidation the control plane pushes when a key is revoked or a budget changes.
+and the cache invalidation the control plane pushes when a key is revoked, a budget changes, a
+release is activated or rolled back, or a project's env vars change.
 Guarded by `karta.internal_auth` and left out of the OpenAPI document."""
 
 from __future__ import annotations
@@ -28,4 +29,10 @@ async def whoami() -> dict[str, Any]:
 @router.post("/cache/invalidate")
 async def invalidate(body: Invalidate, request: Request) -> dict[str, Any]:
     evicted = request.app.state.auth.evict(body.organization_id)
-    return {"organization_id": body.organization_id, "evicted": evicted}
+    pointers, envs = request.app.state.releases.evict(body.organization_id)
+    return {
+        "organization_id": body.organization_id,
+        "evicted": evicted,
+        "active_release_evicted": pointers,
+        "env_evicted": envs,
+    }
