@@ -40,7 +40,9 @@ from karta.harness.environment import (
 log = logging.getLogger(__name__)
 
 BUNDLED_CLI = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
-CLOSE_TIMEOUT = 5.0
+# The SDK's own close waits 5 s for the CLI to exit after EOF, then terminates it (5 s more),
+# then kills it: a shorter timeout here cancels that escalation and orphans a busy process.
+CLOSE_TIMEOUT = 20.0
 
 
 class ClaudeCodeSession:

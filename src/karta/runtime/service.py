@@ -557,3 +557,15 @@ class Runtime:
 
     def running_turn(self, session_id: str) -> str | None:
         return self._current_turn.get(session_id) if session_id in self._running else None
+
+    async def interrupt(self, principal: Principal, session_id: str) -> str | None:
+        """Stop the session's running turn, paused or not: it ends `cancelled` (its harness
+        process is closed; the next turn resumes the transcript). Returns the turn's id."""
+        await self._load(principal, session_id)
+        task = self._running.get(session_id)
+        turn_id = self.running_turn(session_id)
+        if task is None:
+            return None
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return turn_id
