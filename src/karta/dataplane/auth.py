@@ -105,12 +105,16 @@ class Authenticator:
         return self.keys.evict(organization_id)
 
 
-def _bearer(request: Request) -> str:
+def _bearer(request: Request, *, x_api_key: bool = False) -> str:
+    """The credential in `Authorization: Bearer …` (or, where allowed, `x-api-key: …`, which
+    the Anthropic SDK sends)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("missing bearer credential: send 'Authorization: Bearer kt_live_…'")
-    return token
+    if scheme.lower() == "bearer" and token:
+        return token
+    if x_api_key and (key := request.headers.get("x-api-key", "").strip()):
+        return key
+    raise Unauthorized("missing bearer credential: send 'Authorization: Bearer kt_live_…'")
 
 
 async def flat_principal(request: Request) -> Principal:
@@ -129,13 +133,13 @@ async def project_principal(
     ref: Annotated[str, Path(description="the project's slug or id", pattern=PROJECT_REF)],
 ) -> Principal:
     """`/v1/projects/{ref}/…`: an API key of the project's organization, or a session token
-    minted for this project."""
+    minted for this project (as a bearer credential or in `x-api-key`)."""
     auth: Authenticator = request.app.state.auth
     if auth.open_auth:
         if ref != auth.open_project:
             raise ProjectNotFound(f"project {ref!r} not found")
         return OPEN
-    token = _bearer(request)
+    token = _bearer(request, x_api_key=True)
     claims = auth.session_claims(token)
     if claims is not None:
         if ref not in (claims.project_slug, str(claims.project_id)):
