@@ -20,6 +20,14 @@ DATA_UNSCOPED = {
     ("GET", "/v1/app"),
     ("POST", "/v1/sessions"),
     ("POST", "/v1/projects/{ref}/sessions"),
+    # The adapters open a session in the caller's own project; one naming a foreign session
+    # (header, metadata, previous_response_id) is checked in tests/integration/test_adapters.py.
+    ("POST", "/v1/projects/{ref}/chat/completions"),
+    ("POST", "/v1/projects/{ref}/responses"),
+    ("POST", "/v1/projects/{ref}/messages"),
+    ("POST", "/v1/projects/{ref}/anthropic/v1/messages"),
+    ("POST", "/v1/projects/{ref}/managed-agents/sessions"),
+    ("POST", "/v1/projects/{ref}/anthropic/v1/sessions"),
 }
 # Bodies that would be valid for the owner, so a 404 is about tenancy, not a malformed call.
 DATA_BODIES: dict[str, dict[str, Any]] = {

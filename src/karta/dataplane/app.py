@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from karta import __version__
 from karta.app import HarnessApp
 from karta.config import ConfigError, Settings
-from karta.dataplane import errors
+from karta.dataplane import adapters, errors
 from karta.dataplane.auth import Authenticator, flat_principal, project_principal
 from karta.dataplane.breaker import CircuitBreaker
 from karta.dataplane.cache import CachedLookup, KeyCache
@@ -119,6 +119,8 @@ def create_app(harness_app: HarnessApp, settings: Settings, model_env: dict[str,
     ):
         api.include_router(sessions.session_routes(resolve, errors=family_errors), prefix=prefix)
         api.include_router(turns.turn_routes(resolve, errors=family_errors), prefix=prefix)
+    for router in adapters.routers(project_principal, errors=PROJECT_ERRORS):
+        api.include_router(router, prefix="/v1/projects/{ref}")
     return api
 
 

@@ -143,3 +143,16 @@ class AuditOutbox(Base):
     resource_id: Mapped[str] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
+
+
+class AdapterResponse(Base):
+    """An OpenAI Responses id and the session it ran on: `previous_response_id` continues it."""
+
+    __tablename__ = "adapter_responses"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    turn_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)

@@ -1,0 +1,99 @@
+"""`POST /v1/projects/{ref}/messages` (also at `…/anthropic/v1/messages`, where the Anthropic
+SDK looks with `base_url = …/v1/projects/{ref}/anthropic`): Anthropic Messages answered from a
+Karta turn (projection in `anthropic_messages.py`).
+
+A call without a session runs on a new one; the answer names it (`X-Karta-Session-Id` header,
+`karta_session_id` field); the header or `metadata.karta_session_id` continues it. Only the
+newest user message is sent: the harness keeps the conversation."""
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from karta.dataplane.adapters.anthropic_messages import MessagesStream, message_object
+from karta.dataplane.adapters.common import Stamp, TurnFailed, fold, last_user_text
+from karta.dataplane.adapters.http import (
+    checked_text,
+    open_session,
+    projected_frames,
+    route_class,
+    session_id_of,
+    sse,
+    start_turn,
+    turn_events,
+    unary,
+)
+from karta.dataplane.auth import Resolver, requiring
+from karta.ids import new_id
+from karta.principal import WRITE, Principal
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "invalid_request_error",
+    413: "request_too_large",
+    422: "invalid_request_error",
+    503: "overloaded_error",
+}
+SSE_DOC = {"content": {"text/event-stream": {}}, "description": "SSE when `stream` is true"}
+
+
+def anthropic_error(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    """Anthropic's error body: `{"type": "error", "error": {type, message}}`, with Karta's
+    code as `error.code` (and its extra fields, such as a 402's `reason`)."""
+    extra = {k: v for k, v in body.items() if k not in ("error", "message")}
+    return {
+        "type": "error",
+        "error": {
+            "type": ERROR_TYPES.get(status, "api_error"),
+            "message": body.get("message", ""),
+            "code": body.get("error"),
+            **extra,
+        },
+    }
+
+
+class MessagesRequest(BaseModel):
+    """The fields Karta reads; the SDK's others (max_tokens, system, tools, …) are accepted,
+    unused: the harness app decides its prompt, tools and model."""
+
+    model_config = ConfigDict(extra="allow")
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    model: str | None = None
+    stream: bool = False
+    metadata: dict[str, Any] | None = None
+
+
+def router(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
+    api = APIRouter(route_class=route_class(anthropic_error), tags=["adapters"])
+    Writer = Annotated[Principal, Depends(requiring(WRITE, resolve))]
+    statuses = sorted({*errors, 401, 402, 403, 404, 409, 422})
+    responses: dict[int | str, dict[str, Any]] = {
+        200: SSE_DOC,
+        **{s: {"description": "an Anthropic error body"} for s in statuses},
+    }
+
+    async def create_message(body: MessagesRequest, request: Request, caller: Writer) -> Any:
+        """Anthropic Messages (unary or `stream`) on a Karta turn."""
+        runtime = request.app.state.runtime
+        text = checked_text(last_user_text(body.messages), "messages")
+        named = session_id_of(request, body.metadata)
+        session_id = await open_session(runtime, caller, named, body.metadata)
+        handle = await start_turn(runtime, caller, session_id, text)
+        stamp = Stamp(new_id("msg"), int(time.time()), body.model or "karta", session_id)
+        if body.stream:
+            return sse(projected_frames(runtime, handle, MessagesStream(stamp)), session_id)
+        events = await turn_events(runtime, handle)
+        final, outcome = fold(events)
+        if outcome.error is not None:
+            raise TurnFailed(outcome.error["message"], reason=outcome.error["code"])
+        return unary(message_object(stamp, final, outcome), session_id)
+
+    for path in ("/messages", "/anthropic/v1/messages"):
+        api.post(path, responses=responses)(create_message)
+    return api

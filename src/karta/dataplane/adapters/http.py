@@ -1,0 +1,164 @@
+"""What the adapters' routers share: errors in each SDK's shape, the caller, the session a
+call runs on, and the turn streamed through a projection.
+
+The adapters resolve callers with the project family's own dependency (`project_principal`:
+API keys and session tokens, tenancy, release resolution) and run turns through the runtime
+like the native routes, so the budget gate, pinning and approvals are the same code."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, Protocol
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
+
+from karta import events as ev
+from karta.dataplane import streaming
+from karta.dataplane.adapters.common import Frame, encode_frame
+from karta.dataplane.schemas import MAX_TEXT, CreateSession
+from karta.errors import KartaError, Unavailable
+from karta.events import Event
+from karta.principal import Principal
+from karta.runtime.service import Runtime, TurnHandle, TurnRequest
+
+SESSION_HEADER = "X-Karta-Session-Id"
+SESSION_KEY = "karta_session_id"  # the metadata key that names a session to continue
+
+# An SDK's error body for (status, Karta's error body).
+ErrorShape = Callable[[int, dict[str, Any]], dict[str, Any]]
+
+
+class InvalidRequest(KartaError):
+    status = 422
+    code = "validation_error"
+
+
+def _fields(exc: RequestValidationError | ValidationError) -> list[dict[str, str]]:
+    out = []
+    for e in exc.errors():
+        loc = [str(p) for p in e["loc"] if p not in ("body", "query", "path", "header")]
+        out.append({"field": ".".join(loc) or "body", "message": str(e["msg"])})
+    return out
+
+
+def error_response(shape: ErrorShape, exc: Exception) -> JSONResponse:
+    if isinstance(exc, RequestValidationError | ValidationError):
+        fields = _fields(exc)
+        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+        status, body = 422, {"error": "validation_error", "message": summary, "fields": fields}
+    else:
+        assert isinstance(exc, KartaError)
+        status, body = exc.status, exc.body()
+    # The SDKs retry 409s and 5xx by default; only a 503 is worth it.
+    headers = {"x-should-retry": "true" if status == 503 else "false"}
+    if isinstance(exc, Unavailable):
+        headers["Retry-After"] = str(exc.retry_after)
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(shape(status, body), status_code=status, headers=headers)
+
+
+def route_class(shape: ErrorShape) -> type[APIRoute]:
+    """Routes whose errors — from the caller's resolution, validation or the runtime — are
+    rendered in `shape` instead of Karta's own error body."""
+
+    class AdapterRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handle = super().get_route_handler()
+
+            async def handler(request: Request) -> Response:
+                try:
+                    return await handle(request)
+                except (KartaError, RequestValidationError) as exc:
+                    return error_response(shape, exc)
+
+            return handler
+
+    return AdapterRoute
+
+
+# --- sessions and turns ---------------------------------------------------------------------
+
+
+def session_id_of(request: Request, metadata: dict[str, Any] | None) -> str | None:
+    """The Karta session a call continues: the `X-Karta-Session-Id` header, else metadata's
+    `karta_session_id`; None opens a new session."""
+    named = request.headers.get(SESSION_HEADER)
+    if not named and metadata:
+        value = metadata.get(SESSION_KEY)
+        named = value if isinstance(value, str) else None
+    return named or None
+
+
+async def open_session(
+    runtime: Runtime, caller: Principal, session_id: str | None, metadata: dict[str, Any] | None
+) -> str:
+    """The session to run on: the named one (404 if it is not the caller's), else a new one
+    with `metadata` (less Karta's own key)."""
+    if session_id is not None:
+        await runtime.get_session(caller, session_id)
+        return session_id
+    caller.check_budget()  # refuse before a workspace is made for nothing
+    meta = {k: v for k, v in (metadata or {}).items() if k != SESSION_KEY}
+    try:
+        meta = CreateSession(metadata=meta).metadata
+    except ValidationError as exc:
+        raise InvalidRequest(str(exc.errors()[0]["msg"]), field="metadata") from None
+    view, _ = await runtime.create_session(caller, meta)
+    return str(view["id"])
+
+
+def checked_text(text: str, field: str) -> str:
+    """The user text a call sends, refused (422) before anything is created when unusable."""
+    if not text.strip():
+        raise InvalidRequest(f"{field}: there is no user text to send", field=field)
+    if len(text) > MAX_TEXT:
+        raise InvalidRequest(f"{field}: the text is longer than {MAX_TEXT} characters", field=field)
+    return text
+
+
+async def start_turn(runtime: Runtime, caller: Principal, session_id: str, text: str) -> TurnHandle:
+    return await runtime.start_turn(caller, session_id, TurnRequest(text=text))
+
+
+async def turn_events(runtime: Runtime, handle: TurnHandle) -> list[Event]:
+    """The turn's events up to its end or its pause for an approval."""
+    return await streaming.collect(
+        runtime, handle.session_id, handle.after, streaming.until_pause(handle.turn_id)
+    )
+
+
+class Projection(Protocol):
+    def start(self) -> list[Frame]: ...
+
+    def feed(self, event: Event) -> list[Frame]: ...
+
+
+async def projected_frames(
+    runtime: Runtime, handle: TurnHandle, projection: Projection
+) -> AsyncIterator[bytes]:
+    for frame in projection.start():
+        yield encode_frame(frame)
+    stop = streaming.until_pause(handle.turn_id)
+    keepalive = runtime.settings.keepalive
+    async for event in runtime.events.subscribe(handle.session_id, handle.after, keepalive):
+        if event is None:
+            yield ev.KEEPALIVE_FRAME
+            continue
+        for frame in projection.feed(event):
+            yield encode_frame(frame)
+        if stop(event):
+            return
+
+
+def sse(body: AsyncIterator[bytes], session_id: str) -> StreamingResponse:
+    headers = {**streaming.SSE_HEADERS, SESSION_HEADER: session_id}
+    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+
+
+def unary(body: dict[str, Any], session_id: str) -> JSONResponse:
+    return JSONResponse(body, headers={SESSION_HEADER: session_id})
