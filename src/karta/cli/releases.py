@@ -8,7 +8,6 @@ control plane validates it and records `vN`, ready or failed.
 from __future__ import annotations
 
 import hashlib
-import re
 import sys
 import tempfile
 import tomllib
@@ -20,16 +19,10 @@ from rich.markup import escape
 
 from karta.cli import manage_render as show
 from karta.cli.control import ControlUrl, Key, Org, control, stderr, stdout
+from karta.slugs import slugify
 
 if TYPE_CHECKING:
     from karta.client.control import ControlClient
-
-SLUG_MAX = 64
-
-
-def slugify(name: str) -> str:
-    """The project slug a name stands for: lowercase letters, digits and dashes."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:SLUG_MAX].strip("-")
 
 
 def default_project(root: Path) -> str:

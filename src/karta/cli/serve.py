@@ -165,9 +165,9 @@ def run_server(
     """`karta serve`: both planes, one process."""
     from karta.controlplane.app import create_control_app
     from karta.controlplane.bootstrap import LOCAL_ORG, LocalBootstrap
-    from karta.controlplane.orgs import slugify
     from karta.controlplane.settings import ControlSettings
     from karta.dataplane.app import create_app
+    from karta.slugs import slugify
 
     control_port = control_port or port + 1
     url = f"http://{_loopback(host)}:{port}"
@@ -179,7 +179,7 @@ def run_server(
         app = load_app(directory)
         # The folder is a project of the local organization whose working copy is its
         # active release until one is published and activated.
-        project = slugify(app.name)
+        project = slugify(app.name) or "app"
         settings = replace(
             settings,
             internal=shared.internal,

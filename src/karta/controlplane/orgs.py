@@ -3,8 +3,6 @@ bootstrap of `karta serve`."""
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from karta import api_keys
@@ -12,18 +10,14 @@ from karta.controlplane import audit, credentials, security
 from karta.controlplane.actor import Actor
 from karta.controlplane.models import ApiKey, Budget, Membership, Organization, Project
 from karta.controlplane.repository import OrgRepository
+from karta.slugs import slugify
 from karta.store.models import utcnow
 
-SLUG_MAX = 48
-
-
-def slugify(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:SLUG_MAX].strip("-")
-    return slug or "org"
+ORG_SLUG_MAX = 48  # room for a "-2" suffix within the column
 
 
 async def unique_slug(session: AsyncSession, wanted: str) -> str:
-    base = slugify(wanted)
+    base = slugify(wanted, ORG_SLUG_MAX) or "org"
     slug, n = base, 1
     while await credentials.organization_by_slug(session, slug) is not None:
         n += 1
