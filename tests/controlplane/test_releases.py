@@ -57,6 +57,7 @@ async def test_publish_activate_rollback(control: ControlPlane, tmp_path: Path) 
     assert first["version"] == 1 and first["status"] == "ready" and first["active"]
     assert first["digest"] == "sha256:" + hashlib.sha256(v1).hexdigest()
     assert first["harness"] == "claude-code" and "triage" in first["agents"]
+    assert first["app_name"] == "bot"  # no name in karta.toml: the project's
     # The same content again is recognised, not a new version.
     status, again = await _publish(control, org, v1)
     assert status == 200 and again["version"] == 1 and not again["created"]
@@ -147,7 +148,7 @@ async def test_env_vars_are_encrypted_and_never_shown(control: ControlPlane) -> 
     assert rows and all(secret.encode() not in row.ciphertext for row in rows)
     r = await c.get(f"/internal/projects/bot/env?organization_id={org.id}", headers=control.service)
     assert r.json()["env"] == {"API_TOKEN": secret, "SHORT": "abc"}
-    for bad in ("KARTA_HOME", "1BAD", "with-dash"):
+    for bad in ("KARTA_HOME", "ANTHROPIC_BASE_URL", "LD_PRELOAD", "PATH", "1BAD", "with-dash"):
         r = await c.put(f"/v1/projects/bot/env/{bad}", headers=org.admin, json={"value": "x"})
         assert r.status_code == 422 and r.json()["error"] == "invalid_env_name"
     assert (await c.delete("/v1/projects/bot/env/SHORT", headers=org.admin)).status_code == 204

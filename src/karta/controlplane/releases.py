@@ -84,11 +84,12 @@ def required_env(root: Path) -> list[str]:
     return sorted(required)
 
 
-def validate(archive: Path, bound_env: set[str]) -> Validation:
-    """Check an uploaded archive (blocking: run it in a thread)."""
+def validate(archive: Path, bound_env: set[str], project: str) -> Validation:
+    """Check an uploaded archive (blocking: run it in a thread). It is unpacked into a folder
+    named after the project, so an app whose karta.toml names none is called after it."""
     result = Validation()
     with tempfile.TemporaryDirectory(prefix="karta-validate-") as tmp:
-        root = Path(tmp) / "app"
+        root = Path(tmp) / project
         try:
             with archive.open("rb") as fh:
                 size = extract(fh, root)

@@ -18,6 +18,7 @@ from karta.controlplane.schemas import Rollback, SetEnvVar
 from karta.controlplane.secretbox import SecretBox
 from karta.dataplane.errors import error_responses
 from karta.errors import Conflict, KartaError, NotFound
+from karta.harness.environment import reserved
 from karta.store.models import utcnow
 
 router = APIRouter(prefix="/v1/projects/{ref}", tags=["releases"])
@@ -118,7 +119,7 @@ async def publish(
         request.stream(), settings.artifacts / "tmp", settings.release_max_bytes
     )
     try:
-        checked = await asyncio.to_thread(releases.validate, upload.path, bound)
+        checked = await asyncio.to_thread(releases.validate, upload.path, bound, project.slug)
         async with transaction(request, actor) as tx:
             project = await tx.repo.project(ref, lock=True)
             release = await tx.repo.ready_release_with_digest(project.id, upload.digest)
@@ -261,9 +262,12 @@ async def list_env(ref: str, request: Request, actor: EnvReader) -> dict[str, An
 async def set_env(
     ref: str, name: str, body: SetEnvVar, request: Request, actor: EnvWriter
 ) -> dict[str, Any]:
-    if not ENV_NAME.match(name) or name.upper().startswith("KARTA_"):
+    if not ENV_NAME.match(name):
+        raise InvalidEnvName(f"{name!r} is not an env var name (letters, digits and _)")
+    if reserved(name):
         raise InvalidEnvName(
-            f"{name!r} is not a usable env var name (letters, digits, _; not KARTA_…)"
+            f"{name} is reserved: Karta sets it (or it steers the harness, its model endpoint "
+            "or the loader), so a project cannot"
         )
     box = request.app.state.secretbox
     async with transaction(request, actor) as tx:
