@@ -7,14 +7,14 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from karta.dataplane import errors
+from karta import http_errors
 from karta.internal_auth import InternalAccess, require_service
 
 
 def _client(access: InternalAccess, client_ip: str = "127.0.0.1") -> TestClient:
     app = FastAPI()
     app.state.internal_access = access
-    errors.install(app)
+    http_errors.install(app)
 
     @app.get("/internal/ping", dependencies=[Depends(require_service)])
     async def ping() -> dict[str, bool]:

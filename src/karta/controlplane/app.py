@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from karta import __version__
+from karta import __version__, http_errors
 from karta.controlplane.bootstrap import ensure_local
 from karta.controlplane.notify import DataPlanes
 from karta.controlplane.releases import ArtifactStore
@@ -25,7 +25,6 @@ from karta.controlplane.routes import (
 )
 from karta.controlplane.secretbox import SecretBox
 from karta.controlplane.settings import ControlSettings
-from karta.dataplane import errors
 from karta.money import PriceBook
 from karta.store import db as store
 
@@ -58,7 +57,7 @@ def create_control_app(settings: ControlSettings) -> FastAPI:
     api.state.internal_access = settings.internal
     api.state.secretbox = box
     api.state.artifacts = ArtifactStore(settings.artifacts)
-    errors.install(api)
+    http_errors.install(api)
 
     @api.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

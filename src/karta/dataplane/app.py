@@ -12,10 +12,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from karta import __version__
+from karta import __version__, http_errors
 from karta.app import HarnessApp
 from karta.config import ConfigError, Settings
-from karta.dataplane import adapters, errors
+from karta.dataplane import adapters
 from karta.dataplane.auth import Authenticator, flat_principal, project_principal
 from karta.dataplane.breaker import CircuitBreaker
 from karta.dataplane.cache import CachedLookup, KeyCache
@@ -109,7 +109,7 @@ def create_app(harness_app: HarnessApp, settings: Settings, model_env: dict[str,
     api.state.internal_access = settings.internal
     api.state.auth = authenticator(settings, control, harness_app)
     api.state.releases = releases
-    errors.install(api)
+    http_errors.install(api)
     api.include_router(health.router)
     api.include_router(internal.router)
     api.include_router(sessions.app_router)

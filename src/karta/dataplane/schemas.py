@@ -49,11 +49,6 @@ class Decide(Strict):
     decision: Literal["approve_once", "approve_session", "deny"]
 
 
-class ErrorBody(BaseModel):
-    error: str = Field(description="machine-readable error code")
-    message: str = Field(description="what went wrong, for people")
-
-
 class PendingInputOut(BaseModel):
     request_id: str
     kind: str

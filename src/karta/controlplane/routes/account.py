@@ -14,8 +14,8 @@ from karta.controlplane.models import User, UserToken
 from karta.controlplane.permissions import Permission
 from karta.controlplane.repository import OrgRepository
 from karta.controlplane.schemas import CreateOrg, Login, Signup
-from karta.dataplane.errors import error_responses
 from karta.errors import Conflict, Forbidden, Unauthorized
+from karta.http_errors import error_responses
 from karta.store.models import utcnow
 
 router = APIRouter(prefix="/v1", tags=["account"])

@@ -10,7 +10,7 @@ from karta.controlplane import audit
 from karta.controlplane.actor import Actor
 from karta.controlplane.deps import require, transaction
 from karta.controlplane.permissions import Permission
-from karta.dataplane.errors import error_responses
+from karta.http_errors import error_responses
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 Reader = Annotated[Actor, Depends(require(Permission.AUDIT_READ))]

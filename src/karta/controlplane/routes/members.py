@@ -12,8 +12,8 @@ from karta.controlplane.deps import require, transaction
 from karta.controlplane.models import Membership, User
 from karta.controlplane.permissions import Permission
 from karta.controlplane.schemas import AddMember, UpdateMember
-from karta.dataplane.errors import error_responses
 from karta.errors import Conflict, Forbidden, NotFound
+from karta.http_errors import error_responses
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 Reader = Annotated[Actor, Depends(require(Permission.MEMBERS_READ))]

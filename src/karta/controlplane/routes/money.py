@@ -11,8 +11,8 @@ from karta.controlplane.actor import Actor
 from karta.controlplane.deps import require, transaction
 from karta.controlplane.permissions import Permission
 from karta.controlplane.schemas import Limits
-from karta.dataplane.errors import error_responses
 from karta.errors import BadRequest
+from karta.http_errors import error_responses
 from karta.store.models import utcnow
 
 router = APIRouter(prefix="/v1", tags=["money"])

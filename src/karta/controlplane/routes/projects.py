@@ -14,8 +14,8 @@ from karta.controlplane.deps import require, transaction
 from karta.controlplane.models import Project
 from karta.controlplane.permissions import Permission
 from karta.controlplane.schemas import CreateProject, MintSessionToken
-from karta.dataplane.errors import error_responses
 from karta.errors import BudgetExhausted, Conflict, Unavailable
+from karta.http_errors import error_responses
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"])
 Reader = Annotated[Actor, Depends(require(Permission.PROJECTS_READ))]

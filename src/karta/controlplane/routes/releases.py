@@ -16,9 +16,9 @@ from karta.controlplane.permissions import Permission
 from karta.controlplane.repository import OrgRepository
 from karta.controlplane.schemas import Rollback, SetEnvVar
 from karta.controlplane.secretbox import SecretBox
-from karta.dataplane.errors import error_responses
 from karta.errors import Conflict, KartaError, NotFound
 from karta.harness.environment import reserved
+from karta.http_errors import error_responses
 from karta.store.models import utcnow
 
 router = APIRouter(prefix="/v1/projects/{ref}", tags=["releases"])

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from karta.dataplane.auth import Resolver, flat_principal, requiring
-from karta.dataplane.errors import error_responses
 from karta.dataplane.schemas import CreateSession, SessionOut
+from karta.http_errors import error_responses
 from karta.principal import READ, WRITE, Principal
 
 app_router = APIRouter(prefix="/v1", tags=["sessions"])

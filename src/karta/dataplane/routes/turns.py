@@ -10,10 +10,10 @@ from fastapi.responses import StreamingResponse
 from karta import events as ev
 from karta.dataplane import streaming
 from karta.dataplane.auth import Resolver, requiring
-from karta.dataplane.errors import error_responses
 from karta.dataplane.schemas import Decide, DecisionOut, SendMessage, TurnOut
 from karta.errors import BadRequest
 from karta.events import Event, TurnAccumulator
+from karta.http_errors import error_responses
 from karta.ids import new_id
 from karta.principal import READ, WRITE, Principal
 from karta.runtime.service import TurnHandle, TurnRequest

@@ -1,14 +1,21 @@
-"""Map every failure to one JSON shape: `{"error": <code>, "message": <text>, …}`."""
+"""Map every failure to one JSON shape, `{"error": <code>, "message": <text>, …}`, on both
+planes' applications."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from karta.dataplane.schemas import ErrorBody
 from karta.errors import KartaError, Unavailable
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="machine-readable error code")
+    message: str = Field(description="what went wrong, for people")
+
 
 HTTP_CODES = {
     400: "bad_request",
