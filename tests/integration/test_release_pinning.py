@@ -176,8 +176,13 @@ def test_project_env_vars_reach_only_that_projects_harness(server, api, model, t
     x, y = new_project(server, "env-x"), new_project(server, "env-y")
     value = f"x-only-{secrets.token_hex(8)}"
     with server.control() as control:
-        for name, val in (("PROBE_TOKEN", value), ("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")):
-            assert control.put(f"/v1/projects/{x}/env/{name}", json={"value": val}).is_success
+        assert control.put(f"/v1/projects/{x}/env/PROBE_TOKEN", json={"value": value}).is_success
+        # A name that steers the model endpoint is refused when set (and would be dropped by
+        # the data plane if it were stored anyway: tests/unit/test_harness_environment.py).
+        redirect = control.put(
+            f"/v1/projects/{x}/env/ANTHROPIC_BASE_URL", json={"value": "http://127.0.0.1:9"}
+        )
+        assert redirect.status_code == 422
     for project in (x, y):
         assert publish(server, project, app).status_code == 201
 
