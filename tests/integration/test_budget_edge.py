@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from karta.testing import Reply, ScriptedModel, text
+from karta.testing import Reply, ScriptedModel, text, tool_use
 from tests.conftest import SUPPORT_BOT, Database, KartaServer
 from tests.integration.test_planes import bearer, eventually, signup, usage_totals
 
@@ -72,3 +72,37 @@ def test_sixteen_concurrent_turns_at_the_edge_of_a_budget(server, model):
     with httpx.Client(base_url=server.url, headers=bearer(key), timeout=60) as api:
         again = api.post(f"/v1/sessions/{admitted[0]}/messages", json={"text": "more"})
         assert again.status_code == 402
+
+
+def test_a_turn_cut_off_by_a_crash_still_settles_its_reservation(model, database, tmp_path):
+    """A crash leaves a reservation behind; recovery settles it, so the budget frees at once
+    instead of after KARTA_RESERVATION_TTL."""
+    db = Database(database.kind)
+    env = {"KARTA_TURN_RESERVE_TOKENS": str(RESERVE)}
+    server = KartaServer(SUPPORT_BOT, tmp_path / "home", model, db, env=env).start()
+    try:
+        key = signup(server.control_url, "crashy")
+        with httpx.Client(base_url=server.control_url, headers=bearer(key)) as control:
+            assert control.put("/v1/budget", json={"monthly_token_limit": RESERVE + 500}).is_success
+        with httpx.Client(base_url=server.url, headers=bearer(key), timeout=120) as api:
+            paused, other = (api.post("/v1/sessions", json={}).json()["id"] for _ in range(2))
+            model.enqueue([tool_use("Write", {"file_path": "x.md", "content": "x"})])
+            body = api.post(f"/v1/sessions/{paused}/messages", json={"text": "write"}).json()
+            assert body["pending_input"] is not None  # the turn holds the only reservation
+            held = api.post(f"/v1/sessions/{other}/messages", json={"text": "hi"})
+            assert held.status_code == 402
+
+        server.restart(crash=True)
+
+        model.enqueue([text("Budget is free again.")])
+        with httpx.Client(base_url=server.url, headers=bearer(key), timeout=120) as api:
+
+            def admitted() -> httpx.Response | None:
+                r = api.post(f"/v1/sessions/{other}/messages", json={"text": "hi"})
+                return r if r.status_code == 200 else None
+
+            answer = eventually(admitted, "the crashed turn's reservation to be settled")
+        assert answer.json()["text"] == "Budget is free again."
+    finally:
+        server.stop()
+        db.drop()

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import logging
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from sqlalchemy import select, update
@@ -195,7 +195,8 @@ class Runtime:
                 turn.id,
                 ev.error_event("the server restarted while this turn was running", "turn_aborted"),
             )
-            await self._finish(turn.session_id, turn.id, ev.done_event(status="failed"))
+            billing = Billing(**turn.billing) if turn.billing else None
+            await self._finish(turn.session_id, turn.id, ev.done_event(status="failed"), billing)
 
     # --- sessions -----------------------------------------------------------------------------
 
@@ -323,7 +324,7 @@ class Runtime:
             turn_id = new_id("turn")
             after = await self.events.last_seq(session_id)
             handoff = row.current_agent != agent.name
-            user_message = await self._prepare(row, turn_id, agent, request, after)
+            user_message = await self._prepare(row, turn_id, agent, request, after, billing)
             self._current_turn[session_id] = turn_id
             task = asyncio.create_task(
                 self._run(LiveTurn(session_id, turn_id, app, agent, request, handoff, billing, env))
@@ -350,6 +351,7 @@ class Runtime:
         agent: AgentDefinition,
         request: TurnRequest,
         after: int,
+        billing: Billing | None,
     ) -> dict[str, Any]:
         participants = list(row.participants or [])
         if request.participant_name and all(
@@ -367,6 +369,7 @@ class Runtime:
                     agent=agent.name,
                     status="running",
                     first_seq=after + 1,
+                    billing=asdict(billing) if billing else None,
                 )
             )
             await db.flush()

@@ -67,6 +67,8 @@ class TurnRow(Base):
     status: Mapped[str] = mapped_column(String(16))  # running | completed | failed
     first_seq: Mapped[int] = mapped_column(Integer)
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Who pays and the reservation to settle: kept so a turn cut off by a crash still settles.
+    billing: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     started_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime())
 
