@@ -117,13 +117,22 @@ class AppConfigError(KartaError):
     code = "invalid_app"
 
 
-class Unavailable(KartaError):
-    status = 503
-    code = "unavailable"
+class RetryLater(KartaError):
+    """An answer that says when to try again (`Retry-After`)."""
 
     def __init__(self, message: str, retry_after: int = 1, **extra: Any) -> None:
         super().__init__(message, **extra)
         self.retry_after = retry_after
+
+
+class TooManyRequests(RetryLater):
+    status = 429
+    code = "too_many_requests"
+
+
+class Unavailable(RetryLater):
+    status = 503
+    code = "unavailable"
 
 
 class HarnessCapacity(Unavailable):

@@ -6,6 +6,7 @@ import dataclasses
 
 import httpx
 
+from karta.controlplane import throttle
 from karta.controlplane.app import create_control_app
 from tests.controlplane.conftest import ControlPlane
 
@@ -115,3 +116,25 @@ async def test_owners_are_protected(control: ControlPlane) -> None:
         "/v1/members", headers=org.admin, json={"email": "x@nowhere.io", "role": "viewer"}
     )
     assert r.status_code == 404 and r.json()["error"] == "user_not_found"
+
+
+async def test_password_guessing_is_throttled(control: ControlPlane) -> None:
+    org = await control.signup()
+    other = await control.signup()
+    login = "/v1/auth/login"
+
+    async def attempt(email: str, password: str) -> httpx.Response:
+        return await control.client.post(login, json={"email": email, "password": password})
+
+    for _ in range(throttle.MAX_PER_EMAIL - 1):
+        assert (await attempt(org.owner_email, "wrong password")).status_code == 401
+    # A success clears the count…
+    assert (await attempt(org.owner_email, "correct horse")).status_code == 200
+    for _ in range(throttle.MAX_PER_EMAIL):
+        assert (await attempt(org.owner_email, "wrong password")).status_code == 401
+    # …and past the limit even the right password waits.
+    blocked = await attempt(org.owner_email, "correct horse")
+    assert blocked.status_code == 429 and blocked.json()["error"] == "too_many_requests"
+    assert 1 <= int(blocked.headers["Retry-After"]) <= throttle.WINDOW.total_seconds()
+    # Another account is not affected.
+    assert (await attempt(other.owner_email, "correct horse")).status_code == 200

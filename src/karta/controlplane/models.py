@@ -55,6 +55,17 @@ class UserToken(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime())
 
 
+class LoginFailure(Base):
+    """A failed login, counted to slow password guessing (see `karta.controlplane.throttle`)."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    ip: Mapped[str | None] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(), index=True)
+
+
 class Organization(Base):
     __tablename__ = "organizations"
 

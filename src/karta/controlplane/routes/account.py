@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from karta.controlplane import credentials, orgs, security
+from karta.controlplane import credentials, orgs, security, throttle
 from karta.controlplane.actor import Actor
 from karta.controlplane.deps import caller, request_context, require, transaction
 from karta.controlplane.models import User, UserToken
@@ -63,25 +63,32 @@ async def signup(body: Signup, request: Request) -> dict[str, Any]:
     }
 
 
-@router.post("/auth/login", responses=error_responses(401, 422))
+@router.post("/auth/login", responses=error_responses(401, 422, 429))
 async def login(body: Login, request: Request) -> dict[str, Any]:
     settings = request.app.state.settings
+    email, ip = body.email.strip().lower(), request_context(request).ip
+    now = utcnow()
     async with request.app.state.db() as session, session.begin():
-        user = await credentials.user_by_email(session, body.email)
+        await throttle.check(session, email, ip, now)
+        user = await credentials.user_by_email(session, email)
         # The hash is checked even for an unknown email, so timing does not reveal accounts.
         ok = security.verify_secret(user.password_hash if user else None, body.password)
         if user is None or not ok:
-            raise Unauthorized("wrong email or password")
-        token = security.new_user_token()
-        expires = utcnow() + timedelta(seconds=settings.login_ttl)
-        session.add(
-            UserToken(
-                user_id=user.id,
-                token_hash=security.digest(token),
-                created_at=utcnow(),
-                expires_at=expires,
+            throttle.failed(session, email, ip, now)
+        else:
+            await throttle.succeeded(session, email, now)
+            token = security.new_user_token()
+            expires = now + timedelta(seconds=settings.login_ttl)
+            session.add(
+                UserToken(
+                    user_id=user.id,
+                    token_hash=security.digest(token),
+                    created_at=now,
+                    expires_at=expires,
+                )
             )
-        )
+    if user is None or not ok:  # outside the transaction: the failure is recorded
+        raise Unauthorized("wrong email or password")
     return {"token": token, "expires_at": expires.isoformat(), "user": _user(user)}
 
 
