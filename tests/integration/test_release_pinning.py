@@ -232,3 +232,22 @@ def test_concurrent_publishes_get_distinct_versions(server, tmp_path):
         thread.join()
     assert all(a.status_code == 201 for a in answers), [a.text for a in answers]
     assert sorted(a.json()["version"] for a in answers) == [1, 2, 3, 4]
+
+
+def test_an_opencode_release_runs_on_opencode(server, api, model, tmp_path):
+    """One data plane serves releases of either harness: the release's kind picks it."""
+    root = tmp_path / "oc-app"
+    shutil.copytree(SUPPORT_BOT.parent / "opencode-bot", root)
+    (root / "AGENTS.md").write_text("# Beans & Co.\n\nagents-md-opencode-release\n")
+    project = new_project(server, "oc")
+    published = publish(server, project, root)
+    assert published.status_code == 201, published.text
+    assert published.json()["harness"] == "opencode"
+    session = create(api, project)
+    assert session["release"]["version"] == 1
+    model.enqueue([text("Roasted on OpenCode.")])
+    answer = talk(api, project, session["id"], "oc-hello")
+    assert answer["text"] == "Roasted on OpenCode."
+    assert "agents-md-opencode-release" in heard(model, "oc-hello")
+    (process,) = harness_processes(server, session["id"])
+    assert "opencode" in " ".join(process.cmdline())
