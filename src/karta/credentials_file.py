@@ -12,7 +12,11 @@ CREDENTIALS_FILE = "credentials.json"
 
 
 def read_credentials(home: Path) -> dict[str, Any]:
-    path = home / CREDENTIALS_FILE
+    return read_private_json(home / CREDENTIALS_FILE)
+
+
+def read_private_json(path: Path) -> dict[str, Any]:
+    """The JSON object in `path`; empty when it is missing or not an object."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -32,11 +32,6 @@ class Micros:
             return NotImplemented
         return Micros(self.value + other.value)
 
-    def __sub__(self, other: Micros) -> Micros:
-        if not isinstance(other, Micros):
-            return NotImplemented
-        return Micros(self.value - other.value)
-
     def to_cents(self) -> Cents:
         """Round up to whole cents."""
         return Cents(-(-self.value // MICROS_PER_CENT))
@@ -97,10 +92,6 @@ class TokenUsage:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
 
 
 def dollars_per_mtok(dollars: str) -> int:

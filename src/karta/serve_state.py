@@ -4,13 +4,12 @@ authenticate each other with and the session-token secret, generated on first st
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from karta.credentials_file import write_private_json
+from karta.credentials_file import read_private_json, write_private_json
 from karta.internal_auth import InternalAccess
 
 SECRETS_FILE = "serve-secrets.json"
@@ -23,11 +22,7 @@ class PlaneSecrets:
 
 
 def _stored(path: Path) -> dict[str, str]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
+    return {k: v for k, v in read_private_json(path).items() if isinstance(v, str)}
 
 
 def plane_secrets(home: Path) -> PlaneSecrets:

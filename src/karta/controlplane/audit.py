@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from karta import auditchain
-from karta.controlplane.actor import Actor, RequestContext
+from karta.controlplane.actor import Actor
 from karta.controlplane.models import AuditEvent, AuditHead
 from karta.controlplane.repository import OrgRepository
 from karta.store.models import utcnow
@@ -48,13 +48,13 @@ async def record(
     resource_type: str,
     resource_id: object = None,
     *,
-    context: RequestContext | None = None,
     client_event_id: str | None = None,
     **details: Any,
 ) -> AuditEvent:
-    """Append one event. `details` must never hold a secret: callers pass names, ids, limits."""
+    """Append one event; without an actor it is the system's (bootstrap). `details` must never
+    hold a secret: callers pass names, ids, limits."""
     head = await repo.audit_head(lock=True)
-    ctx = actor.context if actor is not None else context
+    ctx = actor.context if actor is not None else None
     row = AuditEvent(
         organization_id=repo.organization_id,
         seq=head.seq + 1,

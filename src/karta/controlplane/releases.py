@@ -56,15 +56,15 @@ async def receive(chunks: AsyncIterator[bytes], tmp_dir: Path, max_bytes: int) -
 
 @dataclass
 class Validation:
-    ok: bool = False
+    problem: str | None = None  # why the release is invalid; None when it is valid
     harness: str | None = None
     app_name: str | None = None
     agents: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
 
     @property
-    def problem(self) -> str:
-        return next((line for line in reversed(self.log) if line.startswith("error:")), "")
+    def ok(self) -> bool:
+        return self.problem is None
 
 
 def required_env(root: Path) -> list[str]:
@@ -105,13 +105,10 @@ def validate(archive: Path, bound_env: set[str], project: str) -> Validation:
                     f"'karta env set <project> NAME=value' before publishing"
                 )
         except KartaError as exc:
-            result.log.append(f"error: {exc.message}")
-            return result
+            result.problem = exc.message
         except (ValueError, tomllib.TOMLDecodeError) as exc:
-            result.log.append(f"error: {exc}")
-            return result
-    result.ok = True
-    result.log.append("release is valid")
+            result.problem = str(exc)
+    result.log.append(f"error: {result.problem}" if result.problem else "release is valid")
     return result
 
 

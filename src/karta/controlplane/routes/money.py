@@ -10,6 +10,7 @@ from karta.controlplane import budgets, usage
 from karta.controlplane.actor import Actor
 from karta.controlplane.deps import require, transaction
 from karta.controlplane.permissions import Permission
+from karta.controlplane.repository import OrgRepository
 from karta.controlplane.schemas import Limits
 from karta.errors import BadRequest
 from karta.http_errors import error_responses
@@ -21,20 +22,24 @@ BudgetManager = Annotated[Actor, Depends(require(Permission.BUDGET_MANAGE))]
 UsageReader = Annotated[Actor, Depends(require(Permission.USAGE_READ))]
 
 
+async def _this_month(repo: OrgRepository) -> dict[str, Any]:
+    """The caps and the current month's state, as both budget routes answer."""
+    start, end = budgets.period_bounds(utcnow().date())
+    return {
+        "period": {"start": start.isoformat(), "end": end.isoformat()},
+        **await budgets.state(repo, start, end),
+    }
+
+
 @router.get("/budget", responses=error_responses(401, 403))
 async def get_budget(request: Request, actor: BudgetReader) -> dict[str, Any]:
-    start, end = budgets.period_bounds(utcnow().date())
     async with transaction(request, actor) as tx:
-        return {
-            "period": {"start": start.isoformat(), "end": end.isoformat()},
-            **await budgets.state(tx.repo, start, end),
-        }
+        return await _this_month(tx.repo)
 
 
 @router.put("/budget", responses=error_responses(401, 403, 422))
 async def set_budget(body: Limits, request: Request, actor: BudgetManager) -> dict[str, Any]:
     """Replace the monthly caps (null clears one). The data planes re-check at once."""
-    start, end = budgets.period_bounds(utcnow().date())
     async with transaction(request, actor) as tx:
         budget = await tx.repo.budget(lock=True)
         before = {
@@ -51,10 +56,7 @@ async def set_budget(body: Limits, request: Request, actor: BudgetManager) -> di
             before=before,
             after=body.model_dump(),
         )
-        view = {
-            "period": {"start": start.isoformat(), "end": end.isoformat()},
-            **await budgets.state(tx.repo, start, end),
-        }
+        view = await _this_month(tx.repo)
     await request.app.state.planes.invalidate(actor.organization_id)
     return view
 

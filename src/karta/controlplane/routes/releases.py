@@ -136,7 +136,7 @@ async def publish(
     finally:
         upload.path.unlink(missing_ok=True)
     if not ready:
-        raise ReleaseInvalid(checked.problem.removeprefix("error: "), release=view)
+        raise ReleaseInvalid(checked.problem or "the release is invalid", release=view)
     if switch:
         await request.app.state.planes.invalidate(actor.organization_id)
     response.status_code = 201 if created else 200
