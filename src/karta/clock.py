@@ -27,8 +27,8 @@ class Clock(Protocol):
 
     async def sleep(self, seconds: float) -> None: ...
 
-    async def wait_for(self, awaitable: Awaitable[T], timeout: float) -> T:
-        """`awaitable`'s result, or TimeoutError once `timeout` seconds have passed."""
+    async def wait_for(self, awaitable: Awaitable[T], seconds: float) -> T:
+        """`awaitable`'s result, or TimeoutError once `seconds` have passed."""
         ...
 
 
@@ -42,8 +42,8 @@ class SystemClock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
-    async def wait_for(self, awaitable: Awaitable[T], timeout: float) -> T:
-        return await asyncio.wait_for(awaitable, timeout)
+    async def wait_for(self, awaitable: Awaitable[T], seconds: float) -> T:
+        return await asyncio.wait_for(awaitable, seconds)
 
 
 SYSTEM: Clock = SystemClock()

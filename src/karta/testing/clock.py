@@ -39,9 +39,9 @@ class FakeClock:
         self._sleepers.append((self._elapsed + seconds, future))
         await future
 
-    async def wait_for(self, awaitable: Awaitable[T], timeout: float) -> T:
+    async def wait_for(self, awaitable: Awaitable[T], seconds: float) -> T:
         task = asyncio.ensure_future(awaitable)
-        timer = asyncio.ensure_future(self.sleep(timeout))
+        timer = asyncio.ensure_future(self.sleep(seconds))
         try:
             await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
