@@ -94,6 +94,12 @@ class InputNotPending(Conflict):
     code = "input_not_pending"
 
 
+class NoTurnRunning(Conflict):
+    """An interrupt for a session with nothing running."""
+
+    code = "no_turn_running"
+
+
 class SessionEnded(Conflict):
     code = "session_ended"
 
@@ -108,6 +114,11 @@ class ReleaseUnavailable(Conflict):
     """A session's release cannot be fetched from the control plane (retriable)."""
 
     code = "release_unavailable"
+
+
+class InvalidEndUserId(KartaError):
+    status = 422
+    code = "invalid_end_user_id"
 
 
 class AppConfigError(KartaError):

@@ -1,11 +1,13 @@
 """The contract between Karta's runtime and a harness adapter.
 
-One `HarnessSession` per live Karta session: it stays warm between turns, asks for approvals
-through `ApprovalHandler`, and yields Karta events ending with exactly one `done`.
+One `HarnessSession` per live Karta session: it stays warm between turns. Each turn brings its
+own `TurnContext` (the approval handler, the emitter, cancellation), so nothing about a turn is
+bound when the process opens; the session yields Karta events ending with exactly one `done`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -38,6 +40,7 @@ class ToolRequest:
 
 
 ApprovalHandler = Callable[[ToolRequest], Awaitable[ApprovalAnswer]]
+Emit = Callable[[Event], Awaitable[Event]]
 
 
 @dataclass(frozen=True)
@@ -52,20 +55,36 @@ class SessionSpec:
     harness_session_id: str
     resume: bool
     model_env: dict[str, str]
-    approvals: ApprovalHandler
     # The project's own env vars (`karta env set`): added to the harness's scrubbed environment
     # through `environment.with_project_env`, never over a variable Karta sets.
     project_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    """What one turn gives the harness: its message, who answers permission requests for this
+    turn, where out-of-band events go, and whether the turn was asked to stop."""
+
+    turn_id: str
+    text: str
+    approvals: ApprovalHandler
+    emit: Emit
+    thinking: bool = False
+    handoff: bool = False  # the session's agent changed since the last turn
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class HarnessSession(Protocol):
     harness_session_id: str
     agent: AgentDefinition
 
-    def turn(
-        self, text: str, *, thinking: bool = False, handoff: bool = False
-    ) -> AsyncIterator[Event]:
-        """Run one turn. `handoff` says the session's agent changed since the last turn."""
+    def turn(self, ctx: TurnContext) -> AsyncIterator[Event]:
+        """Run one turn, yielding its events and ending with exactly one `done`."""
+        ...
+
+    async def interrupt(self) -> None:
+        """Ask the harness to stop the running turn now; the turn's iterator then ends (its
+        `done` says `cancelled`) and the process stays usable for the next turn."""
         ...
 
     async def close(self) -> None: ...
@@ -83,6 +102,12 @@ class Harness(Protocol):
         ...
 
     async def open(self, spec: SessionSpec) -> HarnessSession: ...
+
+    async def transcript(self, spec: SessionSpec) -> list[dict[str, Any]]:
+        """The stored conversation, oldest first, as messages: `{"id", "role": "user" |
+        "assistant", "parts": [{"type": "text", "text"} | {"type": "reasoning", "text"} |
+        {"type": "tool", "id", "tool", "input", "output", "status"}], "created_at"}`."""
+        ...
 
 
 class HarnessFailure(Exception):

@@ -27,7 +27,15 @@ from claude_agent_sdk import project_key_for_directory as transcript_slug
 from karta.app import AgentDefinition
 from karta.app.loader import CLAUDE_CODE
 from karta.events import Event, done_event
-from karta.harness.base import HarnessFailure, HarnessGone, SessionSpec, ToolRequest, Verdict
+from karta.harness.base import (
+    ApprovalAnswer,
+    HarnessFailure,
+    HarnessGone,
+    SessionSpec,
+    ToolRequest,
+    TurnContext,
+    Verdict,
+)
 from karta.harness.claude_events import ClaudeEventMapper
 from karta.harness.environment import (
     SDK_VARIABLES,
@@ -46,13 +54,20 @@ CLOSE_TIMEOUT = 20.0
 
 
 class ClaudeCodeSession:
-    def __init__(self, spec: SessionSpec, options: ClaudeAgentOptions, stderr: deque[str]) -> None:
+    def __init__(self, spec: SessionSpec, harness: ClaudeCodeHarness) -> None:
         self.agent: AgentDefinition = spec.agent
         self.harness_session_id = spec.harness_session_id
-        self._client = ClaudeSDKClient(options)
-        self.stderr_tail = stderr
+        self.stderr_tail: deque[str] = deque(maxlen=40)
+        self._turn: TurnContext | None = None
+        self._client = ClaudeSDKClient(harness.options(spec, self))
         # Claude Code keeps the system prompt a conversation started with, even on resume.
         self._prompt_is_current = not spec.resume
+
+    async def ask(self, request: ToolRequest) -> ApprovalAnswer:
+        """A permission request of the running turn, answered by that turn's handler."""
+        if self._turn is None:
+            return ApprovalAnswer(Verdict.DENY, "No turn is running.")
+        return await self._turn.approvals(request)
 
     async def connect(self) -> None:
         try:
@@ -74,27 +89,35 @@ class ClaudeCodeSession:
             lines += ["Follow these instructions until told otherwise:", agent.prompt]
         return "<system-reminder>\n" + "\n".join(lines) + "\n</system-reminder>\n\n" + text
 
-    async def turn(
-        self, text: str, *, thinking: bool = False, handoff: bool = False
-    ) -> AsyncIterator[Event]:
-        mapper = ClaudeEventMapper(thinking=thinking)
-        prompt = self._with_agent_instructions(text, handoff)
+    async def turn(self, ctx: TurnContext) -> AsyncIterator[Event]:
+        mapper = ClaudeEventMapper(thinking=ctx.thinking)
+        prompt = self._with_agent_instructions(ctx.text, ctx.handoff)
+        self._turn = ctx
         try:
-            await self._client.query(prompt)
-        except Exception as exc:
-            raise HarnessGone(self._describe(exc)) from exc
-        try:
-            async for message in self._client.receive_response():
-                for event in mapper.map(message):
-                    yield event
-        except Exception as exc:
-            if mapper.result is None:
-                raise HarnessFailure(self._describe(exc)) from exc
-            log.debug("claude raised after its result: %s", exc)
+            try:
+                await self._client.query(prompt)
+            except Exception as exc:
+                raise HarnessGone(self._describe(exc)) from exc
+            try:
+                async for message in self._client.receive_response():
+                    for event in mapper.map(message):
+                        yield event
+            except Exception as exc:
+                if mapper.result is None:
+                    raise HarnessFailure(self._describe(exc)) from exc
+                log.debug("claude raised after its result: %s", exc)
+        finally:
+            self._turn = None
         if mapper.result is None:
             raise HarnessFailure(self._describe(None))
-        status = "failed" if mapper.result.is_error else "completed"
+        if ctx.cancelled.is_set():
+            status = "cancelled"
+        else:
+            status = "failed" if mapper.result.is_error else "completed"
         yield done_event(mapper.usage(), status=status)
+
+    async def interrupt(self) -> None:
+        await self._client.interrupt()
 
     def _describe(self, exc: BaseException | None) -> str:
         reason = f"{type(exc).__name__}: {exc}" if exc else "the harness stopped mid-turn"
@@ -151,7 +174,7 @@ class ClaudeCodeHarness:
         digest = hashlib.sha256(("\0".join([self.binary, *names])).encode()).hexdigest()[:12]
         return write_launcher(self.home / "bin" / f"claude-{digest}", self.binary, names)
 
-    def options(self, spec: SessionSpec, stderr: deque[str]) -> ClaudeAgentOptions:
+    def options(self, spec: SessionSpec, session: ClaudeCodeSession) -> ClaudeAgentOptions:
         env = self._env(spec)
         agent = spec.agent
         system_prompt: dict[str, Any] = {"type": "preset", "preset": "claude_code"}
@@ -166,7 +189,7 @@ class ClaudeCodeHarness:
                 for k in ("blocked_path", "decision_reason", "description")
                 if (v := getattr(ctx, k, None))
             }
-            answer = await spec.approvals(ToolRequest(tool, tool_input, ctx.tool_use_id, details))
+            answer = await session.ask(ToolRequest(tool, tool_input, ctx.tool_use_id, details))
             if answer.verdict is Verdict.ALLOW:
                 return PermissionResultAllow()
             return PermissionResultDeny(message=answer.message or "The user denied this action.")
@@ -182,7 +205,7 @@ class ClaudeCodeHarness:
             can_use_tool=can_use_tool,
             model=agent.model,
             tools=list(agent.tools) or None,
-            stderr=lambda line: stderr.append(line.rstrip()),
+            stderr=lambda line: session.stderr_tail.append(line.rstrip()),
         )
         if spec.resume:
             options.resume = spec.harness_session_id
@@ -191,7 +214,6 @@ class ClaudeCodeHarness:
         return options
 
     async def open(self, spec: SessionSpec) -> ClaudeCodeSession:
-        stderr: deque[str] = deque(maxlen=40)
-        session = ClaudeCodeSession(spec, self.options(spec, stderr), stderr)
+        session = ClaudeCodeSession(spec, self)
         await session.connect()
         return session

@@ -25,7 +25,14 @@ import karta
 from karta.app import jsonc
 from karta.app.loader import OPENCODE
 from karta.events import Event, done_event
-from karta.harness.base import HarnessFailure, HarnessGone, SessionSpec, ToolRequest, Verdict
+from karta.harness.base import (
+    HarnessFailure,
+    HarnessGone,
+    SessionSpec,
+    ToolRequest,
+    TurnContext,
+    Verdict,
+)
 from karta.harness.environment import base_env, with_project_env
 from karta.harness.opencode_events import OpenCodeEventMapper
 
@@ -101,6 +108,7 @@ class OpenCodeSession:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._listener: asyncio.Task[None] | None = None
         self._approvals: set[asyncio.Task[None]] = set()
+        self._turn: TurnContext | None = None
         self._drain = asyncio.create_task(_drain(process))
 
     async def start(self) -> None:
@@ -151,7 +159,10 @@ class OpenCodeSession:
                 (props.get("tool") or {}).get("callID"),
                 {"patterns": props.get("patterns", [])},
             )
-            answer = await self._spec.approvals(request)
+            turn = self._turn
+            if turn is None:
+                return  # asked outside a turn: nobody can answer; the next abort clears it
+            answer = await turn.approvals(request)
             body: dict[str, Any] = {"reply": "once"}
             if answer.verdict is Verdict.DENY:
                 # With a message OpenCode tells the model and continues the turn.
@@ -162,36 +173,47 @@ class OpenCodeSession:
         self._approvals.add(task)
         task.add_done_callback(self._approvals.discard)
 
-    async def turn(
-        self, text: str, *, thinking: bool = False, handoff: bool = False
-    ) -> AsyncIterator[Event]:
-        mapper = OpenCodeEventMapper(thinking=thinking)
-        body: dict[str, Any] = {"parts": [{"type": "text", "text": text}]}
+    async def turn(self, ctx: TurnContext) -> AsyncIterator[Event]:
+        mapper = OpenCodeEventMapper(thinking=ctx.thinking)
+        body: dict[str, Any] = {"parts": [{"type": "text", "text": ctx.text}]}
         if not self.agent.is_builtin:
             body["agent"] = self.agent.name  # OpenCode switches agents per message natively
         while not self._queue.empty():  # stragglers of the previous turn
             if self._queue.get_nowait() is _END:
                 raise HarnessGone("the OpenCode server had stopped")
+        self._turn = ctx
         try:
-            sent = await self._http.post(
-                f"/session/{self.harness_session_id}/prompt_async", json=body
-            )
-        except httpx.TransportError as exc:
-            raise HarnessGone(f"the OpenCode server is unreachable: {exc}") from exc
-        if sent.is_error:
-            raise HarnessFailure(f"OpenCode refused the message: {sent.status_code} {sent.text}")
-        while True:
-            item = await self._queue.get()
-            if item is _END:
-                raise HarnessFailure(
-                    f"the OpenCode server stopped (exit {self._process.returncode})"
+            try:
+                sent = await self._http.post(
+                    f"/session/{self.harness_session_id}/prompt_async", json=body
                 )
-            kind, props = item
-            if kind == "session.idle":
-                break
-            for event in mapper.map(kind, props):
-                yield event
-        yield done_event(mapper.usage(), status="failed" if mapper.errors else "completed")
+            except httpx.TransportError as exc:
+                raise HarnessGone(f"the OpenCode server is unreachable: {exc}") from exc
+            if sent.is_error:
+                raise HarnessFailure(
+                    f"OpenCode refused the message: {sent.status_code} {sent.text}"
+                )
+            while True:
+                item = await self._queue.get()
+                if item is _END:
+                    raise HarnessFailure(
+                        f"the OpenCode server stopped (exit {self._process.returncode})"
+                    )
+                kind, props = item
+                if kind == "session.idle":
+                    break
+                for event in mapper.map(kind, props):
+                    yield event
+        finally:
+            self._turn = None
+        if ctx.cancelled.is_set():
+            status = "cancelled"
+        else:
+            status = "failed" if mapper.errors else "completed"
+        yield done_event(mapper.usage(), status=status)
+
+    async def interrupt(self) -> None:
+        await self._http.post(f"/session/{self.harness_session_id}/abort")
 
     async def close(self) -> None:
         for task in (self._listener, self._drain, *self._approvals):
