@@ -24,7 +24,7 @@ from pathlib import Path
 from claude_agent_sdk import ClaudeSDKClient, ResultMessage, StreamEvent
 
 from karta.app import load_app
-from karta.events import iter_sse_events
+from karta.sse import iter_events
 from karta.harness.base import ApprovalAnswer, SessionSpec, ToolRequest, Verdict
 from karta.harness.claude_code import ClaudeCodeHarness
 from karta.harness.opencode import OpenCodeHarness
@@ -115,7 +115,7 @@ def karta_turns(server: KartaServer, warm: int) -> list[tuple[float, float]]:
                 f"/v1/sessions/{sid}/messages",
                 json={"text": "Which roast is light?", "stream": True},
             ) as response:
-                for event in iter_sse_events(response.iter_lines()):
+                for event in iter_events(response.iter_lines()):
                     if first is None and event.type == "text":
                         first = time.perf_counter() - start
             timings.append((first or 0.0, time.perf_counter() - start))

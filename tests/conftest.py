@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from karta.events import Event, iter_sse_events
+from karta.events import Event
+from karta.sse import iter_events
 from karta.testing import ScriptedModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,7 +214,7 @@ def stream_events(client: httpx.Client, method: str, path: str, **kw: Any) -> li
     with client.stream(method, path, **kw) as response:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
-        return list(iter_sse_events(response.iter_lines()))
+        return list(iter_events(response.iter_lines()))
 
 
 def texts(events: list[Event]) -> str:

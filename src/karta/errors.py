@@ -116,6 +116,11 @@ class ReleaseUnavailable(Conflict):
     code = "release_unavailable"
 
 
+class InvalidCursor(KartaError):
+    status = 422
+    code = "invalid_cursor"
+
+
 class InvalidEndUserId(KartaError):
     status = 422
     code = "invalid_end_user_id"

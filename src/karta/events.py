@@ -1,15 +1,14 @@
-"""The event envelope, event types, SSE encoding/decoding and the turn accumulator.
+"""The event envelope and event types.
 
-A turn is a sequence of typed events. Every other surface (SSE, unary JSON, the CLI) is a
-projection of that one sequence. Text and reasoning events are deltas: `data.part.text` holds the
-new chunk only (`data.delta` is true) and clients append by `part.id`.
+A turn is a sequence of typed events. Every other surface (SSE, unary JSON, the CLI, the
+adapters) is a projection of that one sequence (SSE framing is in `karta.sse`, the fold of a
+turn into its outcome in `karta.runtime.lifecycle`). Text and reasoning events are deltas:
+`data.part.text` holds the new chunk only (`data.delta` is true) and clients append by `part.id`.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,112 +93,3 @@ def done_event(
 
 def empty_usage() -> dict[str, int | None]:
     return {"input_tokens": None, "output_tokens": None, "total_tokens": None}
-
-
-# --- SSE -------------------------------------------------------------------------------------
-
-
-def _compact(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-
-
-def encode_sse(event: Event) -> bytes:
-    """One SSE frame per event; the event's `seq` is the frame id, for `Last-Event-ID`."""
-    head = f"id: {event.seq}\n" if event.seq is not None else ""
-    return f"{head}event: {event.type}\ndata: {_compact(event.to_dict())}\n\n".encode()
-
-
-KEEPALIVE_FRAME = b": keep-alive\n\n"
-
-
-@dataclass
-class SSEFrame:
-    event: str | None
-    data: str
-    id: str | None
-
-
-def iter_sse_frames(lines: Iterable[str]) -> Iterator[SSEFrame]:
-    """Decode SSE frames from an iterable of text lines (without their newlines)."""
-    event: str | None = None
-    frame_id: str | None = None
-    data: list[str] = []
-    for line in lines:
-        if line == "":
-            if data:
-                yield SSEFrame(event, "\n".join(data), frame_id)
-            event, frame_id, data = None, None, []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "event":
-            event = value
-        elif name == "data":
-            data.append(value)
-        elif name == "id":
-            frame_id = value
-    if data:
-        yield SSEFrame(event, "\n".join(data), frame_id)
-
-
-def iter_sse_events(lines: Iterable[str]) -> Iterator[Event]:
-    for frame in iter_sse_frames(lines):
-        yield Event.from_dict(json.loads(frame.data))
-
-
-# --- accumulation ----------------------------------------------------------------------------
-
-
-@dataclass
-class TurnAccumulator:
-    """Folds a turn's events into parts, final text and usage (for unary responses and the CLI)."""
-
-    parts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    usage: dict[str, Any] = field(default_factory=empty_usage)
-    message_id: str | None = None
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    status: str | None = None
-    pending_input: dict[str, Any] | None = None
-
-    def add(self, event: Event) -> None:
-        part = event.part
-        if event.type in (TEXT, REASONING) and part.get("id"):
-            slot = self.parts.setdefault(
-                part["id"], {"id": part["id"], "type": event.type, "text": "", "data": {}}
-            )
-            slot["text"] += part.get("text", "")
-        elif event.type == TOOL_USE and part.get("id"):
-            slot = self.parts.setdefault(part["id"], {"id": part["id"], "type": "tool", "text": ""})
-            slot["data"] = {**slot.get("data", {}), **part}
-        elif event.type == INPUT_REQUIRED:
-            self.pending_input = event.data
-            rid = event.data.get("request_id", f"input-{len(self.parts)}")
-            self.parts[rid] = {"id": rid, "type": "input-required", "text": "", "data": event.data}
-        elif event.type == ERROR:
-            self.errors.append(event.data)
-            pid = f"error-{len(self.errors)}"
-            self.parts[pid] = {
-                "id": pid,
-                "type": "error",
-                "text": event.data.get("message", ""),
-                "data": event.data,
-            }
-        elif event.type == DONE:
-            self.status = event.data.get("status")
-            if event.data.get("usage"):
-                self.usage = event.data["usage"]
-            self.pending_input = None
-        if self.message_id is None and part.get("messageID"):
-            self.message_id = part["messageID"]
-
-    def extend(self, events: Iterable[Event]) -> TurnAccumulator:
-        for event in events:
-            self.add(event)
-        return self
-
-    @property
-    def text(self) -> str:
-        texts = [p["text"] for p in self.parts.values() if p["type"] == TEXT and p["text"]]
-        return "\n\n".join(texts).strip()

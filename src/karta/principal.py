@@ -95,7 +95,9 @@ class Principal:
     def bind_end_user(self, metadata: dict[str, Any]) -> dict[str, Any]:
         """New-session metadata under a session token: its verified `sub` is the end user.
         Metadata naming someone else is refused; metadata naming nobody gets `user_id = sub`."""
-        named = {check_end_user_id(metadata[k]) for k in END_USER_KEYS if metadata.get(k) is not None}
+        named = {
+            check_end_user_id(metadata[k]) for k in END_USER_KEYS if metadata.get(k) is not None
+        }
         if self.sub is None:
             if named and self.kind == "session":
                 raise IdentityMismatch("an anonymous session token cannot name an end user")

@@ -378,7 +378,6 @@ def test_managed_agents_interrupt_stops_the_running_turn(server, model):
         assert state["status"] == "idle"
         assert state["events"][-1]["stop_reason"] == {"type": "interrupted"}
         assert "never said" not in json.dumps(state["events"])
-        eventually(lambda: not harness_processes(server, sid), "the harness to stop")
 
         # The session stays usable: the next message runs a new turn to its end.
         model.enqueue(Reply([text("Back again.")]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from karta.events import iter_sse_events
+from karta.sse import iter_events
 from karta.testing import text, tool_use
 from tests.conftest import SUPPORT_BOT, Database, KartaServer, texts
 
@@ -108,7 +108,7 @@ def test_an_open_stream_stays_open_across_the_approval(api, model, server):
     with api.stream(
         "POST", f"/v1/sessions/{sid}/messages", json={"text": "log", "stream": True}
     ) as response:
-        for event in iter_sse_events(response.iter_lines()):
+        for event in iter_events(response.iter_lines()):
             seen.append(event.type)
             if event.type == "input_required":
                 with server.client() as other:
@@ -135,7 +135,7 @@ def test_an_unanswered_approval_expires_and_the_wait_is_kept_alive(model, databa
             with api.stream("GET", f"/v1/sessions/{sid}/events", params={"after": 0}) as response:
                 lines = list(response.iter_lines())
             assert ": keep-alive" in lines, "a waiting stream sends keep-alive comments"
-            events = list(iter_sse_events(lines))
+            events = list(iter_events(lines))
             assert [e.data.get("code") for e in events if e.type == "error"] == ["approval_expired"]
             assert events[-1].type == "done"
             assert not (server.workspace(sid) / "notes" / "late.md").exists()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from karta.events import iter_sse_events
+from karta.sse import iter_events
 from karta.testing import Reply, ScriptedModel, error_reply, text, tool_use
 from tests.conftest import ROOT, Database, KartaServer, stream_events, texts
 from tests.integration.test_resilience import harness_processes
@@ -121,7 +121,7 @@ def test_killed_harness_is_an_error_and_the_next_turn_resumes(api, model, harnes
             time.sleep(0.05)
         for proc in harness_processes(harness_server, sid):
             os.kill(proc.pid, signal.SIGKILL)
-        events = list(iter_sse_events(response.iter_lines()))
+        events = list(iter_events(response.iter_lines()))
     assert [e.data["code"] for e in events if e.type == "error"][:1] == ["harness_crashed"]
     assert events[-1].data["status"] == "failed"
     model.reset()

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from karta.events import iter_sse_events
+from karta.sse import iter_events
 from karta.testing import Reply, ScriptedModel, text, tool_use
 from tests.conftest import (
     SUPPORT_BOT,
@@ -196,11 +196,23 @@ def test_session_tokens_work_only_on_their_projects_routes(server, model):
         )
         assert [e.seq for e in replay] == [e.seq for e in events]
 
-        # Another end user's session is invisible; one naming nobody is the project's.
-        bobs = http.post(base, json={"metadata": {"user_id": "bob"}}, headers=bearer(anonymous))
+        # Another end user's session is invisible, and so is every end user's session to a
+        # token minted without `sub`: it sees only sessions that belong to nobody.
+        key = bearer(server.api_key)
+        bobs = http.post(base, json={"metadata": {"user_id": "bob"}}, headers=key)
         assert bobs.status_code == 201
         assert http.get(f"{base}/{bobs.json()['id']}", headers=bearer(alice)).status_code == 404
-        assert http.get(f"{base}/{session['id']}", headers=bearer(anonymous)).status_code == 200
+        for sid in (bobs.json()["id"], session["id"]):
+            assert http.get(f"{base}/{sid}", headers=bearer(anonymous)).status_code == 404
+        claim = http.post(base, json={"metadata": {"user_id": "bob"}}, headers=bearer(anonymous))
+        assert (claim.status_code, claim.json()["error"]) == (403, "identity_mismatch")
+        nobodys = http.post(base, json={}, headers=bearer(anonymous)).json()["id"]
+        assert http.get(f"{base}/{nobodys}", headers=bearer(anonymous)).status_code == 200
+        assert http.get(f"{base}/{nobodys}", headers=bearer(alice)).status_code == 404
+        listed = http.get(base, headers=bearer(alice)).json()["data"]
+        assert [s["id"] for s in listed] == [session["id"]]
+        bad = http.post(base, json={"metadata": {"user_id": "not valid!"}}, headers=key)
+        assert (bad.status_code, bad.json()["error"]) == (422, "invalid_end_user_id")
 
 
 # --- two processes: `karta controlplane` and `karta dataplane` --------------------------------
@@ -335,7 +347,7 @@ def test_a_control_plane_outage_keeps_known_keys_and_loses_no_usage(planes, mode
             "POST", f"/v1/sessions/{sid}/messages", json={"text": "two", "stream": True}
         ) as response:
             streamed = []
-            for event in iter_sse_events(response.iter_lines()):
+            for event in iter_events(response.iter_lines()):
                 if not streamed:
                     planes.kill_control()
                 streamed.append(event)

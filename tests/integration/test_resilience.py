@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from karta.events import iter_sse_events
+from karta.sse import iter_events
 from karta.testing import Reply, text, tool_use
 from tests.conftest import SUPPORT_BOT, Database, KartaServer, stream_events, texts
 
@@ -43,7 +43,7 @@ def test_reconnect_with_last_event_id_loses_nothing_and_repeats_nothing(api, mod
         f"/v1/sessions/{sid}/messages",
         json={"text": "Tell me about Harbour", "stream": True},
     ) as response:
-        for event in iter_sse_events(response.iter_lines()):
+        for event in iter_events(response.iter_lines()):
             first.append(event)
             if sum(e.type == "text" for e in first) == 2:
                 break  # the client drops mid-turn
@@ -69,7 +69,7 @@ def test_a_second_message_during_a_turn_is_a_conflict(api, model):
     ) as response:
         busy = api.post(f"/v1/sessions/{sid}/messages", json={"text": "me too"})
         assert busy.status_code == 409 and busy.json()["error"] == "turn_in_progress"
-        events = list(iter_sse_events(response.iter_lines()))
+        events = list(iter_events(response.iter_lines()))
     assert texts(events) == "slow answer"
 
 
@@ -83,7 +83,7 @@ def test_killed_harness_mid_turn_reports_an_error_and_the_session_recovers(api, 
     with api.stream(
         "POST", f"/v1/sessions/{sid}/messages", json={"text": "slow one", "stream": True}
     ) as response:
-        for event in iter_sse_events(response.iter_lines()):
+        for event in iter_events(response.iter_lines()):
             events.append(event)
             if event.type == "system" and event.data.get("status") == "requesting":
                 deadline = time.monotonic() + 20

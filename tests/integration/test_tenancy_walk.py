@@ -75,6 +75,10 @@ def test_every_route_of_both_planes_denies_another_org(server):
             )
             if who == "session token" and not template.startswith("/v1/projects/"):
                 assert r.status_code == 401, (who, method, path, r.text)
+            elif template.endswith("/sessions") and method == "GET":
+                # A listing answers with the caller's own sessions: none of A's.
+                assert r.status_code == 200, (who, method, path, r.status_code, r.text)
+                assert {flat, in_project}.isdisjoint(s["id"] for s in r.json()["data"])
             else:
                 assert r.status_code == 404, (who, method, path, r.status_code, r.text)
     # The owner still sees both sessions: the walk changed nothing.

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from karta.events import iter_sse_frames
+from karta.sse import iter_frames
 from karta.testing import Reply, ScriptedModel, error_reply, text, thinking, tool_use
 from karta.testing.scripted_model import CALL_LIMIT_TEXT, COMPACTION_SUMMARY
 
@@ -35,7 +35,7 @@ def post(
 
 def sse(response: httpx.Response) -> list[dict]:
     assert response.headers["content-type"].startswith("text/event-stream")
-    frames = list(iter_sse_frames(response.text.split("\n")))
+    frames = list(iter_frames(response.text.split("\n")))
     assert all(json.loads(f.data)["type"] == f.event for f in frames)
     return [json.loads(f.data) for f in frames]
 

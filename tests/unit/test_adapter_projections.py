@@ -17,18 +17,12 @@ import pytest
 
 from karta import events as ev
 from karta.dataplane.adapters.anthropic_messages import MessagesStream, message_object
-from karta.dataplane.adapters.common import (
-    Stamp,
-    TextDeltas,
-    encode_frame,
-    fold,
-    input_text,
-    last_user_text,
-)
+from karta.dataplane.adapters.common import Stamp, input_text, last_user_text
 from karta.dataplane.adapters.managed_agents import ManagedAgentsLog, karta_cursor, project_log
 from karta.dataplane.adapters.openai_chat import ChatStream, chat_completion
 from karta.dataplane.adapters.openai_responses import ResponsesStream, response_object
 from karta.events import Event
+from karta.runtime.lifecycle import TurnOutcome
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 RECORDED = sorted(p.stem for p in (GOLDEN / "events").glob("*.json"))
@@ -58,7 +52,7 @@ def streamed(projection: Any, events: list[Event]) -> str:
     frames = projection.start()
     for event in events:
         frames += projection.feed(event)
-    return b"".join(encode_frame(f) for f in frames).decode()
+    return b"".join(f.encode() for f in frames).decode()
 
 
 def pretty(value: Any) -> str:
@@ -68,20 +62,20 @@ def pretty(value: Any) -> str:
 def render(name: str, projection: str) -> str:
     parts = []
     for n, seg in enumerate(segments(recorded(name)), 1):
-        text, outcome = fold(seg)
+        outcome = TurnOutcome.of(seg)
         if projection == "chat.sse":
             body = streamed(ChatStream(stamp("chatcmpl")), seg)
         elif projection == "chat.json":
-            body = pretty(chat_completion(stamp("chatcmpl"), seg))
+            body = pretty(chat_completion(stamp("chatcmpl"), outcome))
         elif projection == "responses.sse":
             body = streamed(ResponsesStream(stamp("resp")), seg)
         elif projection == "responses.json":
-            body = pretty(response_object(stamp("resp"), text, outcome))
+            body = pretty(response_object(stamp("resp"), outcome))
         elif projection == "messages.sse":
             body = streamed(MessagesStream(stamp("msg")), seg)
         else:
             assert projection == "messages.json"
-            body = pretty(message_object(stamp("msg"), text, outcome))
+            body = pretty(message_object(stamp("msg"), outcome))
         parts.append(f"### call {n}: karta seq {seg[0].seq}..{seg[-1].seq}\n{body}")
     return "".join(parts)
 
@@ -148,7 +142,7 @@ def sse_data(text: str) -> list[tuple[str | None, Any]]:
 @pytest.mark.parametrize("name", RECORDED)
 def test_streamed_deltas_concatenate_to_the_final_text(name: str) -> None:
     for seg in segments(recorded(name)):
-        final, _ = fold(seg)
+        final = TurnOutcome.of(seg).text
         chat = [
             f[1]["choices"][0]["delta"].get("content", "")
             for f in sse_data(streamed(ChatStream(stamp("c")), seg))
@@ -157,7 +151,7 @@ def test_streamed_deltas_concatenate_to_the_final_text(name: str) -> None:
         assert (
             "".join(chat)
             == final
-            == chat_completion(stamp("c"), seg)["choices"][0]["message"]["content"]
+            == chat_completion(stamp("c"), TurnOutcome.of(seg))["choices"][0]["message"]["content"]
         )
         responses = sse_data(streamed(ResponsesStream(stamp("resp")), seg))
         deltas = [d["delta"] for k, d in responses if k == "response.output_text.delta"]
@@ -173,7 +167,7 @@ def test_streamed_deltas_concatenate_to_the_final_text(name: str) -> None:
 
 
 def test_text_parts_are_joined_by_a_blank_line_and_never_repeated() -> None:
-    deltas = TextDeltas()
+    deltas = TurnOutcome()
     events = [
         ev.text_event("p1", "Let me "),
         ev.text_event("p1", "check."),

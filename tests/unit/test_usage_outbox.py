@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable
 from karta.dataplane.usage import ControlPlaneMetering, wire
 from karta.runtime.metering import Billing
-from karta.runtime.service import usage_row
+from karta.runtime.records import usage_row
 from karta.store import db as store
 from karta.store.models import UsageOutbox
 from tests.unit.control_fakes import FakeControlPlane

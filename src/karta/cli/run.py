@@ -16,7 +16,8 @@ from karta.config import Settings
 from karta.modelenv import resolve_model_endpoint
 from karta.principal import OPEN
 from karta.runtime.factory import open_runtime
-from karta.runtime.service import TurnRequest
+from karta.runtime.lifecycle import Decision
+from karta.runtime.pipeline import TurnRequest
 
 
 def decider(console: Console, yes: bool, ask: Callable[[str], str]) -> Callable[..., str]:
@@ -54,17 +55,16 @@ async def run_once(
             settings = Settings(home=Path(home), open_auth=True)
             async with open_runtime(app, settings, model.env) as runtime:
                 session, _ = await runtime.create_session(OPEN, {})
-                sid = session["id"]
-                handle = await runtime.start_turn(
-                    OPEN, sid, TurnRequest(text=prompt, agent=agent, thinking=thinking)
+                handle = await session.send(
+                    TurnRequest(text=prompt, agent=agent, thinking=thinking)
                 )
-                async for event in runtime.events.subscribe(sid, handle.after):
+                async for event in session.subscribe(handle.after):
                     if event is None or event.turn_id != handle.turn_id:
                         continue
                     request = renderer.render(event)
                     if request is not None:
                         choice = await asyncio.to_thread(decide, request)
-                        await runtime.decide(OPEN, sid, request.data["request_id"], choice)
+                        await session.decide(request.data["request_id"], Decision(choice))
                     if event.type == "done":
                         status = event.data.get("status", "failed")
                         break

@@ -14,7 +14,8 @@ from typing import Any
 from karta.client.base import JSONClient, raise_for
 from karta.config import karta_home
 from karta.credentials_file import read_credentials
-from karta.events import Event, iter_sse_events
+from karta.events import Event
+from karta.sse import iter_events
 
 
 class KartaClient(JSONClient):
@@ -30,7 +31,7 @@ class KartaClient(JSONClient):
     def _events(self, method: str, path: str, **kw: Any) -> Iterator[Event]:
         with self._http.stream(method, path, **kw) as response:
             raise_for(response)
-            yield from iter_sse_events(response.iter_lines())
+            yield from iter_events(response.iter_lines())
 
     def app_info(self) -> dict[str, Any]:
         return dict(self._json("GET", "/v1/app"))

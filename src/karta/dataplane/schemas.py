@@ -119,7 +119,9 @@ class TurnOut(BaseModel):
     session_id: str
     turn_id: str
     agent: str
-    status: Literal["completed", "failed", "cancelled", "paused"]
+    status: Literal["completed", "failed", "cancelled", "paused"] = Field(
+        description="how the turn ended, or `paused` while it waits for a decision"
+    )
     messages: list[MessageOut]
     usage: Usage
     errors: list[dict[str, Any]]
@@ -129,3 +131,39 @@ class TurnOut(BaseModel):
 class DecisionOut(BaseModel):
     events: list[dict[str, Any]]
     session: SessionOut
+
+
+class SessionPage(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[SessionOut]
+    has_more: bool
+    next_cursor: str | None = Field(
+        description="pass as `after` to get the next page; null on the last page"
+    )
+
+
+class InterruptOut(BaseModel):
+    turn_id: str
+    status: Literal["cancelled"]
+    events: list[dict[str, Any]] = Field(description="the turn's events since the interrupt")
+    session: SessionOut
+
+
+class TranscriptPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["text", "reasoning", "tool"]
+
+
+class TranscriptMessage(BaseModel):
+    id: str
+    role: Literal["user", "assistant"]
+    parts: list[TranscriptPart]
+    text: str = Field(description="the message's text parts, joined by a blank line")
+    created_at: str | None
+
+
+class TranscriptPage(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[TranscriptMessage]
+    has_more: bool
+    next_cursor: str | None

@@ -1,17 +1,41 @@
-"""Projections of a session's event log onto HTTP: SSE streams and accumulated JSON."""
+"""The one streaming path: a session handle's events after a cursor, through a projection,
+as SSE frames (or collected, for unary answers).
+
+Every surface streams through `frames`: the native events route (projection `NATIVE`), the
+OpenAI and Anthropic adapters and the Managed-Agents log (their own projections).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 from fastapi.responses import StreamingResponse
 
 from karta import events as ev
+from karta import sse
 from karta.events import Event
-from karta.runtime.service import Runtime
+from karta.runtime.handle import SessionHandle
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 Stop = Callable[[Event], bool]
+
+
+class Projection(Protocol):
+    def start(self) -> list[sse.Frame]:
+        """Frames written before the first event."""
+        ...
+
+    def feed(self, event: Event) -> list[sse.Frame]: ...
+
+
+class Native:
+    """Karta's own events, one frame each, `seq` as the frame id."""
+
+    def start(self) -> list[sse.Frame]:
+        return []
+
+    def feed(self, event: Event) -> list[sse.Frame]:
+        return [sse.event_frame(event)]
 
 
 def until_done(turn_id: str) -> Stop:
@@ -19,6 +43,7 @@ def until_done(turn_id: str) -> Stop:
 
 
 def until_pause(turn_id: str) -> Stop:
+    """The turn ended, or paused for a decision (what a unary caller waits for)."""
     return lambda e: e.type in ev.PAUSING_TYPES and e.turn_id == turn_id
 
 
@@ -26,10 +51,27 @@ def at_seq(seq: int) -> Stop:
     return lambda e: (e.seq or 0) >= seq
 
 
-async def collect(runtime: Runtime, session_id: str, after: int, stop: Stop) -> list[Event]:
+async def frames(
+    handle: SessionHandle, after: int, projection: Projection, stop: Stop | None
+) -> AsyncIterator[bytes]:
+    """Encoded frames of the events after `after` (replay, then the live tail), with
+    keep-alives, until `stop` accepts an event (None: until the client leaves)."""
+    for frame in projection.start():
+        yield frame.encode()
+    async for event in handle.subscribe(after):
+        if event is None:
+            yield sse.KEEPALIVE
+            continue
+        for frame in projection.feed(event):
+            yield frame.encode()
+        if stop is not None and stop(event):
+            return
+
+
+async def collect(handle: SessionHandle, after: int, stop: Stop) -> list[Event]:
     """Events after `after` up to and including the first one `stop` accepts."""
     out: list[Event] = []
-    async for event in runtime.events.subscribe(session_id, after, runtime.settings.keepalive):
+    async for event in handle.subscribe(after):
         if event is None:
             continue
         out.append(event)
@@ -38,31 +80,32 @@ async def collect(runtime: Runtime, session_id: str, after: int, stop: Stop) -> 
     return out
 
 
-async def sse_frames(
-    runtime: Runtime, session_id: str, after: int, stop: Stop | None
-) -> AsyncIterator[bytes]:
-    async for event in runtime.events.subscribe(session_id, after, runtime.settings.keepalive):
-        if event is None:
-            yield ev.KEEPALIVE_FRAME
-            continue
-        yield ev.encode_sse(event)
-        if stop is not None and stop(event):
-            return
-
-
-def sse_response(
-    runtime: Runtime, session_id: str, after: int, stop: Stop | None
+def response(
+    body: AsyncIterator[bytes], headers: dict[str, str] | None = None
 ) -> StreamingResponse:
     return StreamingResponse(
-        sse_frames(runtime, session_id, after, stop),
-        media_type="text/event-stream",
-        headers=SSE_HEADERS,
+        body, media_type=sse.MEDIA_TYPE, headers={**sse.HEADERS, **(headers or {})}
     )
 
 
-def empty_sse() -> StreamingResponse:
-    async def nothing() -> AsyncIterator[bytes]:
-        return
-        yield b""  # pragma: no cover - makes this an async generator
+async def replay(
+    handle: SessionHandle, after: int, follow: bool, projection: Projection
+) -> StreamingResponse:
+    """The events route of any surface: replay after the cursor, then the running turn's live
+    tail (or, with `follow`, every later turn's); with nothing running, the replay ends at the
+    log's end."""
+    if follow:
+        stop: Stop | None = None
+    elif (turn := handle.running_turn) is not None:
+        stop = until_done(turn)
+    else:
+        last = await handle.last_seq()
+        if after >= last:
+            return response(_nothing())
+        stop = at_seq(last)
+    return response(frames(handle, after, projection, stop))
 
-    return StreamingResponse(nothing(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover - makes this an async generator

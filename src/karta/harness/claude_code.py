@@ -213,6 +213,9 @@ class ClaudeCodeHarness:
             options.session_id = spec.harness_session_id
         return options
 
+    async def transcript(self, spec: SessionSpec) -> list[dict[str, Any]]:
+        return []  # read from the harness's own storage: see the transcript readers
+
     async def open(self, spec: SessionSpec) -> ClaudeCodeSession:
         session = ClaudeCodeSession(spec, self)
         await session.connect()

@@ -273,6 +273,9 @@ class OpenCodeHarness:
         lock = {"lockfileVersion": 3, "packages": {"": {"dependencies": deps}}}
         (config_dir / "package-lock.json").write_text(json.dumps(lock))
 
+    async def transcript(self, spec: SessionSpec) -> list[dict[str, Any]]:
+        return []  # read from the harness's own storage: see the transcript readers
+
     async def open(self, spec: SessionSpec) -> OpenCodeSession:
         env = await asyncio.to_thread(self._env, spec)
         try:

@@ -21,8 +21,8 @@ from karta.errors import PendingInput, SessionEnded, TurnInProgress
 from karta.events import Event
 from karta.ids import new_id
 from karta.principal import Principal
-from karta.runtime.apps import Pin
 from karta.runtime.approvals import public_approval
+from karta.runtime.apps import Pin
 from karta.runtime.lifecycle import Decision
 from karta.runtime.metering import Billing
 from karta.runtime.pipeline import LiveTurn, TurnHandle, TurnRequest
@@ -105,12 +105,18 @@ class SessionHandle:
             )
             row.current_agent, row.participants = agent.name, participants
             if previous != agent.name:
-                handoff = Event(ev.SYSTEM, {"subtype": "handoff", "from": previous, "to": agent.name})
+                handoff = Event(
+                    ev.SYSTEM, {"subtype": "handoff", "from": previous, "to": agent.name}
+                )
                 await self._pipeline.emit(self.id, turn_id, handoff)
             self._pipeline.launch(
-                LiveTurn(self.id, turn_id, app, agent, request, previous != agent.name, billing, env)
+                LiveTurn(
+                    self.id, turn_id, app, agent, request, previous != agent.name, billing, env
+                )
             )
-        return TurnHandle(turn_id, self.id, after, agent.name, self._user_message(request, agent.name))
+        return TurnHandle(
+            turn_id, self.id, after, agent.name, self._user_message(request, agent.name)
+        )
 
     async def _bill(self) -> Billing | None:
         """Refuse a turn over budget (402) before anything runs; reserve budget for it."""
@@ -154,6 +160,10 @@ class SessionHandle:
         position before the interrupt, for a caller who wants what followed."""
         after = await self.last_seq()
         return await self._pipeline.interrupt(self.id), after
+
+    async def remember_response(self, response_id: str, turn_id: str) -> None:
+        """An OpenAI response id ran on this session: `previous_response_id` continues it."""
+        await self._runtime.repo.remember_response(response_id, self.id, turn_id)
 
     async def end(self) -> None:
         await self._pipeline.end(self.id)

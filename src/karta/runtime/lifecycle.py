@@ -133,6 +133,8 @@ class TurnOutcome:
 
     def feed(self, event: Event) -> str:
         part = event.part
+        if self.paused and event.type not in (ev.INPUT_REQUIRED, ev.DONE, ev.SYSTEM):
+            self.state, self.pending_input = TurnState.RUNNING, None  # the decision came
         if self.message_id is None and part.get("messageID"):
             self.message_id = part["messageID"]
         if event.type in (ev.TEXT, ev.REASONING) and part.get("id"):
@@ -155,13 +157,9 @@ class TurnOutcome:
             self.pending_input = None
             if event.data.get("usage"):
                 self.usage = event.data["usage"]
-        elif self.state is TurnState.AWAITING_INPUT and event.type != ev.SYSTEM:
-            self.state = TurnState.RUNNING  # the decision arrived and the turn went on
         return ""
 
     def _chunk(self, kind: str, part: dict[str, Any]) -> str:
-        if self.state is TurnState.AWAITING_INPUT:
-            self.state = TurnState.RUNNING
         chunk = part.get("text") or ""
         if not isinstance(chunk, str):
             return ""

@@ -29,8 +29,8 @@ from karta.harness.base import (
     ToolRequest,
     TurnContext,
 )
-from karta.runtime.apps import Apps
 from karta.runtime.approvals import ApprovalBroker
+from karta.runtime.apps import Apps
 from karta.runtime.lifecycle import TurnState, ended_state
 from karta.runtime.live import LiveHarnesses
 from karta.runtime.metering import Billing, Metering
@@ -297,7 +297,9 @@ class TurnPipeline:
         if turn is not None and self._turns.get(session_id) is turn:
             del self._turns[session_id]
         usage = done.data.get("usage") or {}
-        record = usage_row(billing, session_id, turn_id, usage, self.repo.clock) if billing else None
+        record = (
+            usage_row(billing, session_id, turn_id, usage, self.repo.clock) if billing else None
+        )
         state = ended_state(done)
         if turn is not None:
             turn.state = state

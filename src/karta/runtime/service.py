@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from karta.app import HarnessApp
 from karta.clock import SYSTEM, Clock
 from karta.config import Settings
-from karta.errors import SessionNotFound
+from karta.errors import InvalidCursor, NotFound, SessionNotFound
 from karta.eventlog import SqlEventLog
 from karta.ids import new_id
 from karta.principal import Principal
-from karta.runtime.apps import Apps
 from karta.runtime.approvals import ApprovalBroker
+from karta.runtime.apps import Apps
 from karta.runtime.handle import SessionHandle
 from karta.runtime.lifecycle import Decision
 from karta.runtime.metering import Metering
@@ -44,6 +44,7 @@ class Runtime:
         clock: Clock = SYSTEM,
     ) -> None:
         self.settings = settings
+        self.db = db  # for the outbox shippers; sessions go through `repo`
         self.apps = apps
         self.metering = metering
         self.clock = clock
@@ -124,6 +125,16 @@ class Runtime:
         await self.repo.add_session(row, binding)
         return SessionHandle(self, principal, row), True
 
+    async def response_session(self, principal: Principal, response_id: str) -> SessionHandle:
+        """The session an OpenAI response ran on (`previous_response_id`), 404 as one."""
+        session_id = await self.repo.session_of_response(response_id)
+        try:
+            if session_id is not None:
+                return await self.session(principal, session_id)
+        except SessionNotFound:
+            pass
+        raise NotFound(f"previous response {response_id!r} not found")
+
     async def list_sessions(
         self,
         principal: Principal,
@@ -135,7 +146,10 @@ class Runtime:
         (a cursor: the last id of the previous page), and whether more follow."""
         where = replace(where, **principal.session_scope())
         if after is not None:
-            last = await self.session(principal, after)
+            try:
+                last = await self.session(principal, after)
+            except SessionNotFound:
+                raise InvalidCursor(f"after: no session {after!r} to continue from") from None
             where = replace(where, before=(last.row.created_at, last.id))
         rows: Sequence[SessionRow] = await self.repo.list_sessions(where, limit + 1)
         handles = [SessionHandle(self, principal, row) for row in rows[:limit]]

@@ -64,7 +64,7 @@ class TurnRow(Base):
         ForeignKey("sessions.id", ondelete="CASCADE"), index=True
     )
     agent: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16))  # running | completed | failed
+    status: Mapped[str] = mapped_column(String(16))  # a `lifecycle.TurnState`
     first_seq: Mapped[int] = mapped_column(Integer)
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Who pays and the reservation to settle: kept so a turn cut off by a crash still settles.
@@ -86,7 +86,7 @@ class ApprovalRow(Base):
     target: Mapped[str | None] = mapped_column(Text)
     tool_input: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     message: Mapped[str] = mapped_column(Text)
-    # pending | approve_once | approve_session | deny | expired | aborted
+    # a `lifecycle.ApprovalState`
     status: Mapped[str] = mapped_column(String(24), default="pending")
     created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime())

@@ -11,16 +11,19 @@ from __future__ import annotations
 from typing import Any
 
 from karta import events as ev
-from karta.dataplane.adapters.common import Frame, Stamp, TextDeltas, TurnOutcome
+from karta.dataplane.adapters.common import Stamp
 from karta.events import Event
+from karta.runtime.lifecycle import TurnOutcome
+from karta.sse import Frame
 
 STOP_REASONS = {"completed": "end_turn", "paused": "pause_turn"}
 
 
 def usage(outcome: TurnOutcome) -> dict[str, int]:
+    input_tokens, output_tokens = outcome.tokens
     return {
-        "input_tokens": outcome.input_tokens,
-        "output_tokens": outcome.output_tokens,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
     }
@@ -31,14 +34,15 @@ def error_body(error: dict[str, Any] | None, kind: str = "api_error") -> dict[st
     return {"type": "error", "error": {"type": kind, **error}}
 
 
-def message_object(stamp: Stamp, text: str, outcome: TurnOutcome) -> dict[str, Any]:
+def message_object(stamp: Stamp, outcome: TurnOutcome) -> dict[str, Any]:
+    text = outcome.text
     body: dict[str, Any] = {
         "id": stamp.id,
         "type": "message",
         "role": "assistant",
         "model": stamp.model,
         "content": [{"type": "text", "text": text}],
-        "stop_reason": STOP_REASONS.get(outcome.status),
+        "stop_reason": STOP_REASONS.get(outcome.public_status),
         "stop_sequence": None,
         "usage": usage(outcome),
         "karta_session_id": stamp.session_id,
@@ -51,15 +55,14 @@ def message_object(stamp: Stamp, text: str, outcome: TurnOutcome) -> dict[str, A
 class MessagesStream:
     def __init__(self, stamp: Stamp) -> None:
         self.stamp = stamp
-        self.text = TextDeltas()
         self.outcome = TurnOutcome()
 
     def start(self) -> list[Frame]:
-        message = message_object(self.stamp, "", self.outcome)
+        message = message_object(self.stamp, TurnOutcome())
         message["content"] = []
         return [
-            ("message_start", {"type": "message_start", "message": message}),
-            (
+            Frame("message_start", {"type": "message_start", "message": message}),
+            Frame(
                 "content_block_start",
                 {
                     "type": "content_block_start",
@@ -71,10 +74,10 @@ class MessagesStream:
 
     def feed(self, event: Event) -> list[Frame]:
         frames: list[Frame] = []
-        delta = self.text.feed(event)
+        delta = self.outcome.feed(event)
         if delta:
             frames.append(
-                (
+                Frame(
                     "content_block_delta",
                     {
                         "type": "content_block_delta",
@@ -83,13 +86,12 @@ class MessagesStream:
                     },
                 )
             )
-        self.outcome.feed(event)
         if event.type not in ev.PAUSING_TYPES:
             return frames
-        stop = STOP_REASONS.get(self.outcome.status)
+        stop = STOP_REASONS.get(self.outcome.public_status)
         if stop is None:
             # The SDK raises the error event as an APIStatusError.
-            return [*frames, ("error", error_body(self.outcome.error))]
+            return [*frames, Frame("error", error_body(self.outcome.error))]
         message_delta: dict[str, Any] = {
             "type": "message_delta",
             "delta": {"stop_reason": stop, "stop_sequence": None},
@@ -99,7 +101,7 @@ class MessagesStream:
             message_delta["karta_pending_input"] = self.outcome.pending_input
         return [
             *frames,
-            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-            ("message_delta", message_delta),
-            ("message_stop", {"type": "message_stop"}),
+            Frame("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            Frame("message_delta", message_delta),
+            Frame("message_stop", {"type": "message_stop"}),
         ]

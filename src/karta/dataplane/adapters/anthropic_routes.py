@@ -6,27 +6,22 @@ A call without a session runs on a new one; the answer names it (`X-Karta-Sessio
 `karta_session_id` field); the header or `metadata.karta_session_id` continues it. Only the
 newest user message is sent: the harness keeps the conversation."""
 
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from karta.dataplane.adapters.anthropic_messages import MessagesStream, message_object
-from karta.dataplane.adapters.common import Stamp, TurnFailed, fold, last_user_text
+from karta.dataplane.adapters.common import last_user_text
 from karta.dataplane.adapters.http import (
+    adapter_turn,
     checked_text,
     open_session,
-    projected_frames,
     route_class,
     session_id_of,
-    sse,
-    start_turn,
-    turn_events,
-    unary,
+    stamp_for,
 )
 from karta.dataplane.auth import Resolver, requiring
-from karta.ids import new_id
 from karta.principal import WRITE, Principal
 
 ERROR_TYPES = {
@@ -83,16 +78,14 @@ def router(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
         runtime = request.app.state.runtime
         text = checked_text(last_user_text(body.messages), "messages")
         named = session_id_of(request, body.metadata)
-        session_id = await open_session(runtime, caller, named, body.metadata)
-        handle = await start_turn(runtime, caller, session_id, text)
-        stamp = Stamp(new_id("msg"), int(time.time()), body.model or "karta", session_id)
-        if body.stream:
-            return sse(projected_frames(runtime, handle, MessagesStream(stamp)), session_id)
-        events = await turn_events(runtime, handle)
-        final, outcome = fold(events)
-        if outcome.error is not None:
-            raise TurnFailed(outcome.error["message"], reason=outcome.error["code"])
-        return unary(message_object(stamp, final, outcome), session_id)
+        session = await open_session(runtime, caller, named, body.metadata)
+        stamp = stamp_for("msg", body.model, session, runtime.clock)
+        return await adapter_turn(
+            session,
+            text,
+            MessagesStream(stamp) if body.stream else None,
+            lambda outcome: message_object(stamp, outcome),
+        )
 
     for path in ("/messages", "/anthropic/v1/messages"):
         api.post(path, responses=responses)(create_message)

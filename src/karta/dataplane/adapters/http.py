@@ -7,23 +7,27 @@ like the native routes, so the budget gate, pinning and approvals are the same c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
-from karta import events as ev
+from karta.clock import Clock
 from karta.dataplane import streaming
-from karta.dataplane.adapters.common import Frame, encode_frame
+from karta.dataplane.adapters.common import Stamp, TurnFailed
 from karta.dataplane.schemas import MAX_TEXT, CreateSession
+from karta.dataplane.streaming import Projection
 from karta.errors import KartaError, Unavailable
-from karta.events import Event
+from karta.ids import new_id
 from karta.principal import Principal
-from karta.runtime.service import Runtime, TurnHandle, TurnRequest
+from karta.runtime.handle import SessionHandle
+from karta.runtime.lifecycle import TurnOutcome
+from karta.runtime.pipeline import TurnHandle, TurnRequest
+from karta.runtime.service import Runtime
 
 SESSION_HEADER = "X-Karta-Session-Id"
 SESSION_KEY = "karta_session_id"  # the metadata key that names a session to continue
@@ -96,20 +100,19 @@ def session_id_of(request: Request, metadata: dict[str, Any] | None) -> str | No
 
 async def open_session(
     runtime: Runtime, caller: Principal, session_id: str | None, metadata: dict[str, Any] | None
-) -> str:
+) -> SessionHandle:
     """The session to run on: the named one (404 if it is not the caller's), else a new one
     with `metadata` (less Karta's own key)."""
     if session_id is not None:
-        await runtime.get_session(caller, session_id)
-        return session_id
+        return await runtime.session(caller, session_id)
     caller.check_budget()  # refuse before a workspace is made for nothing
     meta = {k: v for k, v in (metadata or {}).items() if k != SESSION_KEY}
     try:
         meta = CreateSession(metadata=meta).metadata
     except ValidationError as exc:
         raise InvalidRequest(str(exc.errors()[0]["msg"]), field="metadata") from None
-    view, _ = await runtime.create_session(caller, meta)
-    return str(view["id"])
+    handle, _ = await runtime.create_session(caller, meta)
+    return handle
 
 
 def checked_text(text: str, field: str) -> str:
@@ -121,44 +124,30 @@ def checked_text(text: str, field: str) -> str:
     return text
 
 
-async def start_turn(runtime: Runtime, caller: Principal, session_id: str, text: str) -> TurnHandle:
-    return await runtime.start_turn(caller, session_id, TurnRequest(text=text))
+def stamp_for(prefix: str, model: str | None, session: SessionHandle, clock: Clock) -> Stamp:
+    return Stamp(new_id(prefix), int(clock.now().timestamp()), model or "karta", session.id)
 
 
-async def turn_events(runtime: Runtime, handle: TurnHandle) -> list[Event]:
-    """The turn's events up to its end or its pause for an approval."""
-    return await streaming.collect(
-        runtime, handle.session_id, handle.after, streaming.until_pause(handle.turn_id)
-    )
-
-
-class Projection(Protocol):
-    def start(self) -> list[Frame]: ...
-
-    def feed(self, event: Event) -> list[Frame]: ...
-
-
-async def projected_frames(
-    runtime: Runtime, handle: TurnHandle, projection: Projection
-) -> AsyncIterator[bytes]:
-    for frame in projection.start():
-        yield encode_frame(frame)
+async def adapter_turn(
+    session: SessionHandle,
+    text: str,
+    projection: Projection | None,
+    unary_body: Callable[[TurnOutcome], dict[str, Any]],
+    on_start: Callable[[TurnHandle], Awaitable[None]] | None = None,
+) -> Response:
+    """Every adapter call's recipe: run a turn on `session`; stream it through `projection`
+    (None: unary), or wait for its end (or pause) and answer `unary_body(outcome)` — a turn
+    that failed is a 422 in the SDK's error shape."""
+    handle = await session.send(TurnRequest(text=text))
+    if on_start is not None:
+        await on_start(handle)
     stop = streaming.until_pause(handle.turn_id)
-    keepalive = runtime.settings.keepalive
-    async for event in runtime.events.subscribe(handle.session_id, handle.after, keepalive):
-        if event is None:
-            yield ev.KEEPALIVE_FRAME
-            continue
-        for frame in projection.feed(event):
-            yield encode_frame(frame)
-        if stop(event):
-            return
-
-
-def sse(body: AsyncIterator[bytes], session_id: str) -> StreamingResponse:
-    headers = {**streaming.SSE_HEADERS, SESSION_HEADER: session_id}
-    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
-
-
-def unary(body: dict[str, Any], session_id: str) -> JSONResponse:
-    return JSONResponse(body, headers={SESSION_HEADER: session_id})
+    headers = {SESSION_HEADER: session.id}
+    if projection is not None:
+        return streaming.response(
+            streaming.frames(session, handle.after, projection, stop), headers
+        )
+    outcome = TurnOutcome.of(await streaming.collect(session, handle.after, stop))
+    if outcome.error is not None:
+        raise TurnFailed(outcome.error["message"], reason=outcome.error["code"])
+    return JSONResponse(unary_body(outcome), headers=headers)

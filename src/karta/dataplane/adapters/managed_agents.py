@@ -24,6 +24,7 @@ from typing import Any
 
 from karta import events as ev
 from karta.events import Event
+from karta.sse import Frame
 
 RUNNING = "session.status_running"
 IDLE = "session.status_idle"
@@ -153,3 +154,37 @@ def project_log(events: list[Event], after: int = 0) -> list[dict[str, Any]]:
     log = ManagedAgentsLog.after_context(context)
     rest = events[1:] if context is not None else events
     return [e for event in rest for e in log.feed(event) if e["seq"] > after]
+
+
+class ManagedStream:
+    """The projected log as SSE frames (`seq` as the frame id), for a stream that resumes after
+    the projected `after`: the Karta event at the cursor is read as context only."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.start_seq = karta_cursor(after)
+        self._log = ManagedAgentsLog() if self.start_seq == 0 else None
+
+    @property
+    def replay_from(self) -> int:
+        """The Karta seq to subscribe after (one before the cursor, for its context)."""
+        return max(0, self.start_seq - 1)
+
+    def sent(self, seq: int) -> bool:
+        """Whether what Karta event `seq` projects to is past the client's cursor."""
+        return 2 * seq > self.after
+
+    def start(self) -> list[Frame]:
+        return []
+
+    def feed(self, event: Event) -> list[Frame]:
+        if self._log is None:
+            at_cursor = event.seq == self.start_seq
+            self._log = ManagedAgentsLog.after_context(event if at_cursor else None)
+            if at_cursor:
+                return []
+        return [
+            Frame(item["type"], item, item["seq"])
+            for item in self._log.feed(event)
+            if item["seq"] > self.after
+        ]

@@ -10,18 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 from karta import events as ev
-from karta.dataplane.adapters.common import Frame, Stamp, TextDeltas, TurnOutcome, fold
+from karta.dataplane.adapters.common import Stamp
 from karta.events import Event
+from karta.runtime.lifecycle import TurnOutcome
+from karta.sse import Frame
 
-DONE_FRAME: Frame = (None, "[DONE]")
+DONE_FRAME = Frame(None, "[DONE]")
 PENDING = "pending_input"  # finish_reason of a turn that waits for an approval
 
 
 def usage(outcome: TurnOutcome) -> dict[str, int]:
+    prompt, completion = outcome.tokens
     return {
-        "prompt_tokens": outcome.input_tokens,
-        "completion_tokens": outcome.output_tokens,
-        "total_tokens": outcome.input_tokens + outcome.output_tokens,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
     }
 
 
@@ -31,18 +34,17 @@ def error_body(outcome: TurnOutcome) -> dict[str, Any]:
 
 
 def finish_reason(outcome: TurnOutcome) -> str:
-    return PENDING if outcome.status == "paused" else "stop"
+    return PENDING if outcome.paused else "stop"
 
 
 class ChatStream:
     def __init__(self, stamp: Stamp, *, include_usage: bool = False) -> None:
         self.stamp = stamp
         self.include_usage = include_usage
-        self.text = TextDeltas()
         self.outcome = TurnOutcome()
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> Frame:
-        return (
+        return Frame(
             None,
             {
                 "id": self.stamp.id,
@@ -63,13 +65,12 @@ class ChatStream:
 
     def feed(self, event: Event) -> list[Frame]:
         frames: list[Frame] = []
-        delta = self.text.feed(event)
+        delta = self.outcome.feed(event)
         if delta:
             frames.append(self._chunk({"content": delta}))
-        self.outcome.feed(event)
         if event.type not in ev.PAUSING_TYPES:
             return frames
-        if self.outcome.status in ("completed", "paused"):
+        if self.outcome.public_status in ("completed", "paused"):
             extra: dict[str, Any] = {}
             if self.outcome.pending_input is not None:
                 extra["karta_pending_input"] = self.outcome.pending_input
@@ -78,19 +79,19 @@ class ChatStream:
             frames.append(self._chunk({}, finish_reason(self.outcome), **extra))
             if self.include_usage:
                 last = self._chunk({}, usage=usage(self.outcome))
-                last[1]["choices"] = []
+                last.data["choices"] = []
                 frames.append(last)
         else:
             # The SDK raises an APIError on a chunk carrying `error`.
-            frames.append((None, {"error": error_body(self.outcome)}))
+            frames.append(Frame(None, {"error": error_body(self.outcome)}))
         frames.append(DONE_FRAME)
         return frames
 
 
-def chat_completion(stamp: Stamp, events: list[Event]) -> dict[str, Any]:
+def chat_completion(stamp: Stamp, outcome: TurnOutcome) -> dict[str, Any]:
     """The unary answer: the turn folded into one `chat.completion` (a failed turn is the
     caller's to refuse: see `TurnOutcome.error`)."""
-    text, outcome = fold(events)
+    text = outcome.text
     body: dict[str, Any] = {
         "id": stamp.id,
         "object": "chat.completion",

@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from karta import events as ev
-from karta.dataplane.adapters.common import Frame, Stamp, TextDeltas, TurnOutcome
+from karta.dataplane.adapters.common import Stamp
 from karta.events import Event
+from karta.runtime.lifecycle import TurnOutcome
+from karta.sse import Frame
 
 STATUS = {"completed": "completed", "paused": "incomplete", "running": "in_progress"}
 
@@ -36,12 +38,10 @@ def output_text(text: str) -> dict[str, Any]:
 
 
 def response_object(
-    stamp: Stamp,
-    text: str,
-    outcome: TurnOutcome,
-    previous_response_id: str | None = None,
+    stamp: Stamp, outcome: TurnOutcome, previous_response_id: str | None = None
 ) -> dict[str, Any]:
-    status = STATUS.get(outcome.status, "failed")
+    text = outcome.text
+    status = STATUS.get(outcome.public_status, "failed")
     done = status != "in_progress"
     body: dict[str, Any] = {
         "id": stamp.id,
@@ -64,11 +64,11 @@ def response_object(
         "tools": [],
         "top_p": None,
         "usage": {
-            "input_tokens": outcome.input_tokens,
+            "input_tokens": outcome.tokens[0],
             "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": outcome.output_tokens,
+            "output_tokens": outcome.tokens[1],
             "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": outcome.input_tokens + outcome.output_tokens,
+            "total_tokens": sum(outcome.tokens),
         }
         if done
         else None,
@@ -86,16 +86,15 @@ class ResponsesStream:
     def __init__(self, stamp: Stamp, previous_response_id: str | None = None) -> None:
         self.stamp = stamp
         self.previous = previous_response_id
-        self.text = TextDeltas()
         self.outcome = TurnOutcome()
         self.seq = 0
 
     def _frame(self, kind: str, **data: Any) -> Frame:
         self.seq += 1
-        return (kind, {"type": kind, "sequence_number": self.seq, **data})
+        return Frame(kind, {"type": kind, "sequence_number": self.seq, **data})
 
     def _response(self) -> dict[str, Any]:
-        return response_object(self.stamp, self.text.text, self.outcome, self.previous)
+        return response_object(self.stamp, self.outcome, self.previous)
 
     def _where(self) -> dict[str, Any]:
         return {"item_id": item_id(self.stamp), "output_index": 0, "content_index": 0}
@@ -114,15 +113,14 @@ class ResponsesStream:
 
     def feed(self, event: Event) -> list[Frame]:
         frames: list[Frame] = []
-        delta = self.text.feed(event)
+        delta = self.outcome.feed(event)
         if delta:
             frames.append(
                 self._frame("response.output_text.delta", **self._where(), delta=delta, logprobs=[])
             )
-        self.outcome.feed(event)
         if event.type not in ev.PAUSING_TYPES:
             return frames
-        text = self.text.text
+        text = self.outcome.text
         frames += [
             self._frame("response.output_text.done", **self._where(), text=text, logprobs=[]),
             self._frame("response.content_part.done", **self._where(), part=output_text(text)),

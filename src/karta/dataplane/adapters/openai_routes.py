@@ -7,37 +7,25 @@ A call without a session runs on a new one; the answer names it (`X-Karta-Sessio
 `metadata.karta_session_id`; Responses also by `previous_response_id`. Only the newest user
 text is sent: the harness keeps the conversation."""
 
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from karta.dataplane.adapters import responses_store
-from karta.dataplane.adapters.common import (
-    Stamp,
-    TurnFailed,
-    fold,
-    input_text,
-    last_user_text,
-)
+from karta.dataplane.adapters.common import input_text, last_user_text
 from karta.dataplane.adapters.http import (
+    adapter_turn,
     checked_text,
     open_session,
-    projected_frames,
     route_class,
     session_id_of,
-    sse,
-    start_turn,
-    turn_events,
-    unary,
+    stamp_for,
 )
 from karta.dataplane.adapters.openai_chat import ChatStream, chat_completion
 from karta.dataplane.adapters.openai_responses import ResponsesStream, response_object
 from karta.dataplane.auth import Resolver, requiring
-from karta.errors import NotFound, SessionNotFound
-from karta.ids import new_id
 from karta.principal import WRITE, Principal
+from karta.runtime.pipeline import TurnHandle
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -90,10 +78,6 @@ class ResponsesRequest(Lenient):
     metadata: dict[str, Any] | None = None
 
 
-def failed(events_error: dict[str, Any]) -> TurnFailed:
-    return TurnFailed(events_error["message"], reason=events_error["code"])
-
-
 def router(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
     api = APIRouter(route_class=route_class(openai_error), tags=["adapters"])
     Writer = Annotated[Principal, Depends(requiring(WRITE, resolve))]
@@ -109,18 +93,15 @@ def router(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
         runtime = request.app.state.runtime
         text = checked_text(last_user_text(body.messages), "messages")
         named = session_id_of(request, body.metadata)
-        session_id = await open_session(runtime, caller, named, body.metadata)
-        handle = await start_turn(runtime, caller, session_id, text)
-        stamp = Stamp(new_id("chatcmpl"), int(time.time()), body.model or "karta", session_id)
-        if body.stream:
-            usage = bool((body.stream_options or {}).get("include_usage"))
-            projection = ChatStream(stamp, include_usage=usage)
-            return sse(projected_frames(runtime, handle, projection), session_id)
-        events = await turn_events(runtime, handle)
-        _, outcome = fold(events)
-        if outcome.error is not None:
-            raise failed(outcome.error)
-        return unary(chat_completion(stamp, events), session_id)
+        session = await open_session(runtime, caller, named, body.metadata)
+        stamp = stamp_for("chatcmpl", body.model, session, runtime.clock)
+        usage = bool((body.stream_options or {}).get("include_usage"))
+        return await adapter_turn(
+            session,
+            text,
+            ChatStream(stamp, include_usage=usage) if body.stream else None,
+            lambda outcome: chat_completion(stamp, outcome),
+        )
 
     @api.post("/responses", responses=responses)
     async def create_response(body: ResponsesRequest, request: Request, caller: Writer) -> Any:
@@ -128,29 +109,24 @@ def router(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
         continues the session that response ran on."""
         runtime = request.app.state.runtime
         text = checked_text(input_text(body.input), "input")
-        if body.previous_response_id is not None:
-            session_id = await responses_store.session_of(runtime.db, body.previous_response_id)
-            missing = NotFound(f"previous response {body.previous_response_id!r} not found")
-            if session_id is None:
-                raise missing
-            try:
-                await runtime.get_session(caller, session_id)
-            except SessionNotFound:
-                raise missing from None
+        previous = body.previous_response_id
+        if previous is not None:
+            session = await runtime.response_session(caller, previous)
         else:
             named = session_id_of(request, body.metadata)
-            session_id = await open_session(runtime, caller, named, body.metadata)
-        handle = await start_turn(runtime, caller, session_id, text)
-        stamp = Stamp(new_id("resp"), int(time.time()), body.model or "karta", session_id)
-        if body.store:
-            await responses_store.remember(runtime.db, stamp.id, session_id, handle.turn_id)
-        if body.stream:
-            projection = ResponsesStream(stamp, body.previous_response_id)
-            return sse(projected_frames(runtime, handle, projection), session_id)
-        events = await turn_events(runtime, handle)
-        final, outcome = fold(events)
-        if outcome.error is not None:
-            raise failed(outcome.error)
-        return unary(response_object(stamp, final, outcome, body.previous_response_id), session_id)
+            session = await open_session(runtime, caller, named, body.metadata)
+        stamp = stamp_for("resp", body.model, session, runtime.clock)
+
+        async def remember(handle: TurnHandle) -> None:
+            if body.store:
+                await session.remember_response(stamp.id, handle.turn_id)
+
+        return await adapter_turn(
+            session,
+            text,
+            ResponsesStream(stamp, previous) if body.stream else None,
+            lambda outcome: response_object(stamp, outcome, previous),
+            remember,
+        )
 
     return api

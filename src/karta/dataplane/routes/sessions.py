@@ -1,20 +1,33 @@
-"""Session handles: create (or resume), fetch, end; and the app's agents.
+"""Session handles: create (or resume), list, fetch, end, interrupt, the transcript; and the
+app's agents.
 
 `session_routes(resolve)` builds the routes for one route family: the flat `/v1/sessions…`
 routes and the project family `/v1/projects/{ref}/sessions…` share these handlers and differ
 only in how the caller is resolved (`dataplane/auth.py`).
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from karta.dataplane.auth import Resolver, flat_principal, requiring
-from karta.dataplane.schemas import CreateSession, SessionOut
+from karta.dataplane.schemas import (
+    CreateSession,
+    InterruptOut,
+    SessionOut,
+    SessionPage,
+    TranscriptMessage,
+    TranscriptPage,
+)
+from karta.errors import BadRequest, InvalidCursor
 from karta.http_errors import error_responses
 from karta.principal import READ, WRITE, Principal
+from karta.runtime.lifecycle import PART_SEPARATOR
+from karta.runtime.repository import SessionFilter
 
 app_router = APIRouter(prefix="/v1", tags=["sessions"])
+METADATA_PREFIX = "metadata."
+MAX_METADATA_FILTERS = 10
 
 
 @app_router.get("/app", responses=error_responses(401, 503))
@@ -28,6 +41,18 @@ async def describe_app(
         "agents": app.public_agents(),
         "skills": list(app.skills),
     }
+
+
+def metadata_filters(request: Request) -> tuple[tuple[str, str], ...]:
+    """`?metadata.<key>=<value>` query parameters, as (key, value) pairs."""
+    pairs = tuple(
+        (name[len(METADATA_PREFIX) :], value)
+        for name, value in request.query_params.multi_items()
+        if name.startswith(METADATA_PREFIX)
+    )
+    if len(pairs) > MAX_METADATA_FILTERS or any(not key for key, _ in pairs):
+        raise BadRequest(f"at most {MAX_METADATA_FILTERS} metadata.<key>=<value> filters")
+    return pairs
 
 
 def session_routes(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
@@ -47,24 +72,119 @@ def session_routes(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
     )
     async def create_session(
         body: CreateSession, request: Request, response: Response, caller: Writer
-    ) -> dict[str, Any]:
-        view, created = await request.app.state.runtime.create_session(
+    ) -> SessionOut:
+        handle, created = await request.app.state.runtime.create_session(
             caller, body.metadata, body.session_id
         )
         response.status_code = 201 if created else 200
-        return view
+        return await handle.view()
+
+    @router.get(
+        "/sessions", response_model=SessionPage, responses=error_responses(*errors, 400, 404, 422)
+    )
+    async def list_sessions(
+        request: Request,
+        caller: Reader,
+        limit: Annotated[int, Query(ge=1, le=100, description="sessions per page")] = 20,
+        after: Annotated[
+            str | None, Query(max_length=64, description="the last session id of the page before")
+        ] = None,
+        status: Annotated[Literal["active", "ended"] | None, Query()] = None,
+        active: Annotated[
+            bool | None, Query(description="true: a turn is running or awaiting input")
+        ] = None,
+        agent: Annotated[str | None, Query(max_length=200, description="the current agent")] = None,
+    ) -> SessionPage:
+        """The caller's sessions, newest first. Filter by `metadata.<key>=<value>` (string
+        values, exact), `status`, `active` and `agent`; a session token sees only its own end
+        user's sessions."""
+        where = SessionFilter(
+            organization_id=None,
+            status=status,
+            agent=agent,
+            active=active,
+            metadata=metadata_filters(request),
+        )
+        handles, more = await request.app.state.runtime.list_sessions(caller, where, limit, after)
+        views = [await h.view() for h in handles]
+        return SessionPage(
+            data=views, has_more=more, next_cursor=views[-1].id if more and views else None
+        )
 
     @router.get(
         "/sessions/{session_id}", response_model=SessionOut, responses=error_responses(*errors, 404)
     )
-    async def get_session(session_id: str, request: Request, caller: Reader) -> dict[str, Any]:
-        return await request.app.state.runtime.get_session(caller, session_id)
+    async def get_session(session_id: str, request: Request, caller: Reader) -> SessionOut:
+        return await (await request.app.state.runtime.session(caller, session_id)).view()
 
     @router.delete(
         "/sessions/{session_id}", status_code=204, responses=error_responses(*errors, 404)
     )
     async def end_session(session_id: str, request: Request, caller: Writer) -> Response:
-        await request.app.state.runtime.end_session(caller, session_id)
+        await (await request.app.state.runtime.session(caller, session_id)).end()
         return Response(status_code=204)
 
+    @router.post(
+        "/sessions/{session_id}/interrupt",
+        response_model=InterruptOut,
+        responses=error_responses(*errors, 404, 409),
+    )
+    async def interrupt(session_id: str, request: Request, caller: Writer) -> InterruptOut:
+        """Stop the running turn: it ends `cancelled` (its stream ends with `done`), a pending
+        approval is aborted, usage so far is metered and the session takes the next message.
+        409 `no_turn_running` when nothing runs."""
+        handle = await request.app.state.runtime.session(caller, session_id)
+        turn_id, after = await handle.interrupt()
+        events = await handle.read(after)
+        return InterruptOut(
+            turn_id=turn_id,
+            status="cancelled",
+            events=[e.to_dict() for e in events if e.turn_id == turn_id],
+            session=await handle.view(),
+        )
+
+    @router.get(
+        "/sessions/{session_id}/messages",
+        response_model=TranscriptPage,
+        responses=error_responses(*errors, 404, 422),
+    )
+    async def transcript(
+        session_id: str,
+        request: Request,
+        caller: Reader,
+        limit: Annotated[int, Query(ge=1, le=1000, description="messages per page")] = 100,
+        after: Annotated[
+            str | None, Query(max_length=200, description="the last message id of the page before")
+        ] = None,
+    ) -> TranscriptPage:
+        """The conversation, oldest first, read from the harness's own transcript (Claude
+        Code's session file, OpenCode's API): user and assistant messages with their text and
+        tool parts."""
+        handle = await request.app.state.runtime.session(caller, session_id)
+        return page_of(await handle.transcript(), limit, after)
+
     return router
+
+
+def page_of(messages: list[dict[str, Any]], limit: int, after: str | None) -> TranscriptPage:
+    """A page of `limit` transcript messages after the message `after` (422 if unknown)."""
+    start = 0
+    if after is not None:
+        ids = [m["id"] for m in messages]
+        if after not in ids:
+            raise InvalidCursor(f"no message {after!r} in this session's transcript")
+        start = ids.index(after) + 1
+    page = messages[start : start + limit]
+    more = start + limit < len(messages)
+    data = [
+        TranscriptMessage.model_validate(
+            {
+                **m,
+                "text": PART_SEPARATOR.join(
+                    p["text"] for p in m["parts"] if p.get("type") == "text" and p.get("text")
+                ),
+            }
+        )
+        for m in page
+    ]
+    return TranscriptPage(data=data, has_more=more, next_cursor=data[-1].id if more else None)

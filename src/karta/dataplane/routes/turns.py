@@ -7,58 +7,43 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from karta import events as ev
+from karta import sse
 from karta.dataplane import streaming
 from karta.dataplane.auth import Resolver, requiring
 from karta.dataplane.schemas import Decide, DecisionOut, SendMessage, TurnOut
-from karta.errors import BadRequest
-from karta.events import Event, TurnAccumulator
+from karta.events import Event
 from karta.http_errors import error_responses
 from karta.ids import new_id
 from karta.principal import READ, WRITE, Principal
-from karta.runtime.service import TurnHandle, TurnRequest
-from karta.store.models import utcnow
+from karta.runtime.lifecycle import Decision, TurnOutcome
+from karta.runtime.pipeline import TurnHandle, TurnRequest
 
 SSE_DOC = {"content": {"text/event-stream": {}}, "description": "SSE, one frame per event"}
 
 
-def unary_turn(handle: TurnHandle, events: list[Event]) -> dict[str, Any]:
-    acc = TurnAccumulator().extend(events)
-    last = events[-1] if events else None
-    paused = last is not None and last.type == ev.INPUT_REQUIRED
+def unary_turn(handle: TurnHandle, events: list[Event], timestamp: str) -> TurnOut:
+    outcome = TurnOutcome.of(events)
     assistant = {
-        "id": acc.message_id or new_id("msg"),
+        "id": outcome.message_id or new_id("msg"),
         "role": "assistant",
-        "text": acc.text,
+        "text": outcome.text,
         "agent": handle.agent,
-        "parts": list(acc.parts.values()),
-        "timestamp": utcnow().isoformat(),
+        "parts": list(outcome.parts.values()),
+        "timestamp": timestamp,
     }
-    return {
-        "text": acc.text,
-        "session_id": handle.session_id,
-        "turn_id": handle.turn_id,
-        "agent": handle.agent,
-        "status": "paused" if paused else (acc.status or "failed"),
-        "messages": [handle.user_message, assistant],
-        "usage": acc.usage,
-        "errors": acc.errors,
-        "pending_input": acc.pending_input if paused else None,
-    }
-
-
-def _cursor(after: int | None, last_event_id: str | None) -> int:
-    if after is not None:
-        return after
-    if last_event_id is None:
-        return 0
-    try:
-        value = int(last_event_id)
-    except ValueError:
-        raise BadRequest("Last-Event-ID must be an event seq (a non-negative integer)") from None
-    if value < 0:
-        raise BadRequest("Last-Event-ID must be an event seq (a non-negative integer)")
-    return value
+    return TurnOut.model_validate(
+        {
+            "text": outcome.text,
+            "session_id": handle.session_id,
+            "turn_id": handle.turn_id,
+            "agent": handle.agent,
+            "status": outcome.public_status,
+            "messages": [handle.user_message, assistant],
+            "usage": outcome.usage,
+            "errors": outcome.errors,
+            "pending_input": outcome.pending_input,
+        }
+    )
 
 
 def turn_routes(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
@@ -76,25 +61,25 @@ def turn_routes(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
         session_id: str, body: SendMessage, request: Request, caller: Writer
     ) -> Any:
         runtime = request.app.state.runtime
-        handle = await runtime.start_turn(
-            caller,
-            session_id,
+        session = await runtime.session(caller, session_id)
+        handle = await session.send(
             TurnRequest(
                 text=body.text,
                 agent=body.agent,
                 participant_name=body.participant_name,
                 participant_type=body.participant_type,
                 thinking=body.thinking,
-            ),
+            )
         )
         if body.stream:
-            return streaming.sse_response(
-                runtime, session_id, handle.after, streaming.until_done(handle.turn_id)
+            stop = streaming.until_done(handle.turn_id)
+            return streaming.response(
+                streaming.frames(session, handle.after, streaming.Native(), stop)
             )
         events = await streaming.collect(
-            runtime, session_id, handle.after, streaming.until_pause(handle.turn_id)
+            session, handle.after, streaming.until_pause(handle.turn_id)
         )
-        return unary_turn(handle, events)
+        return unary_turn(handle, events, runtime.clock.now().isoformat())
 
     @router.put(
         "/inputs/{request_id}",
@@ -103,14 +88,11 @@ def turn_routes(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
     )
     async def decide(
         session_id: str, request_id: str, body: Decide, request: Request, caller: Writer
-    ) -> dict[str, Any]:
-        runtime = request.app.state.runtime
-        turn_id, after = await runtime.decide(caller, session_id, request_id, body.decision)
-        events = await streaming.collect(runtime, session_id, after, streaming.until_pause(turn_id))
-        return {
-            "events": [e.to_dict() for e in events],
-            "session": await runtime.get_session(caller, session_id),
-        }
+    ) -> DecisionOut:
+        session = await request.app.state.runtime.session(caller, session_id)
+        turn_id, after = await session.decide(request_id, Decision(body.decision))
+        events = await streaming.collect(session, after, streaming.until_pause(turn_id))
+        return DecisionOut(events=[e.to_dict() for e in events], session=await session.view())
 
     @router.get(
         "/events",
@@ -122,26 +104,15 @@ def turn_routes(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
         request: Request,
         caller: Reader,
         after: Annotated[
-            int | None, Query(ge=0, description="replay events with seq > after")
+            int | None, Query(ge=0, le=2**62, description="replay events with seq > after")
         ] = None,
         follow: Annotated[bool, Query(description="keep tailing after the current turn")] = False,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> StreamingResponse:
         """Replay the session's events after a cursor, then the live tail of the running turn
         (or, with `follow`, of every later turn)."""
-        runtime = request.app.state.runtime
-        await runtime.get_session(caller, session_id)
-        cursor = _cursor(after, last_event_id)
-        turn = runtime.running_turn(session_id)
-        if follow:
-            stop = None
-        elif turn is not None:
-            stop = streaming.until_done(turn)
-        else:
-            last = await runtime.events.last_seq(session_id)
-            stop = streaming.at_seq(last)
-            if cursor >= last:
-                return streaming.empty_sse()
-        return streaming.sse_response(runtime, session_id, cursor, stop)
+        session = await request.app.state.runtime.session(caller, session_id)
+        cursor = sse.cursor(after, last_event_id)
+        return await streaming.replay(session, cursor, follow, streaming.Native())
 
     return router
