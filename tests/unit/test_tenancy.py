@@ -10,7 +10,7 @@ from karta.config import Settings
 from karta.errors import IdentityMismatch, InvalidEndUserId, SessionNotFound
 from karta.principal import OPEN, Principal
 from karta.runtime.factory import open_runtime
-from karta.runtime.repository import SessionFilter
+from karta.runtime.queries import SessionFilter
 from tests.conftest import SUPPORT_BOT
 
 ORG_A = Principal(kind="api_key", organization_id=1)

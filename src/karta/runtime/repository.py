@@ -9,17 +9,17 @@ Tenancy is not decided here: `SessionHandle`s are made only for sessions their c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import Select, exists, func, select, update
+from sqlalchemy import Select, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from karta.clock import SYSTEM, Clock
 from karta.principal import END_USER_KEYS
 from karta.runtime.lifecycle import LIVE_TURN_STATES, ApprovalState, TurnState, advance
 from karta.runtime.metering import Billing
+from karta.runtime.queries import SessionFilter
 from karta.store.models import (
     AdapterResponse,
     ApprovalRow,
@@ -31,25 +31,19 @@ from karta.store.models import (
 )
 
 
-@dataclass(frozen=True)
-class SessionFilter:
-    """What `GET /v1/sessions` narrows to (all optional; `None` is no constraint)."""
-
-    organization_id: int | None
-    project_id: int | None = None
-    end_user: str | None = None  # only sessions of this end user
-    anonymous_only: bool = False  # only sessions that belong to no end user
-    status: str | None = None
-    agent: str | None = None
-    active: bool | None = None  # a turn running or awaiting input
-    metadata: tuple[tuple[str, str], ...] = ()
-    before: tuple[datetime, str] | None = None  # the cursor: (created_at, id) of the last row
-
-
 class Repository:
     def __init__(self, db: async_sessionmaker, clock: Clock = SYSTEM) -> None:
         self.db = db
         self.clock = clock
+
+    async def ping(self) -> str | None:
+        """None when the database answers a trivial query, else the error."""
+        try:
+            async with self.db() as db:
+                await db.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure means "not ready"; say which
+            return f"{type(exc).__name__}: {exc}"
+        return None
 
     # --- sessions ------------------------------------------------------------------------------
 

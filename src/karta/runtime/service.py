@@ -28,7 +28,8 @@ from karta.runtime.handle import SessionHandle
 from karta.runtime.lifecycle import Decision
 from karta.runtime.metering import Metering
 from karta.runtime.pipeline import TurnPipeline
-from karta.runtime.repository import Repository, SessionFilter
+from karta.runtime.queries import SessionFilter
+from karta.runtime.repository import Repository
 from karta.runtime.workspace import session_files
 from karta.store.models import HarnessBinding, SessionRow
 
@@ -63,6 +64,10 @@ class Runtime:
 
     def ready(self) -> bool:
         return self.apps.ready()
+
+    async def database_ok(self) -> str | None:
+        """None when the database answers, else why not."""
+        return await self.repo.ping()
 
     def turn_lock(self, session_id: str) -> asyncio.Lock:
         """Held while a turn is admitted, so two messages cannot both start one."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 router = APIRouter(tags=["health"])
 
@@ -16,11 +15,10 @@ async def healthz() -> dict[str, object]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    try:
-        async with request.app.state.db() as db:
-            await db.execute(text("SELECT 1"))
-    except Exception as exc:
-        return JSONResponse({"error": "unavailable", "message": f"database: {exc}"}, 503)
-    if not request.app.state.runtime.apps.ready():
+    runtime = request.app.state.runtime
+    problem = await runtime.database_ok()
+    if problem is not None:
+        return JSONResponse({"error": "unavailable", "message": f"database: {problem}"}, 503)
+    if not runtime.ready():
         return JSONResponse({"error": "unavailable", "message": "harness binary not found"}, 503)
     return JSONResponse({"status": "ready"})

@@ -23,7 +23,7 @@ from karta.errors import BadRequest, InvalidCursor
 from karta.http_errors import error_responses
 from karta.principal import READ, WRITE, Principal
 from karta.runtime.lifecycle import PART_SEPARATOR
-from karta.runtime.repository import SessionFilter
+from karta.runtime.queries import SessionFilter
 
 app_router = APIRouter(prefix="/v1", tags=["sessions"])
 METADATA_PREFIX = "metadata."
