@@ -95,6 +95,7 @@ class SessionHandle:
                 )
             if self._pipeline.running(self.id) is not None:
                 raise TurnInProgress("a turn is already running in this session")
+            self._pipeline.live.admit(self.id)
             billing = await self._bill()
             turn_id = new_id("turn")
             after = await self.last_seq()

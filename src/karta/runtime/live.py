@@ -87,13 +87,23 @@ class LiveHarnesses:
         if entry is not None:
             await entry.session.close()
 
+    def admit(self, session_id: str) -> None:
+        """Refuse a turn up front (503 `harness_capacity`) when it would need a harness and
+        every slot is busy; a turn admitted here can still lose a race for the last slot."""
+        if session_id not in self._entries and self._full() and not self._idle():
+            raise _capacity()
+
+    def _full(self) -> bool:
+        return len(self._entries) + self._opening >= self.max_live
+
+    def _idle(self) -> list[tuple[float, str]]:
+        return [(e.last_used, sid) for sid, e in self._entries.items() if not e.busy]
+
     async def _make_room(self) -> None:
-        while len(self._entries) + self._opening >= self.max_live:
-            idle = [(e.last_used, sid) for sid, e in self._entries.items() if not e.busy]
+        while self._full():
+            idle = self._idle()
             if not idle:
-                raise HarnessCapacity(
-                    "every harness slot is busy running a turn; retry shortly", retry_after=2
-                )
+                raise _capacity()
             await self._close(min(idle)[1])
 
     async def _close(self, session_id: str) -> None:
@@ -130,3 +140,9 @@ class LiveHarnesses:
         async with self._lock:
             for sid in list(self._entries):
                 await self._close(sid)
+
+
+def _capacity() -> HarnessCapacity:
+    return HarnessCapacity(
+        "every harness slot is busy running a turn; retry shortly", retry_after=2
+    )
