@@ -17,7 +17,13 @@ import pytest
 
 from karta import events as ev
 from karta.dataplane.adapters.anthropic_messages import MessagesStream, message_object
-from karta.dataplane.adapters.common import Stamp, input_text, last_user_text
+from karta.dataplane.adapters.common import (
+    HISTORY_PREAMBLE,
+    Stamp,
+    input_text,
+    split_turns,
+    with_history,
+)
 from karta.dataplane.adapters.managed_agents import (
     ManagedAgentsLog,
     ManagedStream,
@@ -351,10 +357,35 @@ def test_input_text_reads_strings_items_and_content_blocks() -> None:
     assert input_text([{"role": "user", "content": [{"type": "input_text", "text": "a"}]}]) == "a"
     assert input_text([{"type": "text", "text": "a"}, {"type": "image"}, "b"]) == "a\nb"
     assert input_text({"weird": 1}) == ""
+
+
+def test_a_chat_history_splits_into_earlier_turns_and_the_newest_user_message() -> None:
     history = [
+        {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "first"},
-        {"role": "assistant", "content": "answer"},
+        {"role": "assistant", "content": [{"type": "text", "text": "answer"}]},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1"}]},  # no text
+        {"role": "narrator", "content": "not a chat role"},
         {"role": "user", "content": [{"type": "text", "text": "second"}]},
+        {"role": "assistant", "content": "prefill"},
     ]
-    assert last_user_text(history) == "second"
-    assert last_user_text([{"role": "system", "content": "x"}]) == ""
+    assert split_turns(history) == (
+        [("system", "Be brief."), ("user", "first"), ("assistant", "answer")],
+        "second",
+    )
+    assert split_turns([{"role": "user", "content": "only"}]) == ([], "only")
+    assert split_turns([{"role": "system", "content": "x"}]) == ([], "")
+
+
+def test_history_is_framed_before_the_newest_message() -> None:
+    assert with_history([], "hello") == "hello"
+    framed = with_history([("system", "Be brief."), ("user", "Remember 7.")], "What was it?")
+    assert framed == (
+        "<conversation_history>\n"
+        f"{HISTORY_PREAMBLE}\n"
+        '<message role="system">\nBe brief.\n</message>\n'
+        '<message role="user">\nRemember 7.\n</message>\n'
+        "</conversation_history>\n"
+        "\n"
+        "What was it?"
+    )

@@ -47,6 +47,8 @@ from karta.runtime.pipeline import TurnRequest
 from karta.runtime.queries import SessionFilter
 
 MAX_EVENTS = 50
+# The Anthropic SDK sends a list query parameter as `name[]=a&name[]=b`; `name=a&name=b` works too.
+SDK_LIST = "the same, as the Anthropic SDK spells it"
 SSE_DOC = {"content": {"text/event-stream": {}}, "description": "SSE, one frame per event"}
 
 
@@ -212,14 +214,16 @@ def router(resolve: Resolver, *, errors: tuple[int, ...], base: str) -> APIRoute
             "asc"
         ),
         types: Annotated[list[str] | None, Query(description="only events of these types")] = None,
+        types_sdk: Annotated[list[str] | None, Query(alias="types[]", description=SDK_LIST)] = None,
     ) -> dict[str, Any]:
         """The session's projected log, oldest first, in pages."""
-        refuse_unknown(request, "limit", "page", "order", "types")
+        refuse_unknown(request, "limit", "page", "order", "types", "types[]")
         session = await request.app.state.runtime.session(caller, session_id)
         after = log_cursor(page)
         # From the Karta event at the cursor: the projection reads it as context.
         log = project_log(await session.read(max(0, karta_cursor(after) - 1)), after)
-        wanted = [e for e in log if types is None or e["type"] in types]
+        only = {*(types or ()), *(types_sdk or ())}
+        wanted = [e for e in log if not only or e["type"] in only]
         data = wanted[:limit]
         return {"data": data, "next_page": data[-1]["id"] if len(wanted) > limit else None}
 
@@ -255,13 +259,16 @@ def router(resolve: Resolver, *, errors: tuple[int, ...], base: str) -> APIRoute
             list[Previewable] | None,
             Query(description="also send previews (`event_start`, `event_delta`) of these"),
         ] = None,
+        event_deltas_sdk: Annotated[
+            list[Previewable] | None, Query(alias="event_deltas[]", description=SDK_LIST)
+        ] = None,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> StreamingResponse:
         """Replay the projected log after a cursor, then the live tail, until the session goes
         idle (`session.status_idle` other than `requires_action`). With
         `event_deltas=agent.message`, each message is previewed chunk by chunk before it."""
         session = await request.app.state.runtime.session(caller, session_id)
-        previews = MESSAGE in (event_deltas or ())
+        previews = MESSAGE in {*(event_deltas or ()), *(event_deltas_sdk or ())}
         projection = ManagedStream(sse.cursor(after, last_event_id), previews=previews)
         end_at = await session.last_seq()
 
