@@ -44,6 +44,7 @@ RUNNING = "session.status_running"
 IDLE = "session.status_idle"
 ERROR = "session.error"
 MESSAGE = "agent.message"
+EVENT_ID_PREFIX = "sevt_"
 STOP_TYPES = {"completed": "end_turn", "cancelled": "interrupted"}
 # Only these are allowed in; the rest of the managed-agents vocabulary is not implemented.
 USER_EVENTS = ("user.message", "user.tool_confirmation", "user.interrupt")
@@ -55,9 +56,6 @@ Previewable = Literal["agent.message", "agent.thinking"]
 def karta_cursor(after: int) -> int:
     """The Karta `seq` after which the projected events with `seq > after` start."""
     return max(0, after) // 2
-
-
-EVENT_ID_PREFIX = "sevt_"
 
 
 def event_id(seq: int) -> str:
