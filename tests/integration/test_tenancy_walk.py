@@ -18,6 +18,7 @@ DATA_UNSCOPED = {
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/v1/app"),
+    ("GET", "/v1/projects/{ref}/app"),
     ("POST", "/v1/sessions"),
     ("POST", "/v1/projects/{ref}/sessions"),
     # The adapters open a session in the caller's own project; one naming a foreign session

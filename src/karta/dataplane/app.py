@@ -112,7 +112,6 @@ def create_app(harness_app: HarnessApp, settings: Settings, model_env: dict[str,
     http_errors.install(api)
     api.include_router(health.router)
     api.include_router(internal.router)
-    api.include_router(sessions.app_router)
     for resolve, prefix, family_errors in (
         (flat_principal, "/v1", FLAT_ERRORS),
         (project_principal, "/v1/projects/{ref}", PROJECT_ERRORS),
