@@ -153,10 +153,7 @@ def sessions(
         return
     Console(highlight=False).print(sessions_table(page["data"]))
     if page.get("next_cursor"):
-        cursor = page["next_cursor"]
-        err.print(
-            f"more sessions follow: repeat with --after {cursor}, or list them all with --all"
-        )
+        err.print(f"more: --after {page['next_cursor']} (or --all)")
 
 
 def register(app: typer.Typer) -> None:
