@@ -37,9 +37,9 @@ def resolve_model_endpoint(environ: dict[str, str] | None = None) -> ModelEndpoi
             or "the provider's public API"
         )
         return ModelEndpoint(configured, f"{where} (from the environment)")
-    from karta.testing import ScriptedModel
+    from karta.testing.scripted_model import BUILTIN_MODEL_NAME, ScriptedModel
 
-    model = ScriptedModel()
+    model = ScriptedModel(model_name=BUILTIN_MODEL_NAME)
     url = model.start()
     return ModelEndpoint(
         {"ANTHROPIC_BASE_URL": url, "ANTHROPIC_API_KEY": "karta-builtin-scripted-model"},

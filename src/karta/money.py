@@ -115,6 +115,9 @@ def _price(inp: str, out: str, cache_read: str, cache_write: str) -> Price:
 # Dollars per million tokens (input, output, cache read, cache write), matched by model-name
 # prefix, longest prefix first. `default` prices anything unknown, on the expensive side.
 BUILTIN_PRICES: dict[str, Price] = {
+    # Karta's built-in scripted model (karta.testing.scripted_model.BUILTIN_MODEL_NAME): the
+    # offline quickstart's echoes cost nothing.
+    "karta-scripted": _price("0", "0", "0", "0"),
     "claude-opus": _price("15", "75", "1.50", "18.75"),
     "claude-sonnet": _price("3", "15", "0.30", "3.75"),
     "claude-haiku": _price("1", "5", "0.10", "1.25"),

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -22,6 +23,7 @@ from typer.testing import CliRunner
 from karta.cli.main import app as cli
 from karta.client import KartaAPIError, KartaClient
 from karta.testing import Reply, text, tool_use
+from karta.testing.scripted_model import BUILTIN_MODEL_NAME
 from tests.conftest import SUPPORT_BOT, KartaServer
 
 pytestmark = pytest.mark.harness
@@ -325,3 +327,21 @@ def test_client_interrupt_and_transcript(server, model):
         with pytest.raises(KartaAPIError) as unknown:
             client.transcript(session["id"], after="msg_nope")
         assert unknown.value.status == 422
+
+
+def test_the_builtin_models_turns_are_metered_at_zero(server, model, monkeypatch):
+    # The shared test model answers as the built-in one does (karta.modelenv starts it so).
+    monkeypatch.setattr(model, "model_name", BUILTIN_MODEL_NAME)
+    with KartaClient(server.url, server.api_key) as client:
+        session = client.create_session()
+        assert client.send(session["id"], "What does this cost?")["status"] == "completed"
+
+    def scripted_row() -> dict[str, Any] | None:
+        with server.control() as control:
+            rows = control.get("/v1/usage").json()["by_model"]
+        return next((r for r in rows if r["model"] == BUILTIN_MODEL_NAME), None)
+
+    eventually(lambda: scripted_row() is not None, "the turn's usage on the control plane")
+    row = scripted_row()
+    assert row is not None and row["input_tokens"] > 0
+    assert row["cost_micros"] == 0 and row["cost_cents"] == 0
