@@ -232,12 +232,13 @@ def test_ctrl_c_or_ctrl_d_at_the_prompt_leaves(repl, leave):
     assert chat.finish() == 0
 
 
-def test_chat_refuses_an_unknown_agent_before_the_first_message(server, model):
+@pytest.mark.parametrize("family", [[], ["--project", "support-bot"]], ids=["flat", "project"])
+def test_chat_refuses_an_unknown_agent_before_the_first_message(server, family):
     with KartaClient(server.url, server.api_key) as client:
         before = client.list_sessions(limit=100)["data"]
     result = CliRunner().invoke(
         cli,
-        ["chat", "--url", server.url, "--key", server.api_key, "--agent", "nope"],
+        ["chat", "--url", server.url, "--key", server.api_key, *family, "--agent", "nope"],
         input="hello\n",
     )
     assert result.exit_code == 2, result.output
@@ -251,14 +252,25 @@ def test_chat_on_a_project_route_family(server, model):
     model.enqueue([text("Hello from the project.")])
     result = CliRunner().invoke(
         cli,
-        ["chat", "--url", server.url, "--key", server.api_key, "--project", "support-bot"],
+        [
+            "chat",
+            "--url",
+            server.url,
+            "--key",
+            server.api_key,
+            "--project",
+            "support-bot",
+            "--agent",
+            "billing",  # checked against the project's app: GET /v1/projects/support-bot/app
+        ],
         input="hi\nexit\n",
     )
     assert result.exit_code == 0, result.output
     assert "Hello from the project." in result.output
     session_id = session_id_in(result.output)
     with KartaClient(server.url, server.api_key, project="support-bot") as client:
-        assert client.get_session(session_id)["project"]["ref"] == "support-bot"
+        seen = client.get_session(session_id)
+    assert seen["project"]["ref"] == "support-bot" and seen["current_agent"] == "billing"
     assert turn_statuses(server, session_id, project="support-bot") == ["completed"]
 
 
