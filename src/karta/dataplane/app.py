@@ -22,6 +22,7 @@ from karta.dataplane.auth import Authenticator, flat_principal, project_principa
 from karta.dataplane.breaker import CircuitBreaker
 from karta.dataplane.cache import CachedLookup, KeyCache
 from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable
+from karta.dataplane.readiness import ControlPlaneProbe
 from karta.dataplane.releases import ControlPlaneReleases, LocalProject
 from karta.dataplane.routes import health, internal, sessions, turns
 from karta.dataplane.usage import ControlPlaneMetering
@@ -129,6 +130,7 @@ def create_app(
     api.state.internal_access = settings.internal
     api.state.auth = authenticator(settings, control, harness_app, clock)
     api.state.releases = releases
+    api.state.control_probe = ControlPlaneProbe(control, clock=clock) if control else None
     http_errors.install(api)
     api.include_router(health.router)
     api.include_router(internal.router)
