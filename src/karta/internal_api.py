@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, PlainSerializer
+from pydantic import BaseModel, Field, PlainSerializer, ValidationError
 
 Id = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
 # Token counts and money: a float or a numeric string is refused, never rounded.
@@ -33,6 +33,16 @@ Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Timestamp = Annotated[
     datetime, PlainSerializer(datetime.isoformat, return_type=str, when_used="json")
 ]
+
+
+def problems(exc: ValidationError) -> str:
+    """What breaks the contract in a payload, field by field, without the values: those can be
+    secrets (a project's env vars), and this goes to logs."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+        for e in exc.errors(include_url=False, include_input=False)
+    )
+
 
 # --- paths ---------------------------------------------------------------------------------------
 

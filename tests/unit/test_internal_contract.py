@@ -138,6 +138,13 @@ async def test_a_key_answer_outside_the_contract_is_an_outage_not_access(body: o
     assert unavailable.value.state == "error"
 
 
+async def test_what_breaks_the_contract_is_logged_without_its_values(caplog):
+    client = answering({"env": {"API_TOKEN": ["s3cr3t-value"]}})
+    with pytest.raises(ControlPlaneUnavailable):
+        await client.project_env("bot", 1)
+    assert "env.API_TOKEN" in caplog.text and "s3cr3t-value" not in caplog.text
+
+
 async def test_every_answer_is_checked_against_the_contract():
     client = answering({"id": 1})
     for call in (

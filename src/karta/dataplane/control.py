@@ -57,7 +57,6 @@ class EventsRefused(Exception):
 
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(f"{status}: {detail}")
-        self.status = status
 
 
 def _unexpected(what: str, response: httpx.Response) -> ControlPlaneUnavailable:
@@ -70,7 +69,7 @@ def _parse(validate: Callable[[bytes], T], response: httpx.Response) -> T:
         return validate(response.content)
     except ValidationError as exc:
         path = response.request.url.path
-        log.error("the control plane's answer to %s breaks the contract: %s", path, exc)
+        log.error("the answer to %s breaks the contract: %s", path, api.problems(exc))
         raise ControlPlaneUnavailable(
             f"the control plane's answer to {path} breaks the contract", state=ERROR
         ) from exc

@@ -55,7 +55,7 @@ class Outbox:
         try:
             return self.batch.model_validate({"events": rows}, from_attributes=True)
         except ValidationError as exc:
-            raise EventsRefused(422, str(exc)) from exc
+            raise EventsRefused(422, api.problems(exc)) from exc
 
 
 USAGE = Outbox(UsageOutbox, api.USAGE_EVENTS, api.UsageBatch)
