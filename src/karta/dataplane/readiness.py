@@ -2,16 +2,16 @@
 
 Readiness is polled often (load balancers, orchestrators, every replica), and a poll that calls
 the control plane each time would hammer it exactly when it struggles. So the answer comes from
-the client's circuit breaker while it is open (no call at all), and otherwise from one cheap
-probe (`ControlPlaneClient.probe`) at most every `interval` seconds, shared by concurrent polls.
-Ordinary traffic keeps the breaker current in between.
+one cheap probe (`ControlPlaneClient.probe`) at most every `interval` seconds, shared by
+concurrent polls; the probe goes through the client's circuit breaker like every call, so while
+the breaker is open (ordinary traffic keeps failing) it makes no call at all.
 """
 
 from __future__ import annotations
 
 from karta.clock import SYSTEM, Clock
 from karta.dataplane.cache import SingleFlight
-from karta.dataplane.control import UNREACHABLE, ControlPlaneClient, ControlPlaneUnavailable
+from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable
 
 OK = "ok"
 PROBE_INTERVAL = 2.0
@@ -29,8 +29,6 @@ class ControlPlaneProbe:
 
     async def state(self) -> str:
         """`ok`, or why the control plane cannot serve us (`ControlPlaneUnavailable.state`)."""
-        if self.client.breaker.retry_after() is not None:
-            return UNREACHABLE
         now = self._clock.monotonic()
         if self._last is not None and now - self._last[0] < self.interval:
             return self._last[1]
