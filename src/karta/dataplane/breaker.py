@@ -9,8 +9,8 @@ After the window the next call goes through; if it fails too the breaker opens a
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
+
+from karta.clock import SYSTEM, Clock
 
 
 class CircuitBreaker:
@@ -18,7 +18,7 @@ class CircuitBreaker:
         self,
         threshold: int = 5,
         window: float = 2.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.threshold = max(threshold, 1)
         self.window = window
@@ -28,7 +28,7 @@ class CircuitBreaker:
 
     def retry_after(self) -> int | None:
         """Whole seconds until calls may go through again, or None while closed."""
-        remaining = self._open_until - self._clock()
+        remaining = self._open_until - self._clock.monotonic()
         return max(math.ceil(remaining), 1) if remaining > 0 else None
 
     def success(self) -> None:
@@ -38,4 +38,4 @@ class CircuitBreaker:
     def failure(self) -> None:
         self._failures += 1
         if self._failures >= self.threshold:
-            self._open_until = self._clock() + self.window
+            self._open_until = self._clock.monotonic() + self.window

@@ -18,19 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
+from karta.clock import SYSTEM, Clock
 from karta.dataplane.control import ControlPlaneUnavailable
 from karta.principal import Principal
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 T = TypeVar("T")
-Clock = Callable[[], float]
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class GraceCache(Generic[K, V]):
         ttl: float,
         stale: float,
         max_entries: int,
-        clock: Clock = time.monotonic,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.ttl = ttl
         self.stale = max(stale, ttl)
@@ -61,7 +60,7 @@ class GraceCache(Generic[K, V]):
         entry = self._entries.get(key)
         if entry is None:
             return None
-        age = self._clock() - entry[0]
+        age = self._clock.monotonic() - entry[0]
         if age >= self.stale:
             del self._entries[key]
             return None
@@ -69,7 +68,7 @@ class GraceCache(Generic[K, V]):
         return Hit(entry[2], fresh=age < self.ttl)
 
     def put(self, key: K, organization_id: int | None, value: V) -> None:
-        self._entries[key] = (self._clock(), organization_id, value)
+        self._entries[key] = (self._clock.monotonic(), organization_id, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)  # the least recently used
@@ -100,7 +99,7 @@ class KeyCache:
         max_entries: int = 1024,
         negative_ttl: float = 5.0,
         negative_flush_interval: float = 1.0,
-        clock: Clock = time.monotonic,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.positive: GraceCache[str, Principal] = GraceCache(
             ttl=ttl, stale=stale, max_entries=max_entries, clock=clock
@@ -132,7 +131,7 @@ class KeyCache:
     def evict(self, organization_id: int) -> int:
         """Drop the organization's keys now; flush refused keys too, at most once per interval
         (a burst of pushes must not turn into a storm of re-validations)."""
-        now = self._clock()
+        now = self._clock.monotonic()
         if self._last_flush is None or now - self._last_flush >= self.negative_flush_interval:
             self.negative.clear()
             self._last_flush = now
@@ -163,7 +162,7 @@ class CachedLookup(Generic[K, V]):
         ttl: float,
         stale: float,
         max_entries: int,
-        clock: Clock = time.monotonic,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.cache: GraceCache[K, V] = GraceCache(
             ttl=ttl, stale=stale, max_entries=max_entries, clock=clock

@@ -12,11 +12,11 @@ is activated, its project routes run DIR itself (the working copy), without publ
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from karta.dataplane.cache import CachedLookup, Clock
+from karta.clock import SYSTEM, Clock
+from karta.dataplane.cache import CachedLookup
 from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable
 from karta.errors import NoActiveRelease
 from karta.principal import Principal
@@ -46,7 +46,7 @@ class ControlPlaneReleases:
         stale: float,
         max_entries: int,
         local: LocalProject | None = None,
-        clock: Clock = time.monotonic,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.control = control
         self.local = local

@@ -19,13 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from karta import internal_api as api
+from karta.clock import SYSTEM, Clock
 from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable, EventsRefused
 from karta.ids import new_id
 from karta.principal import Principal
@@ -37,59 +39,42 @@ BATCH = 100
 INTERVAL = 1.0
 
 
-def wire(row: UsageOutbox) -> dict[str, Any]:
-    return {
-        "event_id": row.event_id,
-        "organization_id": row.organization_id,
-        "api_key_id": row.api_key_id,
-        "project_id": row.project_id,
-        "session_id": row.session_id,
-        "turn_id": row.turn_id,
-        "reservation_id": row.reservation_id,
-        "model": row.model,
-        "input_tokens": row.input_tokens,
-        "output_tokens": row.output_tokens,
-        "cache_read_tokens": row.cache_read_tokens,
-        "cache_write_tokens": row.cache_write_tokens,
-        "occurred_at": row.occurred_at.isoformat(),
-    }
-
-
-def audit_wire(row: AuditOutbox) -> dict[str, Any]:
-    return {
-        "event_id": row.event_id,
-        "organization_id": row.organization_id,
-        "actor_type": row.actor_type,
-        "api_key_id": row.api_key_id,
-        "subject": row.subject,
-        "action": row.action,
-        "resource_type": row.resource_type,
-        "resource_id": row.resource_id,
-        "details": row.details,
-        "occurred_at": row.occurred_at.isoformat(),
-    }
-
-
 @dataclass(frozen=True)
 class Outbox:
-    """A table of rows waiting for the control plane, and the internal route that takes them."""
+    """A table of rows waiting for the control plane, the internal route that takes them, and
+    the batch of the contract they travel in. The tables' columns are named after the events'
+    fields, so a row converts by attribute."""
 
-    model: type[UsageOutbox] | type[AuditOutbox]
+    table: type[UsageOutbox] | type[AuditOutbox]
     path: str
-    wire: Callable[[Any], dict[str, Any]]
+    batch: type[api.UsageBatch] | type[api.ReportedAuditBatch]
+
+    def body(self, rows: list[Any]) -> api.UsageBatch | api.ReportedAuditBatch:
+        """The request for `rows`. A row that breaks the contract is refused here, as the
+        control plane would refuse it."""
+        try:
+            return self.batch.model_validate({"events": rows}, from_attributes=True)
+        except ValidationError as exc:
+            raise EventsRefused(422, api.problems(exc)) from exc
 
 
-USAGE = Outbox(UsageOutbox, "/internal/usage/events", wire)
-AUDIT = Outbox(AuditOutbox, "/internal/audit/events", audit_wire)
+USAGE = Outbox(UsageOutbox, api.USAGE_EVENTS, api.UsageBatch)
+AUDIT = Outbox(AuditOutbox, api.AUDIT_EVENTS, api.ReportedAuditBatch)
 
 
 class ControlPlaneMetering:
     def __init__(
-        self, client: ControlPlaneClient, *, interval: float = INTERVAL, batch: int = BATCH
+        self,
+        client: ControlPlaneClient,
+        *,
+        interval: float = INTERVAL,
+        batch: int = BATCH,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.client = client
         self.interval = interval
         self.batch = batch
+        self._clock = clock
         self._wake = asyncio.Event()
 
     async def reserve(self, principal: Principal) -> str | None:
@@ -106,7 +91,7 @@ class ControlPlaneMetering:
 
     async def ship_once(self, db: async_sessionmaker, outbox: Outbox = USAGE) -> int:
         """Send the oldest batch of an outbox; returns how many rows left it."""
-        table = outbox.model
+        table = outbox.table
         async with db() as s:
             rows: list[Any] = list(
                 (await s.scalars(select(table).order_by(table.occurred_at).limit(self.batch))).all()
@@ -122,7 +107,7 @@ class ControlPlaneMetering:
         """Send rows; a batch refused as malformed is split, so one bad row cannot hold up the
         rest. A single refused row is dropped and logged by id — resending cannot help."""
         try:
-            answer = await self.client.send_events(outbox.path, [outbox.wire(r) for r in rows])
+            answer = await self.client.send_events(outbox.path, outbox.body(rows))
         except EventsRefused as exc:
             if len(rows) == 1:
                 log.error("the control plane refused event %s: %s", rows[0].event_id, exc)
@@ -130,10 +115,10 @@ class ControlPlaneMetering:
             for row in rows:
                 await self._send(outbox, [row])
             return
-        if answer.get("rejected"):
+        if answer.rejected:
             # Permanently refused (an org or key the control plane does not know): resending
             # cannot help, so they leave the outbox with the batch.
-            log.error("the control plane rejected events %s", answer["rejected"])
+            log.error("the control plane rejected events %s", answer.rejected)
 
     async def drain(self, db: async_sessionmaker) -> None:
         for outbox in (USAGE, AUDIT):
@@ -144,7 +129,7 @@ class ControlPlaneMetering:
         """The shipper: runs until cancelled, and never lets a failure stop it."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                await self._clock.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
             try:
                 await self.drain(db)
