@@ -11,6 +11,7 @@ import hashlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from claude_agent_sdk import (
 )
 from claude_agent_sdk import project_key_for_directory as transcript_slug
 
+from karta import events as ev
 from karta.app import AgentDefinition
 from karta.app.loader import CLAUDE_CODE
 from karta.events import Event, done_event
@@ -37,6 +39,7 @@ from karta.harness.base import (
     Verdict,
 )
 from karta.harness.claude_events import ClaudeEventMapper
+from karta.harness.claude_transcript import read_transcript, with_reminder
 from karta.harness.environment import (
     SDK_VARIABLES,
     base_env,
@@ -44,13 +47,29 @@ from karta.harness.environment import (
     with_project_env,
     write_launcher,
 )
+from karta.harness.processes import kill_tree
+from karta.harness.transcript import Message
 
 log = logging.getLogger(__name__)
 
 BUNDLED_CLI = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
 # The SDK's own close waits 5 s for the CLI to exit after EOF, then terminates it (5 s more),
 # then kills it: a shorter timeout here cancels that escalation and orphans a busy process.
+# `close(force=True)` skips the wait by killing the process tree first.
 CLOSE_TIMEOUT = 20.0
+
+
+@dataclass
+class _Running:
+    """The turn in progress, and how far a request to stop it got."""
+
+    ctx: TurnContext
+    sent: bool = False  # the message was written to the CLI
+    interrupted: bool = False
+
+    @property
+    def stopping(self) -> bool:
+        return self.interrupted or self.ctx.cancelled.is_set()
 
 
 class ClaudeCodeSession:
@@ -58,16 +77,20 @@ class ClaudeCodeSession:
         self.agent: AgentDefinition = spec.agent
         self.harness_session_id = spec.harness_session_id
         self.stderr_tail: deque[str] = deque(maxlen=40)
-        self._turn: TurnContext | None = None
+        self._running: _Running | None = None
         self._client = ClaudeSDKClient(harness.options(spec, self))
         # Claude Code keeps the system prompt a conversation started with, even on resume.
         self._prompt_is_current = not spec.resume
 
     async def ask(self, request: ToolRequest) -> ApprovalAnswer:
-        """A permission request of the running turn, answered by that turn's handler."""
-        if self._turn is None:
+        """A permission request of the running turn, answered by that turn's handler. The SDK
+        runs it as a task of its own, which it cancels when the CLI gives up on the request
+        (an interrupt) or the client disconnects: it never outlives its turn."""
+        running = self._running
+        if running is None or running.stopping:
+            # Between turns, or after the turn was told to stop: nobody is asked any more.
             return ApprovalAnswer(Verdict.DENY, "No turn is running.")
-        return await self._turn.approvals(request)
+        return await running.ctx.approvals(request)
 
     async def connect(self) -> None:
         try:
@@ -87,48 +110,77 @@ class ClaudeCodeSession:
             lines.append(agent.description)
         if agent.prompt:
             lines += ["Follow these instructions until told otherwise:", agent.prompt]
-        return "<system-reminder>\n" + "\n".join(lines) + "\n</system-reminder>\n\n" + text
+        return with_reminder(lines, text)
 
     async def turn(self, ctx: TurnContext) -> AsyncIterator[Event]:
         mapper = ClaudeEventMapper(thinking=ctx.thinking)
         prompt = self._with_agent_instructions(ctx.text, ctx.handoff)
-        self._turn = ctx
+        running = self._running = _Running(ctx)
         try:
             try:
                 await self._client.query(prompt)
             except Exception as exc:
                 raise HarnessGone(self._describe(exc)) from exc
+            running.sent = True
+            if running.stopping:
+                # Told to stop while the message was on its way: an interrupt sent before the
+                # message would have found nothing to stop.
+                running.interrupted = True
+                await self._client.interrupt()
             try:
                 async for message in self._client.receive_response():
                     for event in mapper.map(message):
-                        yield event
+                        # A stopped turn ends `cancelled`; the CLI's "error during execution"
+                        # result is that interrupt, not a failure to report.
+                        if not (running.stopping and event.type == ev.ERROR):
+                            yield event
             except Exception as exc:
                 if mapper.result is None:
                     raise HarnessFailure(self._describe(exc)) from exc
                 log.debug("claude raised after its result: %s", exc)
         finally:
-            self._turn = None
+            self._running = None
         if mapper.result is None:
             raise HarnessFailure(self._describe(None))
-        if ctx.cancelled.is_set():
+        if running.stopping:
             status = "cancelled"
         else:
             status = "failed" if mapper.result.is_error else "completed"
         yield done_event(mapper.usage(), status=status)
 
     async def interrupt(self) -> None:
-        await self._client.interrupt()
+        running = self._running
+        if running is None or running.interrupted:
+            return
+        running.interrupted = True
+        if running.sent:  # else the turn sends it as soon as its message is written
+            await self._client.interrupt()
 
     def _describe(self, exc: BaseException | None) -> str:
         reason = f"{type(exc).__name__}: {exc}" if exc else "the harness stopped mid-turn"
         tail = "\n".join(self.stderr_tail)
         return f"{reason}\n{tail}".strip()
 
-    async def close(self) -> None:
+    async def close(self, *, force: bool = False) -> None:
+        if force:
+            self._kill()  # the disconnect below then finds the process gone and returns at once
         try:
             await asyncio.wait_for(self._client.disconnect(), CLOSE_TIMEOUT)
         except Exception as exc:  # a dead or stuck process must not block eviction
             log.warning("closing a Claude Code session failed: %s", exc)
+
+    def _kill(self) -> None:
+        """SIGKILL the CLI and the tools it runs. The SDK has no public handle on its process;
+        it keeps it at `_transport._process` in the exact SDK version pinned in
+        pyproject.toml. Should that move, the close degrades to the SDK's graceful one."""
+        transport = getattr(self._client, "_transport", None)
+        if transport is None:
+            return  # not connected, or closed already
+        process = getattr(transport, "_process", None)
+        if process is None or not isinstance(getattr(process, "pid", None), int):
+            log.warning("cannot find Claude Code's process to kill; closing it gracefully")
+        elif process.returncode is None:  # a reaped process's pid may be someone else's now
+            kill_tree(process.pid)
 
 
 class ClaudeCodeHarness:
@@ -145,10 +197,16 @@ class ClaudeCodeHarness:
     def _config_dir(self, spec: SessionSpec) -> Path:
         return session_dirs(spec.state_dir)["config"]
 
-    def has_transcript(self, spec: SessionSpec) -> bool:
+    def _transcript_path(self, spec: SessionSpec) -> Path:
         slug = transcript_slug(str(spec.workspace))
-        transcript = self._config_dir(spec) / "projects" / slug / f"{spec.harness_session_id}.jsonl"
-        return transcript.is_file()
+        return self._config_dir(spec) / "projects" / slug / f"{spec.harness_session_id}.jsonl"
+
+    def has_transcript(self, spec: SessionSpec) -> bool:
+        return self._transcript_path(spec).is_file()
+
+    async def transcript(self, spec: SessionSpec) -> list[Message]:
+        """Read from Claude Code's own session file, whether or not a CLI is running on it."""
+        return await asyncio.to_thread(read_transcript, self._transcript_path(spec))
 
     def _env(self, spec: SessionSpec) -> dict[str, str]:
         dirs = session_dirs(spec.state_dir)
