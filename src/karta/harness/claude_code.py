@@ -11,7 +11,6 @@ import hashlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +48,7 @@ from karta.harness.environment import (
 )
 from karta.harness.processes import kill_tree
 from karta.harness.transcript import Message
+from karta.harness.turns import NOBODY_WAITS, RunningTurn
 
 log = logging.getLogger(__name__)
 
@@ -59,38 +59,21 @@ BUNDLED_CLI = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
 CLOSE_TIMEOUT = 20.0
 
 
-@dataclass
-class _Running:
-    """The turn in progress, and how far a request to stop it got."""
-
-    ctx: TurnContext
-    sent: bool = False  # the message was written to the CLI
-    interrupted: bool = False
-
-    @property
-    def stopping(self) -> bool:
-        return self.interrupted or self.ctx.cancelled.is_set()
-
-
 class ClaudeCodeSession:
     def __init__(self, spec: SessionSpec, harness: ClaudeCodeHarness) -> None:
         self.agent: AgentDefinition = spec.agent
         self.harness_session_id = spec.harness_session_id
         self.stderr_tail: deque[str] = deque(maxlen=40)
-        self._running: _Running | None = None
+        self._running: RunningTurn | None = None
         self._client = ClaudeSDKClient(harness.options(spec, self))
         # Claude Code keeps the system prompt a conversation started with, even on resume.
         self._prompt_is_current = not spec.resume
 
     async def ask(self, request: ToolRequest) -> ApprovalAnswer:
-        """A permission request of the running turn, answered by that turn's handler. The SDK
-        runs it as a task of its own, which it cancels when the CLI gives up on the request
-        (an interrupt) or the client disconnects: it never outlives its turn."""
+        """A permission request, decided by the turn it arrives in. The SDK runs each in a task
+        of its own, which it cancels when the CLI gives up on the request (an interrupt)."""
         running = self._running
-        if running is None or running.stopping:
-            # Between turns, or after the turn was told to stop: nobody is asked any more.
-            return ApprovalAnswer(Verdict.DENY, "No turn is running.")
-        return await running.ctx.approvals(request)
+        return NOBODY_WAITS if running is None else await running.decide(request)
 
     async def connect(self) -> None:
         try:
@@ -115,17 +98,13 @@ class ClaudeCodeSession:
     async def turn(self, ctx: TurnContext) -> AsyncIterator[Event]:
         mapper = ClaudeEventMapper(thinking=ctx.thinking)
         prompt = self._with_agent_instructions(ctx.text, ctx.handoff)
-        running = self._running = _Running(ctx)
+        running = self._running = RunningTurn(ctx)
         try:
             try:
                 await self._client.query(prompt)
             except Exception as exc:
                 raise HarnessGone(self._describe(exc)) from exc
-            running.sent = True
-            if running.stopping:
-                # Told to stop while the message was on its way: an interrupt sent before the
-                # message would have found nothing to stop.
-                running.interrupted = True
+            if running.message_sent():
                 await self._client.interrupt()
             try:
                 async for message in self._client.receive_response():
@@ -140,6 +119,7 @@ class ClaudeCodeSession:
                 log.debug("claude raised after its result: %s", exc)
         finally:
             self._running = None
+            await running.end()
         if mapper.result is None:
             raise HarnessFailure(self._describe(None))
         if running.stopping:
@@ -150,10 +130,7 @@ class ClaudeCodeSession:
 
     async def interrupt(self) -> None:
         running = self._running
-        if running is None or running.interrupted:
-            return
-        running.interrupted = True
-        if running.sent:  # else the turn sends it as soon as its message is written
+        if running is not None and running.stop_now():
             await self._client.interrupt()
 
     def _describe(self, exc: BaseException | None) -> str:

@@ -17,7 +17,7 @@ import shutil
 import sys
 import weakref
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from karta.harness.opencode_events import OpenCodeEventMapper
 from karta.harness.opencode_transcript import messages_from
 from karta.harness.processes import kill_descendants, kill_tree
 from karta.harness.transcript import Message
+from karta.harness.turns import NOBODY_WAITS, RunningTurn
 from karta.sse import aiter_frames
 
 log = logging.getLogger(__name__)
@@ -104,20 +105,9 @@ def provider_config(model_env: dict[str, str], model: str) -> dict[str, Any]:
 
 
 @dataclass
-class _Running:
-    """The turn in progress: how far a request to stop it got, whether OpenCode has stored its
-    message yet (events before that are a previous turn's stragglers), and the permission
-    requests it is deciding."""
-
-    ctx: TurnContext
-    sent: bool = False  # OpenCode accepted the message
-    interrupted: bool = False
+class _Running(RunningTurn):
+    # Whether OpenCode has stored the turn's message: events before it are a previous turn's.
     started: bool = False
-    approvals: set[asyncio.Task[None]] = field(default_factory=set)
-
-    @property
-    def stopping(self) -> bool:
-        return self.interrupted or self.ctx.cancelled.is_set()
 
 
 class OpenCodeSession:
@@ -185,31 +175,26 @@ class OpenCodeSession:
                 self._queue.put_nowait((kind, props))
 
     def _ask(self, props: dict[str, Any]) -> None:
-        """Decide a permission request for the turn running as it arrives (never for a later
-        one), and answer OpenCode: an unanswered request would keep the session busy."""
-        running = self._running
-        task = asyncio.create_task(self._decide(running, props))
+        """Decide a permission request by the turn running as it arrives (never a later one),
+        and always answer OpenCode: an unanswered request keeps its session busy."""
+        task = asyncio.create_task(self._decide(self._running, props))
         self._replies.add(task)
         task.add_done_callback(self._replies.discard)
-        if running is not None:
-            running.approvals.add(task)
-            task.add_done_callback(running.approvals.discard)
 
     async def _decide(self, running: _Running | None, props: dict[str, Any]) -> None:
+        request = ToolRequest(
+            props.get("permission", "tool"),
+            dict(props.get("metadata") or {}),
+            (props.get("tool") or {}).get("callID"),
+            {"patterns": props.get("patterns", [])},
+        )
+        answer = NOBODY_WAITS if running is None else await running.decide(request)
         # A bare reject stops OpenCode's turn; with a message it tells the model and goes on.
         body: dict[str, Any] = {"reply": "reject"}
-        if running is not None and not running.stopping:
-            request = ToolRequest(
-                props.get("permission", "tool"),
-                dict(props.get("metadata") or {}),
-                (props.get("tool") or {}).get("callID"),
-                {"patterns": props.get("patterns", [])},
-            )
-            answer = await running.ctx.approvals(request)
-            if answer.verdict is Verdict.ALLOW:
-                body = {"reply": "once"}
-            elif not running.stopping:
-                body["message"] = answer.message or "The user denied this."
+        if answer.verdict is Verdict.ALLOW:
+            body = {"reply": "once"}
+        elif answer is not NOBODY_WAITS and running is not None and not running.stopping:
+            body["message"] = answer.message or "The user denied this."
         try:
             await self._http.post(f"/permission/{props['id']}/reply", json=body)
         except httpx.HTTPError as exc:
@@ -245,8 +230,7 @@ class OpenCodeSession:
                     yield event
         finally:
             self._running = None
-            for task in running.approvals:
-                task.cancel()  # a decision can no longer reach the turn that asked
+            await running.end()
         status = "cancelled" if running.stopping else "failed" if mapper.errors else "completed"
         yield done_event(mapper.usage(), status=status)
 
@@ -259,11 +243,7 @@ class OpenCodeSession:
             raise HarnessGone(f"the OpenCode server is unreachable: {exc}") from exc
         if sent.is_error:
             raise HarnessFailure(f"OpenCode refused the message: {sent.status_code} {sent.text}")
-        running.sent = True
-        if running.stopping:
-            # Told to stop while the message was on its way: an abort sent before OpenCode
-            # took the message would have found nothing to stop.
-            running.interrupted = True
+        if running.message_sent():
             await self._abort()
 
     async def _events(self, running: _Running, mapper: OpenCodeEventMapper) -> AsyncIterator[Event]:
@@ -293,10 +273,7 @@ class OpenCodeSession:
 
     async def interrupt(self) -> None:
         running = self._running
-        if running is None or running.interrupted:
-            return
-        running.interrupted = True
-        if running.sent:  # else the turn aborts as soon as OpenCode has its message
+        if running is not None and running.stop_now():
             await self._abort()
 
     async def _abort(self) -> None:
