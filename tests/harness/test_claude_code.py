@@ -151,6 +151,21 @@ async def test_interrupt_mid_model_call_then_the_next_turn(harness, spec, model,
     assert "first question" in last.transcript_text, "the same conversation goes on"
 
 
+async def test_a_turn_stopped_before_its_message_is_through_stops_at_once(
+    harness, spec, model, closing
+):
+    model.enqueue(Reply([text("This answer comes too late.")], delay=5))
+    session = await opened(harness, spec, closing)
+    ctx = context("never mind")
+    ctx.cancelled.set()  # before the CLI has the message: an interrupt now would stop nothing
+    await session.interrupt()
+
+    begun = time.monotonic()
+    events = await run_turn(session, ctx)
+
+    assert time.monotonic() - begun < 2.0 and status(events) == "cancelled"
+
+
 async def test_interrupt_while_a_permission_waits(harness, spec, model, closing):
     spec = replace(spec, agent=BUILTIN_AGENT)
     model.enqueue([tool_use("Bash", {"command": "echo hi > hi.txt", "description": "Write hi"})])

@@ -44,11 +44,14 @@ class FakeOpenCode:
     def __init__(self, *scripts: list[dict[str, Any]]) -> None:
         self.scripts = list(scripts)
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.posted: list[str] = []
         self.replies: list[tuple[str, dict[str, Any]]] = []
         self.replied = asyncio.Event()
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
+        if request.method == "POST":
+            self.posted.append(path)
         if path == "/event":
             return httpx.Response(200, content=self._stream())
         if path == "/session":
@@ -136,3 +139,20 @@ async def test_a_permission_asked_outside_a_turn_is_rejected_at_once(fake_sessio
 
     # A bare reject ends OpenCode's turn: left unanswered, the session would stay busy.
     assert server.replies == [("/permission/per_1/reply", {"reply": "reject"})]
+
+
+async def test_a_turn_stopped_before_its_message_is_through_aborts_once_it_is(fake_session):
+    aborted = {"name": "MessageAbortedError", "data": {"message": "Aborted"}}
+    server = FakeOpenCode(
+        [stored("msg_1", "user"), event("session.error", error=aborted), event("session.idle")]
+    )
+    session = await fake_session(server)
+    ctx = context("never mind")
+    ctx.cancelled.set()  # before OpenCode has the message: an abort now would stop nothing
+    await session.interrupt()
+
+    events = await asyncio.wait_for(run_turn(session, ctx), 5)
+
+    assert status(events) == "cancelled" and not [e for e in events if e.type == ERROR]
+    sent = f"/session/{SESSION}/prompt_async"
+    assert server.posted[-2:] == [sent, f"/session/{SESSION}/abort"]

@@ -104,9 +104,9 @@ class ClaudeCodeSession:
                 await self._client.query(prompt)
             except Exception as exc:
                 raise HarnessGone(self._describe(exc)) from exc
-            if running.message_sent():
-                await self._client.interrupt()
             try:
+                if running.message_sent():
+                    await self._client.interrupt()
                 async for message in self._client.receive_response():
                     for event in mapper.map(message):
                         # A stopped turn ends `cancelled`; the CLI's "error during execution"

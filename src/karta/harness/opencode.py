@@ -156,10 +156,14 @@ class OpenCodeSession:
             async with self._http.stream("GET", "/event", timeout=None) as response:
                 response.raise_for_status()
                 async for frame in aiter_frames(response.aiter_lines()):
-                    event = json.loads(frame.data)
+                    try:
+                        event = json.loads(frame.data)
+                    except ValueError:
+                        log.warning("OpenCode sent an unreadable event: %.200s", frame.data)
+                        continue
                     if isinstance(event, dict):
                         self._dispatch(event, connected)
-        except (httpx.HTTPError, ValueError) as exc:
+        except httpx.HTTPError as exc:
             log.info("OpenCode event stream ended: %s", exc)
         finally:
             self._queue.put_nowait(_END)
