@@ -11,10 +11,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from karta.app import AgentDefinition, load_app
+from karta.app import load_app
 from karta.events import DONE, TEXT, Event
 from karta.harness.base import (
     ApprovalAnswer,
@@ -42,14 +43,13 @@ def make_spec(
     tmp_path: Path,
     workspace: Path,
     model_env: dict[str, str],
-    agent: AgentDefinition | None = None,
     harness_session_id: str = "",
 ) -> SessionSpec:
     app = load_app(workspace)
     return SessionSpec(
         session_id="ses-test",
         app=app,
-        agent=agent or app.default_agent,
+        agent=app.default_agent,
         workspace=workspace,
         state_dir=tmp_path / "state",
         harness_session_id=harness_session_id,
@@ -80,7 +80,7 @@ class Approver:
 
 @dataclass
 class NeverAnswers:
-    """A decider who never decides: how long does the harness keep waiting for them?"""
+    """A decider who never decides: the request must be given up when its turn ends."""
 
     asked: asyncio.Event = field(default_factory=asyncio.Event)
     given_up: asyncio.Event = field(default_factory=asyncio.Event)
@@ -145,6 +145,20 @@ async def interrupted(
         await session.interrupt()
         await task
     return events, ended - asked
+
+
+def shape(transcript: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """The transcript without what varies from run to run (ids, times, tool output text)."""
+    out = []
+    for message in transcript:
+        parts = []
+        for part in message["parts"]:
+            if part["type"] == "tool":
+                parts.append(("tool", part["tool"], part["input"], part["status"]))
+            else:
+                parts.append((part["type"], part["text"]))
+        out.append((message["role"], parts))
+    return out
 
 
 def status(events: list[Event]) -> str:

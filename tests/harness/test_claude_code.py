@@ -10,7 +10,6 @@ import uuid
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -30,6 +29,7 @@ from tests.harness.conftest import (
     make_spec,
     run_turn,
     said,
+    shape,
     started,
     status,
     turn,
@@ -59,20 +59,6 @@ async def opened(
     session = await harness.open(spec)
     closing.append(session)
     return session
-
-
-def shape(transcript: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
-    """The transcript without what varies from run to run (ids, times, tool output text)."""
-    out = []
-    for message in transcript:
-        parts = []
-        for part in message["parts"]:
-            if part["type"] == "tool":
-                parts.append(("tool", part["tool"], part["input"], part["status"]))
-            else:
-                parts.append((part["type"], part["text"]))
-        out.append((message["role"], parts))
-    return out
 
 
 async def test_transcript_of_two_turns_with_an_approved_tool(harness, spec, model, closing):

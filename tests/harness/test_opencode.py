@@ -26,11 +26,11 @@ from tests.harness.conftest import (
     make_spec,
     openai_env,
     said,
+    shape,
     started,
     status,
     turn,
 )
-from tests.harness.test_claude_code import shape
 
 pytestmark = pytest.mark.harness
 

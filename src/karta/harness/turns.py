@@ -3,8 +3,9 @@
 Two races are settled here for both harnesses. An interrupt may come while the turn's message
 is still on its way, when the harness would find nothing to stop: the turn then stops the
 harness itself once the message is through. And a permission request is decided by the turn it
-arrived in, never by a later one; when its turn stops or ends, the decision is given up (its
-wait settled) before the turn reports `done`, and the harness is answered with a denial.
+arrived in, never by a later one: once that turn was told to stop it is denied without asking
+anyone, and one still undecided when the turn ends is given up (its wait settled) before the
+turn reports `done`; either way the harness is answered with a denial.
 """
 
 from __future__ import annotations
