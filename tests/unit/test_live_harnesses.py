@@ -19,7 +19,7 @@ class FakeSession:
     closed: bool = False
     log: list[str] = field(default_factory=list)
 
-    async def close(self) -> None:
+    async def close(self, *, force: bool = False) -> None:
         self.closed = True
 
 

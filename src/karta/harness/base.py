@@ -87,7 +87,11 @@ class HarnessSession(Protocol):
         `done` says `cancelled`) and the process stays usable for the next turn."""
         ...
 
-    async def close(self) -> None: ...
+    async def close(self, *, force: bool = False) -> None:
+        """End the harness process. `force`: kill it and every process it started at once
+        (SIGKILL), for a runtime that must free the slot now; without it the harness may take
+        seconds to shut down cleanly."""
+        ...
 
 
 class Harness(Protocol):

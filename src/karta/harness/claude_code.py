@@ -24,6 +24,7 @@ from claude_agent_sdk import (
 )
 from claude_agent_sdk import project_key_for_directory as transcript_slug
 
+from karta import events as ev
 from karta.app import AgentDefinition
 from karta.app.loader import CLAUDE_CODE
 from karta.events import Event, done_event
@@ -37,6 +38,7 @@ from karta.harness.base import (
     Verdict,
 )
 from karta.harness.claude_events import ClaudeEventMapper
+from karta.harness.claude_transcript import read_transcript, with_reminder
 from karta.harness.environment import (
     SDK_VARIABLES,
     base_env,
@@ -44,12 +46,16 @@ from karta.harness.environment import (
     with_project_env,
     write_launcher,
 )
+from karta.harness.processes import kill_tree
+from karta.harness.transcript import Message
+from karta.harness.turns import NOBODY_WAITS, RunningTurn
 
 log = logging.getLogger(__name__)
 
 BUNDLED_CLI = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
 # The SDK's own close waits 5 s for the CLI to exit after EOF, then terminates it (5 s more),
 # then kills it: a shorter timeout here cancels that escalation and orphans a busy process.
+# `close(force=True)` skips the wait by killing the process tree first.
 CLOSE_TIMEOUT = 20.0
 
 
@@ -58,16 +64,16 @@ class ClaudeCodeSession:
         self.agent: AgentDefinition = spec.agent
         self.harness_session_id = spec.harness_session_id
         self.stderr_tail: deque[str] = deque(maxlen=40)
-        self._turn: TurnContext | None = None
+        self._running: RunningTurn | None = None
         self._client = ClaudeSDKClient(harness.options(spec, self))
         # Claude Code keeps the system prompt a conversation started with, even on resume.
         self._prompt_is_current = not spec.resume
 
     async def ask(self, request: ToolRequest) -> ApprovalAnswer:
-        """A permission request of the running turn, answered by that turn's handler."""
-        if self._turn is None:
-            return ApprovalAnswer(Verdict.DENY, "No turn is running.")
-        return await self._turn.approvals(request)
+        """A permission request, decided by the turn it arrives in. The SDK runs each in a task
+        of its own, which it cancels when the CLI gives up on the request (an interrupt)."""
+        running = self._running
+        return NOBODY_WAITS if running is None else await running.decide(request)
 
     async def connect(self) -> None:
         try:
@@ -87,48 +93,71 @@ class ClaudeCodeSession:
             lines.append(agent.description)
         if agent.prompt:
             lines += ["Follow these instructions until told otherwise:", agent.prompt]
-        return "<system-reminder>\n" + "\n".join(lines) + "\n</system-reminder>\n\n" + text
+        return with_reminder(lines, text)
 
     async def turn(self, ctx: TurnContext) -> AsyncIterator[Event]:
         mapper = ClaudeEventMapper(thinking=ctx.thinking)
         prompt = self._with_agent_instructions(ctx.text, ctx.handoff)
-        self._turn = ctx
+        running = self._running = RunningTurn(ctx)
         try:
             try:
                 await self._client.query(prompt)
             except Exception as exc:
                 raise HarnessGone(self._describe(exc)) from exc
             try:
+                if running.message_sent():
+                    await self._client.interrupt()
                 async for message in self._client.receive_response():
                     for event in mapper.map(message):
-                        yield event
+                        # A stopped turn ends `cancelled`; the CLI's "error during execution"
+                        # result is that interrupt, not a failure to report.
+                        if not (running.stopping and event.type == ev.ERROR):
+                            yield event
             except Exception as exc:
                 if mapper.result is None:
                     raise HarnessFailure(self._describe(exc)) from exc
                 log.debug("claude raised after its result: %s", exc)
         finally:
-            self._turn = None
+            self._running = None
+            await running.end()
         if mapper.result is None:
             raise HarnessFailure(self._describe(None))
-        if ctx.cancelled.is_set():
+        if running.stopping:
             status = "cancelled"
         else:
             status = "failed" if mapper.result.is_error else "completed"
         yield done_event(mapper.usage(), status=status)
 
     async def interrupt(self) -> None:
-        await self._client.interrupt()
+        running = self._running
+        if running is not None and running.stop_now():
+            await self._client.interrupt()
 
     def _describe(self, exc: BaseException | None) -> str:
         reason = f"{type(exc).__name__}: {exc}" if exc else "the harness stopped mid-turn"
         tail = "\n".join(self.stderr_tail)
         return f"{reason}\n{tail}".strip()
 
-    async def close(self) -> None:
+    async def close(self, *, force: bool = False) -> None:
+        if force:
+            self._kill()  # the disconnect below then finds the process gone and returns at once
         try:
             await asyncio.wait_for(self._client.disconnect(), CLOSE_TIMEOUT)
         except Exception as exc:  # a dead or stuck process must not block eviction
             log.warning("closing a Claude Code session failed: %s", exc)
+
+    def _kill(self) -> None:
+        """SIGKILL the CLI and the tools it runs. The SDK has no public handle on its process;
+        it keeps it at `_transport._process` in the exact SDK version pinned in
+        pyproject.toml. Should that move, the close degrades to the SDK's graceful one."""
+        transport = getattr(self._client, "_transport", None)
+        if transport is None:
+            return  # not connected, or closed already
+        process = getattr(transport, "_process", None)
+        if process is None or not isinstance(getattr(process, "pid", None), int):
+            log.warning("cannot find Claude Code's process to kill; closing it gracefully")
+        elif process.returncode is None:  # a reaped process's pid may be someone else's now
+            kill_tree(process.pid)
 
 
 class ClaudeCodeHarness:
@@ -145,10 +174,16 @@ class ClaudeCodeHarness:
     def _config_dir(self, spec: SessionSpec) -> Path:
         return session_dirs(spec.state_dir)["config"]
 
-    def has_transcript(self, spec: SessionSpec) -> bool:
+    def _transcript_path(self, spec: SessionSpec) -> Path:
         slug = transcript_slug(str(spec.workspace))
-        transcript = self._config_dir(spec) / "projects" / slug / f"{spec.harness_session_id}.jsonl"
-        return transcript.is_file()
+        return self._config_dir(spec) / "projects" / slug / f"{spec.harness_session_id}.jsonl"
+
+    def has_transcript(self, spec: SessionSpec) -> bool:
+        return self._transcript_path(spec).is_file()
+
+    async def transcript(self, spec: SessionSpec) -> list[Message]:
+        """Read from Claude Code's own session file, whether or not a CLI is running on it."""
+        return await asyncio.to_thread(read_transcript, self._transcript_path(spec))
 
     def _env(self, spec: SessionSpec) -> dict[str, str]:
         dirs = session_dirs(spec.state_dir)
@@ -212,9 +247,6 @@ class ClaudeCodeHarness:
         else:
             options.session_id = spec.harness_session_id
         return options
-
-    async def transcript(self, spec: SessionSpec) -> list[dict[str, Any]]:
-        return []  # read from the harness's own storage: see the transcript readers
 
     async def open(self, spec: SessionSpec) -> ClaudeCodeSession:
         session = ClaudeCodeSession(spec, self)

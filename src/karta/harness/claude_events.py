@@ -24,7 +24,8 @@ from karta.events import Event
 SOURCE = "claude"
 
 
-def _tool_output(content: Any) -> str:
+def tool_output(content: Any) -> str:
+    """A tool result's content (a string, or content blocks) as text."""
     if content is None:
         return ""
     if isinstance(content, str):
@@ -175,7 +176,7 @@ class ClaudeEventMapper:
                 status = "error" if block.is_error else "completed"
                 out.append(
                     self._tool_event(
-                        block.tool_use_id, status, extra, output=_tool_output(block.content)
+                        block.tool_use_id, status, extra, output=tool_output(block.content)
                     )
                 )
         return out

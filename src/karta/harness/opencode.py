@@ -15,13 +15,16 @@ import logging
 import os
 import shutil
 import sys
+import weakref
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 import karta
+from karta import events as ev
 from karta.app import jsonc
 from karta.app.loader import OPENCODE
 from karta.events import Event, done_event
@@ -35,6 +38,11 @@ from karta.harness.base import (
 )
 from karta.harness.environment import base_env, with_project_env
 from karta.harness.opencode_events import OpenCodeEventMapper
+from karta.harness.opencode_transcript import messages_from
+from karta.harness.processes import kill_descendants, kill_tree
+from karta.harness.transcript import Message
+from karta.harness.turns import NOBODY_WAITS, RunningTurn
+from karta.sse import aiter_frames
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +104,12 @@ def provider_config(model_env: dict[str, str], model: str) -> dict[str, Any]:
     }
 
 
+@dataclass
+class _Running(RunningTurn):
+    # Whether OpenCode has stored the turn's message: events before it are a previous turn's.
+    started: bool = False
+
+
 class OpenCodeSession:
     def __init__(self, spec: SessionSpec, process: asyncio.subprocess.Process, url: str) -> None:
         self.agent = spec.agent
@@ -107,9 +121,16 @@ class OpenCodeSession:
         )
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._listener: asyncio.Task[None] | None = None
-        self._approvals: set[asyncio.Task[None]] = set()
-        self._turn: TurnContext | None = None
+        self._replies: set[asyncio.Task[None]] = set()  # permission answers under way
+        self._running: _Running | None = None
+        self._prompts: set[str] = set()  # ids of the user messages seen on the event stream
+        self._closed = False
         self._drain = asyncio.create_task(_drain(process))
+
+    @property
+    def running(self) -> bool:
+        """Whether this session's server is up and serving."""
+        return not self._closed and self._process.returncode is None
 
     async def start(self) -> None:
         connected = asyncio.Event()
@@ -133,45 +154,66 @@ class OpenCodeSession:
     async def _listen(self, connected: asyncio.Event) -> None:
         try:
             async with self._http.stream("GET", "/event", timeout=None) as response:
-                async for line in response.aiter_lines():
-                    if not line.startswith("data: "):
+                response.raise_for_status()
+                async for frame in aiter_frames(response.aiter_lines()):
+                    try:
+                        event = json.loads(frame.data)
+                    except ValueError:
+                        log.warning("OpenCode sent an unreadable event: %.200s", frame.data)
                         continue
-                    event = json.loads(line[6:])
-                    kind, props = event.get("type", ""), event.get("properties") or {}
-                    if kind == "server.connected":
-                        connected.set()
-                    elif props.get("sessionID") == self.harness_session_id:
-                        if kind == "permission.asked":
-                            self._ask(props)
-                        else:
-                            self._queue.put_nowait((kind, props))
-        except (httpx.HTTPError, ValueError) as exc:
+                    if isinstance(event, dict):
+                        self._dispatch(event, connected)
+        except httpx.HTTPError as exc:
             log.info("OpenCode event stream ended: %s", exc)
         finally:
             self._queue.put_nowait(_END)
 
-    def _ask(self, props: dict[str, Any]) -> None:
-        async def decide() -> None:
-            tool = props.get("permission", "tool")
-            request = ToolRequest(
-                tool,
-                dict(props.get("metadata") or {}),
-                (props.get("tool") or {}).get("callID"),
-                {"patterns": props.get("patterns", [])},
-            )
-            turn = self._turn
-            if turn is None:
-                return  # asked outside a turn: nobody can answer; the next abort clears it
-            answer = await turn.approvals(request)
-            body: dict[str, Any] = {"reply": "once"}
-            if answer.verdict is Verdict.DENY:
-                # With a message OpenCode tells the model and continues the turn.
-                body = {"reply": "reject", "message": answer.message or "The user denied this."}
-            await self._http.post(f"/permission/{props['id']}/reply", json=body)
+    def _dispatch(self, event: dict[str, Any], connected: asyncio.Event) -> None:
+        kind, props = event.get("type", ""), event.get("properties") or {}
+        if kind == "server.connected":
+            connected.set()
+        elif props.get("sessionID") == self.harness_session_id:
+            if kind == "permission.asked":
+                self._ask(props)  # at once: the turn's queue may be waiting on its consumer
+            else:
+                self._queue.put_nowait((kind, props))
 
-        task = asyncio.create_task(decide())
-        self._approvals.add(task)
-        task.add_done_callback(self._approvals.discard)
+    def _ask(self, props: dict[str, Any]) -> None:
+        """Decide a permission request by the turn running as it arrives (never a later one),
+        and always answer OpenCode: an unanswered request keeps its session busy."""
+        task = asyncio.create_task(self._decide(self._running, props))
+        self._replies.add(task)
+        task.add_done_callback(self._replies.discard)
+
+    async def _decide(self, running: _Running | None, props: dict[str, Any]) -> None:
+        request = ToolRequest(
+            props.get("permission", "tool"),
+            dict(props.get("metadata") or {}),
+            (props.get("tool") or {}).get("callID"),
+            {"patterns": props.get("patterns", [])},
+        )
+        answer = NOBODY_WAITS if running is None else await running.decide(request)
+        # A bare reject stops OpenCode's turn; with a message it tells the model and goes on.
+        body: dict[str, Any] = {"reply": "reject"}
+        if answer.verdict is Verdict.ALLOW:
+            body = {"reply": "once"}
+        elif answer is not NOBODY_WAITS and running is not None and not running.stopping:
+            body["message"] = answer.message or "The user denied this."
+        try:
+            await self._http.post(f"/permission/{props['id']}/reply", json=body)
+        except httpx.HTTPError as exc:
+            log.info("could not answer OpenCode's permission request: %s", exc)
+
+    def _is_new_prompt(self, kind: str, props: dict[str, Any]) -> bool:
+        """Whether the event stores a user message not seen before: the running turn's own.
+        OpenCode stores it before it accepts `prompt_async`, ahead of all the turn's events."""
+        info = props.get("info") or {}
+        if kind != "message.updated" or info.get("role") != "user":
+            return False
+        prompt_id = str(info.get("id"))
+        new = prompt_id not in self._prompts
+        self._prompts.add(prompt_id)
+        return new
 
     async def turn(self, ctx: TurnContext) -> AsyncIterator[Event]:
         mapper = OpenCodeEventMapper(thinking=ctx.thinking)
@@ -179,48 +221,94 @@ class OpenCodeSession:
         if not self.agent.is_builtin:
             body["agent"] = self.agent.name  # OpenCode switches agents per message natively
         while not self._queue.empty():  # stragglers of the previous turn
-            if self._queue.get_nowait() is _END:
+            item = self._queue.get_nowait()
+            if item is _END:
                 raise HarnessGone("the OpenCode server had stopped")
-        self._turn = ctx
+            self._is_new_prompt(*item)
+        running = self._running = _Running(ctx)
         try:
-            try:
-                sent = await self._http.post(
-                    f"/session/{self.harness_session_id}/prompt_async", json=body
-                )
-            except httpx.TransportError as exc:
-                raise HarnessGone(f"the OpenCode server is unreachable: {exc}") from exc
-            if sent.is_error:
-                raise HarnessFailure(
-                    f"OpenCode refused the message: {sent.status_code} {sent.text}"
-                )
-            while True:
-                item = await self._queue.get()
-                if item is _END:
-                    raise HarnessFailure(
-                        f"the OpenCode server stopped (exit {self._process.returncode})"
-                    )
-                kind, props = item
-                if kind == "session.idle":
-                    break
-                for event in mapper.map(kind, props):
+            await self._send(running, body)
+            async for event in self._events(running, mapper):
+                # A stopped turn ends `cancelled`; OpenCode's "aborted" error is that stop.
+                if not (running.stopping and event.type == ev.ERROR):
                     yield event
         finally:
-            self._turn = None
-        if ctx.cancelled.is_set():
-            status = "cancelled"
-        else:
-            status = "failed" if mapper.errors else "completed"
+            self._running = None
+            await running.end()
+        status = "cancelled" if running.stopping else "failed" if mapper.errors else "completed"
         yield done_event(mapper.usage(), status=status)
 
+    async def _send(self, running: _Running, body: dict[str, Any]) -> None:
+        try:
+            sent = await self._http.post(
+                f"/session/{self.harness_session_id}/prompt_async", json=body
+            )
+        except httpx.TransportError as exc:
+            raise HarnessGone(f"the OpenCode server is unreachable: {exc}") from exc
+        if sent.is_error:
+            raise HarnessFailure(f"OpenCode refused the message: {sent.status_code} {sent.text}")
+        if running.message_sent():
+            await self._abort()
+
+    async def _events(self, running: _Running, mapper: OpenCodeEventMapper) -> AsyncIterator[Event]:
+        """The turn's events, until OpenCode is idle again (or refused the message)."""
+        while True:
+            item = await self._queue.get()
+            if item is _END:
+                raise HarnessFailure(
+                    f"the OpenCode server stopped (exit {self._process.returncode})"
+                )
+            kind, props = item
+            new_prompt = self._is_new_prompt(kind, props)
+            if not running.started:
+                running.started = new_prompt
+                if kind == "session.error":
+                    # No message stored, yet an error: OpenCode refused this one (an unknown
+                    # agent, say), and no `session.idle` follows.
+                    for event in mapper.map(kind, props):
+                        yield event
+                    return
+                if not running.started:
+                    continue
+            if kind == "session.idle":
+                return
+            for event in mapper.map(kind, props):
+                yield event
+
     async def interrupt(self) -> None:
+        running = self._running
+        if running is not None and running.stop_now():
+            await self._abort()
+
+    async def _abort(self) -> None:
         await self._http.post(f"/session/{self.harness_session_id}/abort")
 
-    async def close(self) -> None:
-        for task in (self._listener, self._drain, *self._approvals):
+    async def messages(self, session_id: str) -> list[Message]:
+        """The conversation as OpenCode stored it."""
+        try:
+            response = await self._http.get(f"/session/{session_id}/message")
+        except httpx.HTTPError as exc:
+            raise HarnessFailure(f"OpenCode did not list the messages: {exc}") from exc
+        if response.status_code == 404:
+            return []  # OpenCode no longer has it
+        if response.is_error:
+            raise HarnessFailure(
+                f"OpenCode did not list the messages: {response.status_code} {response.text}"
+            )
+        return messages_from(response.json())
+
+    async def close(self, *, force: bool = False) -> None:
+        self._closed = True
+        for task in (self._listener, self._drain, *self._replies):
             if task is not None:
                 task.cancel()
         if self._process.returncode is None:
-            self._process.terminate()
+            if force:
+                kill_tree(self._process.pid)
+            else:
+                # The server exits on SIGTERM but leaves the shells of running tools behind.
+                kill_descendants(self._process.pid)
+                self._process.terminate()
             try:
                 await asyncio.wait_for(self._process.wait(), 5)
             except TimeoutError:
@@ -235,6 +323,11 @@ class OpenCodeHarness:
     def __init__(self, home: Path, *, binary: str | None = None) -> None:
         self.home = home
         self.binary = binary or find_binary()
+        # The open sessions by state folder, for reading a transcript from the server already
+        # running on it; a session nobody holds any more drops out by itself.
+        self._live: weakref.WeakValueDictionary[Path, OpenCodeSession] = (
+            weakref.WeakValueDictionary()
+        )
 
     def available(self) -> bool:
         return Path(self.binary).is_file()
@@ -273,10 +366,8 @@ class OpenCodeHarness:
         lock = {"lockfileVersion": 3, "packages": {"": {"dependencies": deps}}}
         (config_dir / "package-lock.json").write_text(json.dumps(lock))
 
-    async def transcript(self, spec: SessionSpec) -> list[dict[str, Any]]:
-        return []  # read from the harness's own storage: see the transcript readers
-
-    async def open(self, spec: SessionSpec) -> OpenCodeSession:
+    async def _serve(self, spec: SessionSpec) -> OpenCodeSession:
+        """A server on the session's own state (its database), not yet on a conversation."""
         env = await asyncio.to_thread(self._env, spec)
         try:
             process = await asyncio.create_subprocess_exec(
@@ -295,13 +386,32 @@ class OpenCodeHarness:
         except OSError as exc:
             raise HarnessFailure(f"cannot start OpenCode ({self.binary}): {exc}") from exc
         url = await _listening_url(process)
-        session = OpenCodeSession(spec, process, url)
+        return OpenCodeSession(spec, process, url)
+
+    async def open(self, spec: SessionSpec) -> OpenCodeSession:
+        session = await self._serve(spec)
         try:
             await session.start()
         except Exception as exc:
             await session.close()
             raise HarnessFailure(f"OpenCode did not start a session: {exc}") from exc
+        self._live[spec.state_dir] = session
         return session
+
+    async def transcript(self, spec: SessionSpec) -> list[Message]:
+        """Read from the session's running server, or else from one started for the read on the
+        session's state (the conversation is in its database) and stopped right after."""
+        if not self.has_transcript(spec):
+            return []
+        live = self._live.get(spec.state_dir)
+        if live is not None and live.running:
+            with contextlib.suppress(HarnessFailure):  # closing under us: read anew below
+                return await live.messages(spec.harness_session_id)
+        reader = await self._serve(spec)
+        try:
+            return await reader.messages(spec.harness_session_id)
+        finally:
+            await reader.close()
 
 
 def _app_sets_permissions(workspace: Path) -> bool:

@@ -80,12 +80,13 @@ class LiveHarnesses:
             entry.busy = False
             entry.last_used = self._clock()
 
-    async def discard(self, session_id: str) -> None:
-        """Close a session's harness now (after a crash, a handoff, or when the session ends)."""
+    async def discard(self, session_id: str, *, force: bool = False) -> None:
+        """Close a session's harness now (after a crash, a handoff, or when the session ends);
+        `force` kills it and its tools instead of letting it finish what it was doing."""
         async with self._lock:
             entry = self._entries.pop(session_id, None)
         if entry is not None:
-            await entry.session.close()
+            await entry.session.close(force=force)
 
     def admit(self, session_id: str) -> None:
         """Refuse a turn up front (503 `harness_capacity`) when it would need a harness and

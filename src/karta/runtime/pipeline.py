@@ -161,7 +161,7 @@ class TurnPipeline:
             done = await self._drive(turn)
         except HarnessFailure as exc:
             log.warning("turn %s failed in the harness: %s", turn_id, exc)
-            await self.live.discard(session_id)
+            await self.live.discard(session_id, force=True)
             await self.emit(
                 session_id,
                 turn_id,
@@ -174,14 +174,14 @@ class TurnPipeline:
         except asyncio.CancelledError:
             # Killed, not finished: the process is closed in the background so the client
             # hears `done` at once (a busy CLI can take seconds to exit).
-            self._track(self.live.discard(session_id))
+            self._track(self.live.discard(session_id, force=True))
             await self.emit(
                 session_id, turn_id, ev.error_event("the turn was cancelled", "turn_cancelled")
             )
             done = ev.done_event(status="cancelled")
         except Exception as exc:
             log.exception("turn %s failed", turn_id)
-            await self.live.discard(session_id)
+            await self.live.discard(session_id, force=True)
             await self.emit(
                 session_id,
                 turn_id,
@@ -337,4 +337,4 @@ class TurnPipeline:
             turn.cancelled.set()
             turn.task.cancel()
             await asyncio.gather(turn.task, return_exceptions=True)
-        await self.live.discard(session_id)
+        await self.live.discard(session_id, force=True)
