@@ -162,3 +162,34 @@ def test_a_turn_beyond_the_harness_cap_is_a_503_before_it_runs(model, tmp_path):
             started.join(30)
     finally:
         server.stop()
+
+
+def test_the_transcript_is_read_from_the_harness_and_paged(api, model):
+    sid = new_session(api)
+    assert api.get(f"/v1/sessions/{sid}/messages").json()["data"] == []
+    model.enqueue(Reply([text("Sunrise is light.")]))
+    api.post(f"/v1/sessions/{sid}/messages", json={"text": "Which roast is light?"})
+    model.enqueue(Reply([tool_use("Write", {"file_path": "notes/n", "content": "x"})]))
+    model.enqueue(Reply([text("Noted.")]))
+    paused = api.post(f"/v1/sessions/{sid}/messages", json={"text": "Note it."}).json()
+    request_id = paused["pending_input"]["request_id"]
+    api.put(f"/v1/sessions/{sid}/inputs/{request_id}", json={"decision": "approve_once"})
+
+    page = api.get(f"/v1/sessions/{sid}/messages").json()
+    messages = page["data"]
+    assert [m["role"] for m in messages][:2] == ["user", "assistant"]
+    assert messages[0]["text"] == "Which roast is light?"
+    assert messages[1]["text"] == "Sunrise is light."
+    assert any(m["role"] == "user" and m["text"] == "Note it." for m in messages)
+    tools = [p for m in messages for p in m["parts"] if p["type"] == "tool"]
+    assert [(t["tool"], t["status"]) for t in tools] == [("Write", "completed")]
+    assert messages[-1]["role"] == "assistant" and messages[-1]["text"] == "Noted."
+
+    first = api.get(f"/v1/sessions/{sid}/messages", params={"limit": 1}).json()
+    assert first["has_more"] and [m["id"] for m in first["data"]] == [messages[0]["id"]]
+    rest = api.get(
+        f"/v1/sessions/{sid}/messages", params={"after": first["next_cursor"], "limit": 1000}
+    ).json()
+    assert [m["id"] for m in rest["data"]] == [m["id"] for m in messages[1:]]
+    unknown = api.get(f"/v1/sessions/{sid}/messages", params={"after": "nope"})
+    assert (unknown.status_code, unknown.json()["error"]) == (422, "invalid_cursor")
