@@ -33,6 +33,16 @@ HTTP_CODES = {
 }
 
 
+class InvalidField(KartaError):
+    """A 422 shaped like a request-validation error, for checks made outside Pydantic."""
+
+    status = 422
+    code = "validation_error"
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}", fields=[{"field": field, "message": problem}])
+
+
 def _field(loc: tuple[object, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"

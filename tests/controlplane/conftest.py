@@ -1,11 +1,13 @@
-"""An in-process control plane (the real app and its lifespan, on SQLite or PostgreSQL) with
-helpers to sign up organizations and act as their members, keys and the data plane."""
+"""An in-process control plane (the real app and its lifespan, on SQLite or PostgreSQL, on a
+`FakeClock` that starts at the real time and moves only when a test advances it) with helpers
+to sign up organizations and act as their members, keys and the data plane."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 from karta.controlplane.app import create_control_app
 from karta.controlplane.settings import ControlSettings
 from karta.internal_auth import InternalAccess
+from karta.testing import FakeClock
 from tests.conftest import Database
 
 SERVICE_TOKEN = "svc-" + secrets.token_hex(8)
@@ -39,9 +42,10 @@ class Org:
 
 
 class ControlPlane:
-    def __init__(self, client: httpx.AsyncClient, app: Any) -> None:
+    def __init__(self, client: httpx.AsyncClient, app: Any, clock: FakeClock) -> None:
         self.client = client
         self.app = app
+        self.clock = clock
         self.service = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
 
     async def signup(self, name: str | None = None) -> Org:
@@ -100,11 +104,12 @@ async def control(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         session_token_secret=TOKEN_SECRET,
         turn_reserve_tokens=1_000,
     )
-    app = create_control_app(settings)
+    clock = FakeClock(datetime.now(UTC))
+    app = create_control_app(settings, clock)
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://cp") as client:
-                yield ControlPlane(client, app)
+                yield ControlPlane(client, app, clock)
     finally:
         db.drop()

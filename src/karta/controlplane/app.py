@@ -10,6 +10,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from karta import __version__, http_errors
+from karta.clock import SYSTEM, Clock
+from karta.controlplane import timekeeping
 from karta.controlplane.bootstrap import ensure_local
 from karta.controlplane.notify import DataPlanes
 from karta.controlplane.releases import ArtifactStore
@@ -31,7 +33,8 @@ from karta.store import db as store
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def create_control_app(settings: ControlSettings) -> FastAPI:
+def create_control_app(settings: ControlSettings, clock: Clock = SYSTEM) -> FastAPI:
+    """`clock` governs expiry and periods (tokens, invitations, reservations, budget months)."""
     prices = PriceBook.load()  # a bad price book or secrets key fails here, before binding
     box = SecretBox.load(settings.secrets_key, settings.home)
 
@@ -43,6 +46,7 @@ def create_control_app(settings: ControlSettings) -> FastAPI:
         try:
             await store.migrate(engine, MIGRATIONS)
             api.state.db = store.sessionmaker(engine)
+            timekeeping.bind(api.state.db, clock)
             api.state.planes = planes
             if settings.local is not None:
                 await ensure_local(api.state.db, settings.home, settings.local)

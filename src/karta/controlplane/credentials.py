@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from karta import api_keys
 from karta.controlplane import security
 from karta.controlplane.models import ApiKey, Membership, Organization, User, UserToken
-from karta.store.models import utcnow
+from karta.controlplane.timekeeping import clock_of
 
 # `last_used_at` is refreshed at most this often, so a busy key does not write on every call.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -37,7 +37,7 @@ async def find_api_key(session: AsyncSession, presented: str) -> ApiKey | None:
         if security.verify_secret(key.key_hash, presented):
             if key.revoked_at is not None:
                 return None
-            now = utcnow()
+            now = clock_of(session).now()
             if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
                 key.last_used_at = now
             return key
@@ -50,7 +50,7 @@ async def find_user_by_token(session: AsyncSession, presented: str) -> User | No
     token = await session.scalar(
         select(UserToken).where(UserToken.token_hash == security.digest(presented))
     )
-    if token is None or token.expires_at <= utcnow():
+    if token is None or token.expires_at <= clock_of(session).now():
         return None
     return await session.get(User, token.user_id)
 

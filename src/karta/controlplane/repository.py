@@ -14,6 +14,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from karta.clock import Clock
+from karta.controlplane import timekeeping
 from karta.controlplane.models import (
     ApiKey,
     AuditEvent,
@@ -30,7 +32,6 @@ from karta.controlplane.models import (
     User,
 )
 from karta.errors import NotFound, ProjectNotFound
-from karta.store.models import utcnow
 
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
@@ -57,6 +58,10 @@ class OrgRepository:
     def __init__(self, session: AsyncSession, organization_id: int) -> None:
         self.session = session
         self.organization_id = organization_id
+
+    @property
+    def clock(self) -> Clock:
+        return timekeeping.clock_of(self.session)
 
     def add(self, row: Any) -> None:
         """Stage a new tenant row; it always lands in this organization."""
@@ -319,7 +324,7 @@ class OrgRepository:
                 Reservation.organization_id == self.organization_id,
                 Reservation.id == reservation_id,
             )
-            .values(settled_at=utcnow())
+            .values(settled_at=self.clock.now())
         )
 
     async def usage_days(self, start: date, end: date) -> list[UsageDaily]:

@@ -14,6 +14,7 @@ from karta.controlplane.models import User, UserToken
 from karta.controlplane.permissions import Permission
 from karta.controlplane.repository import OrgRepository
 from karta.controlplane.schemas import CreateOrg, Login, Signup
+from karta.controlplane.timekeeping import clock_of
 from karta.errors import Conflict, Forbidden, Unauthorized
 from karta.http_errors import error_responses
 from karta.store.models import utcnow
@@ -67,8 +68,8 @@ async def signup(body: Signup, request: Request) -> dict[str, Any]:
 async def login(body: Login, request: Request) -> dict[str, Any]:
     settings = request.app.state.settings
     email, ip = body.email.strip().lower(), request_context(request).ip
-    now = utcnow()
     async with request.app.state.db() as session, session.begin():
+        now = clock_of(session).now()
         await throttle.check(session, email, ip, now)
         user = await credentials.user_by_email(session, email)
         # The hash is checked even for an unknown email, so timing does not reveal accounts.

@@ -13,7 +13,7 @@ from karta.controlplane.permissions import Permission
 from karta.controlplane.repository import OrgRepository
 from karta.controlplane.schemas import Limits
 from karta.errors import BadRequest
-from karta.http_errors import error_responses
+from karta.http_errors import InvalidField, error_responses
 from karta.store.models import utcnow
 
 router = APIRouter(prefix="/v1", tags=["money"])
@@ -24,7 +24,7 @@ UsageReader = Annotated[Actor, Depends(require(Permission.USAGE_READ))]
 
 async def _this_month(repo: OrgRepository) -> dict[str, Any]:
     """The caps and the current month's state, as both budget routes answer."""
-    start, end = budgets.period_bounds(utcnow().date())
+    start, end = budgets.period_bounds(repo.clock.now().date())
     return {
         "period": {"start": start.isoformat(), "end": end.isoformat()},
         **await budgets.state(repo, start, end),
@@ -67,9 +67,11 @@ async def get_usage(
     actor: UsageReader,
     period: Annotated[str | None, Query(description="YYYY-MM; default: this month")] = None,
 ) -> dict[str, Any]:
-    try:
-        start, end = budgets.period_of(period)
-    except ValueError as exc:
-        raise BadRequest(str(exc), field="period") from exc
     async with transaction(request, actor) as tx:
+        try:
+            start, end = budgets.period_of(period, tx.repo.clock.now().date())
+        except budgets.PeriodOutOfRange as exc:
+            raise InvalidField("period", str(exc)) from exc
+        except ValueError as exc:
+            raise BadRequest(str(exc), field="period") from exc
         return await usage.summary(tx.repo, start, end)
