@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from karta import __version__, http_errors
+from karta import __version__, http_errors, http_limits
 from karta.clock import SYSTEM, Clock
 from karta.controlplane import timekeeping
 from karta.controlplane.bootstrap import ensure_local
@@ -62,6 +62,7 @@ def create_control_app(settings: ControlSettings, clock: Clock = SYSTEM) -> Fast
     api.state.secretbox = box
     api.state.artifacts = ArtifactStore(settings.artifacts)
     http_errors.install(api)
+    http_limits.install(api, settings.limits, self_bounded=[releases.UPLOAD])
 
     @api.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

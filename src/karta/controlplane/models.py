@@ -28,6 +28,9 @@ from karta.store.models import utcnow
 from karta.store.types import UTCDateTime as DateTime
 
 Money = BigInteger().with_variant(Integer, "sqlite")
+# The largest value an `Integer` column (ids, versions, audit seq) holds on every backend: they
+# are 32-bit on PostgreSQL, and asyncpg refuses a larger parameter outright.
+MAX_INTEGER = 2**31 - 1
 
 
 class Base(DeclarativeBase):

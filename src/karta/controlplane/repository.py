@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from karta.clock import Clock
 from karta.controlplane import timekeeping
 from karta.controlplane.models import (
+    MAX_INTEGER,
     ApiKey,
     AuditEvent,
     AuditHead,
@@ -54,6 +55,20 @@ class MemberNotFound(NotFound):
     code = "member_not_found"
 
 
+def storable(n: int) -> bool:
+    """Whether `n` can be a row id: one that cannot names no row, and is never sent to the
+    database (whose driver would fail on it instead of finding nothing)."""
+    return 1 <= n <= MAX_INTEGER
+
+
+def spelled_id(text: str) -> int | None:
+    """The storable id `text` spells in ASCII digits (`"12"`, not `"١٢"` nor `"²"`), or None."""
+    if text.isascii() and text.isdigit() and len(text) <= len(str(MAX_INTEGER)):
+        n = int(text)
+        return n if storable(n) else None
+    return None
+
+
 class OrgRepository:
     def __init__(self, session: AsyncSession, organization_id: int) -> None:
         self.session = session
@@ -86,12 +101,10 @@ class OrgRepository:
         return [(m, u) for m, u in rows.tuples()]
 
     async def membership(self, user_id: int) -> Membership:
-        found = await self.session.scalar(
-            select(Membership).where(
-                Membership.organization_id == self.organization_id,
-                Membership.user_id == user_id,
-            )
+        query = select(Membership).where(
+            Membership.organization_id == self.organization_id, Membership.user_id == user_id
         )
+        found = await self.session.scalar(query) if storable(user_id) else None
         if found is None:
             raise MemberNotFound(f"member {user_id} not found")
         return found
@@ -117,11 +130,10 @@ class OrgRepository:
         return list(rows.all())
 
     async def key(self, key_id: int) -> ApiKey:
-        found = await self.session.scalar(
-            select(ApiKey).where(
-                ApiKey.organization_id == self.organization_id, ApiKey.id == key_id
-            )
+        query = select(ApiKey).where(
+            ApiKey.organization_id == self.organization_id, ApiKey.id == key_id
         )
+        found = await self.session.scalar(query) if storable(key_id) else None
         if found is None:
             raise KeyNotFound(f"API key {key_id} not found")
         return found
@@ -139,8 +151,8 @@ class OrgRepository:
     async def find_project(self, ref: str) -> Project | None:
         """By slug, or by numeric id."""
         match = Project.slug == ref
-        if ref.isdigit():
-            match = match | (Project.id == int(ref))
+        if (project_id := spelled_id(ref)) is not None:
+            match = match | (Project.id == project_id)
         return await self.session.scalar(
             select(Project).where(Project.organization_id == self.organization_id, match).limit(1)
         )

@@ -8,11 +8,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from karta.controlplane.models import MAX_INTEGER
 from karta.controlplane.permissions import ROLES
 from karta.session_tokens import DEFAULT_TTL, MAX_TTL
 
 Count = Annotated[int, Field(strict=True, ge=0, le=2**62)]
-Id = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
+Id = Annotated[int, Field(strict=True, ge=1, le=MAX_INTEGER)]
+Int64 = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
 Role = Literal["owner", "admin", "developer", "billing", "viewer"]
 Scope = Literal["read", "write", "admin"]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
@@ -111,7 +113,9 @@ class UsageBatch(BaseModel):  # internal: tolerate newer senders
 
 
 class Rollback(Body):
-    to: str | int | None = Field(default=None, description="a version, e.g. 'v3' or 3")
+    to: Annotated[str, Field(max_length=16)] | Int64 | None = Field(
+        default=None, description="a version, e.g. 'v3' or 3"
+    )
 
 
 class SetEnvVar(Body):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from karta.config import karta_home
 from karta.controlplane.bootstrap import LocalBootstrap
+from karta.http_limits import Limits
 from karta.internal_auth import InternalAccess
 
 
@@ -29,6 +30,7 @@ class ControlSettings:
     login_ttl: float = 30 * 86400.0
     secrets_key: str | None = None  # KARTA_SECRETS_KEY; generated under home when unset
     release_max_bytes: int = 200 << 20  # compressed upload
+    limits: Limits = field(default_factory=Limits)  # every other request (karta.http_limits)
     # `karta serve`: create the local org, key and project, and write credentials.json.
     local: LocalBootstrap | None = None
 
@@ -54,5 +56,6 @@ class ControlSettings:
             reservation_ttl=float(os.environ.get("KARTA_RESERVATION_TTL") or 900),
             secrets_key=os.environ.get("KARTA_SECRETS_KEY") or None,
             release_max_bytes=int(os.environ.get("KARTA_RELEASE_MAX_BYTES") or 200 << 20),
+            limits=Limits.from_env(),
         )
         return replace(settings, **overrides)  # type: ignore[arg-type]

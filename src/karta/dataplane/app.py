@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from karta import __version__, http_errors
+from karta import __version__, http_errors, http_limits
 from karta.app import HarnessApp
 from karta.config import ConfigError, Settings
 from karta.dataplane import adapters
@@ -110,6 +110,7 @@ def create_app(harness_app: HarnessApp, settings: Settings, model_env: dict[str,
     api.state.auth = authenticator(settings, control, harness_app)
     api.state.releases = releases
     http_errors.install(api)
+    http_limits.install(api)
     api.include_router(health.router)
     api.include_router(internal.router)
     api.include_router(sessions.app_router)

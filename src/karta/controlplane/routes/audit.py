@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from karta.controlplane import audit
 from karta.controlplane.actor import Actor
 from karta.controlplane.deps import require, transaction
+from karta.controlplane.models import MAX_INTEGER
 from karta.controlplane.permissions import Permission
 from karta.http_errors import error_responses
 
@@ -20,7 +21,9 @@ Reader = Annotated[Actor, Depends(require(Permission.AUDIT_READ))]
 async def list_audit(
     request: Request,
     actor: Reader,
-    after: Annotated[int, Query(ge=0, description="return rows with seq > after")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_INTEGER, description="return rows with seq > after")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     async with transaction(request, actor) as tx:

@@ -13,12 +13,13 @@ from karta.controlplane.actor import Actor
 from karta.controlplane.deps import Tx, require, transaction
 from karta.controlplane.models import Project, ProjectEnvVar, Release
 from karta.controlplane.permissions import Permission
-from karta.controlplane.repository import OrgRepository
+from karta.controlplane.repository import OrgRepository, spelled_id
 from karta.controlplane.schemas import Rollback, SetEnvVar
 from karta.controlplane.secretbox import SecretBox
 from karta.errors import Conflict, KartaError, NotFound
 from karta.harness.environment import reserved
 from karta.http_errors import error_responses
+from karta.http_limits import Route
 from karta.store.models import utcnow
 
 router = APIRouter(prefix="/v1/projects/{ref}", tags=["releases"])
@@ -28,6 +29,8 @@ Activator = Annotated[Actor, Depends(require(Permission.RELEASES_ACTIVATE))]
 EnvReader = Annotated[Actor, Depends(require(Permission.ENV_READ))]
 EnvWriter = Annotated[Actor, Depends(require(Permission.ENV_WRITE))]
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# The upload streams to disk under its own bound (`release_max_bytes`), not the JSON limit.
+UPLOAD = Route("POST", re.compile(r"/v1/projects/[^/]+/releases"))
 
 
 class ReleaseInvalid(KartaError):
@@ -73,10 +76,10 @@ def public_release(release: Release, project: Project) -> dict[str, Any]:
 
 
 def parse_version(text: str) -> int:
-    digits = text[1:] if text[:1] in ("v", "V") else text
-    if not digits.isdigit() or int(digits) < 1:
+    version = spelled_id(text[1:] if text[:1] in ("v", "V") else text)
+    if version is None:
         raise NotFound(f"release {text!r} not found (versions look like v3)")
-    return int(digits)
+    return version
 
 
 async def _activate(tx: Tx, project: Project, release: Release, action: str) -> None:
