@@ -17,8 +17,12 @@ from karta.controlplane.actor import Actor, RequestContext
 from karta.controlplane.permissions import Permission
 from karta.controlplane.repository import OrgRepository
 from karta.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from karta.http_errors import error_responses
 
 ORG_HEADER = "karta-org"
+# What resolving `require(...)` can answer on any route of an organization: no credential (401),
+# no organization chosen (400), a permission missing (403), a `Karta-Org` not joined (404).
+ORG_ERRORS = error_responses(400, 401, 403, 404)
 
 
 class OrganizationRequired(BadRequest):

@@ -8,16 +8,17 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from karta.controlplane import audit
 from karta.controlplane.actor import Actor
-from karta.controlplane.deps import require, transaction
+from karta.controlplane.deps import ORG_ERRORS, require, transaction
 from karta.controlplane.models import MAX_INTEGER
 from karta.controlplane.permissions import Permission
+from karta.controlplane.views import AuditPage
 from karta.http_errors import error_responses
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=ORG_ERRORS)
 Reader = Annotated[Actor, Depends(require(Permission.AUDIT_READ))]
 
 
-@router.get("", responses=error_responses(401, 403, 422))
+@router.get("", response_model=AuditPage, responses=error_responses(422))
 async def list_audit(
     request: Request,
     actor: Reader,

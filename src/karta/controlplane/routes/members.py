@@ -8,14 +8,15 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from karta.controlplane import credentials, permissions
 from karta.controlplane.actor import Actor
-from karta.controlplane.deps import require, transaction
+from karta.controlplane.deps import ORG_ERRORS, require, transaction
 from karta.controlplane.models import Membership, User
 from karta.controlplane.permissions import Permission
 from karta.controlplane.schemas import AddMember, UpdateMember
+from karta.controlplane.views import Listing, MemberView
 from karta.errors import Conflict, Forbidden, NotFound
 from karta.http_errors import error_responses
 
-router = APIRouter(prefix="/v1/members", tags=["members"])
+router = APIRouter(prefix="/v1/members", tags=["members"], responses=ORG_ERRORS)
 Reader = Annotated[Actor, Depends(require(Permission.MEMBERS_READ))]
 Manager = Annotated[Actor, Depends(require(Permission.MEMBERS_MANAGE))]
 
@@ -48,13 +49,13 @@ def _may_touch(actor: Actor, *roles: str) -> None:
             raise Forbidden("only an owner can make or unmake an owner", permission="owner")
 
 
-@router.get("", responses=error_responses(401, 403))
+@router.get("", response_model=Listing[MemberView])
 async def list_members(request: Request, actor: Reader) -> dict[str, Any]:
     async with transaction(request, actor) as tx:
         return {"data": [_member(m, u) for m, u in await tx.repo.members()]}
 
 
-@router.post("", status_code=201, responses=error_responses(401, 403, 404, 409, 422))
+@router.post("", status_code=201, response_model=MemberView, responses=error_responses(409, 422))
 async def add_member(body: AddMember, request: Request, actor: Manager) -> dict[str, Any]:
     _may_touch(actor, body.role)
     async with transaction(request, actor) as tx:
@@ -76,7 +77,7 @@ async def _other_owners(tx: Any, membership: Membership) -> None:
         raise LastOwner("an organization keeps at least one owner")
 
 
-@router.patch("/{user_id}", responses=error_responses(401, 403, 404, 409, 422))
+@router.patch("/{user_id}", response_model=MemberView, responses=error_responses(409, 422))
 async def update_member(
     user_id: int, body: UpdateMember, request: Request, actor: Manager
 ) -> dict[str, Any]:
@@ -93,7 +94,7 @@ async def update_member(
         return _member(membership, user)
 
 
-@router.delete("/{user_id}", status_code=204, responses=error_responses(401, 403, 404, 409))
+@router.delete("/{user_id}", status_code=204, responses=error_responses(409, 422))
 async def remove_member(user_id: int, request: Request, actor: Manager) -> Response:
     async with transaction(request, actor) as tx:
         membership = await tx.repo.membership(user_id)
