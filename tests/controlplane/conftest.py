@@ -73,7 +73,8 @@ class ControlPlane:
         return str(r.json()["token"])
 
     async def user(self, org: Org, role: str) -> dict[str, str]:
-        """A new user with `role` in `org`: their login headers."""
+        """A new user with `role` in `org` (invited by the owner, accepted): their login
+        headers."""
         email = f"{role}-{secrets.token_hex(3)}@example.com"
         r = await self.client.post(
             "/v1/signup", json={"email": email, "password": "correct horse", "org_name": "own"}
@@ -83,8 +84,10 @@ class ControlPlane:
             "/v1/members", headers=org.owner, json={"email": email, "role": role}
         )
         assert r.status_code == 201, r.text
-        token = await self.login(email)
-        return {"Authorization": f"Bearer {token}", "Karta-Org": org.slug}
+        token = {"Authorization": f"Bearer {await self.login(email)}"}
+        r = await self.client.post(f"/v1/invitations/{r.json()['id']}/accept", headers=token)
+        assert r.status_code == 200, r.text
+        return {**token, "Karta-Org": org.slug}
 
     async def key(self, org: Org, *scopes: str, **limits: int) -> tuple[str, int]:
         r = await self.client.post(

@@ -19,6 +19,7 @@ from karta.controlplane.routes import (
     account,
     audit,
     internal,
+    invitations,
     keys,
     members,
     money,
@@ -72,6 +73,6 @@ def create_control_app(settings: ControlSettings, clock: Clock = SYSTEM) -> Fast
     async def readyz() -> dict[str, str]:
         return {"status": "ready"}
 
-    for module in (account, members, keys, projects, releases, money, audit, internal):
+    for module in (account, members, invitations, keys, projects, releases, money, audit, internal):
         api.include_router(module.router)
     return api

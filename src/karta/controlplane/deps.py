@@ -7,9 +7,9 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from karta.controlplane import audit, credentials, permissions
@@ -86,6 +86,17 @@ async def caller(request: Request) -> Actor:
                 api_key_id=key.id,
             )
     raise Unauthorized("invalid, expired or revoked credential")
+
+
+Caller = Annotated[Actor, Depends(caller)]
+
+
+def user_only(actor: Actor, has: str) -> int:
+    """The caller's user id; an API key belongs to an organization, not to a person, so it
+    has no organizations or invitations of its own (`has` names what it lacks)."""
+    if actor.kind != "user" or actor.user_id is None:
+        raise Forbidden(f"only a logged-in user has {has}: use 'karta login'")
+    return actor.user_id
 
 
 def require(permission: Permission) -> Callable[[Request], Awaitable[Actor]]:

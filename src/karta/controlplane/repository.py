@@ -22,6 +22,7 @@ from karta.controlplane.models import (
     AuditEvent,
     AuditHead,
     Budget,
+    Invitation,
     Membership,
     Organization,
     Project,
@@ -53,6 +54,10 @@ class ReleaseNotFound(NotFound):
 
 class MemberNotFound(NotFound):
     code = "member_not_found"
+
+
+class InvitationNotFound(NotFound):
+    code = "invitation_not_found"
 
 
 def storable(n: int) -> bool:
@@ -120,6 +125,39 @@ class OrgRepository:
             )
             or 0
         )
+
+    # --- invitations ---------------------------------------------------------------------------
+
+    async def pending_invitations(self) -> list[Invitation]:
+        """Not yet answered nor revoked (expired ones included: they show as expired)."""
+        rows = await self.session.scalars(
+            select(Invitation)
+            .where(
+                Invitation.organization_id == self.organization_id, Invitation.status == "pending"
+            )
+            .order_by(Invitation.id)
+        )
+        return list(rows.all())
+
+    async def open_invitation(self, email: str, now: datetime) -> Invitation | None:
+        """The email's pending invitation that has not expired, if any."""
+        return await self.session.scalar(
+            select(Invitation).where(
+                Invitation.organization_id == self.organization_id,
+                Invitation.email == email,
+                Invitation.status == "pending",
+                Invitation.expires_at > now,
+            )
+        )
+
+    async def invitation(self, invitation_id: int) -> Invitation:
+        query = select(Invitation).where(
+            Invitation.organization_id == self.organization_id, Invitation.id == invitation_id
+        )
+        found = await self.session.scalar(query) if storable(invitation_id) else None
+        if found is None:
+            raise InvitationNotFound(f"invitation {invitation_id} not found")
+        return found
 
     # --- keys ----------------------------------------------------------------------------------
 

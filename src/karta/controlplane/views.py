@@ -102,6 +102,18 @@ class MemberView(BaseModel):
     created_at: Timestamp
 
 
+class InvitationView(BaseModel):
+    id: int
+    object: Literal["invitation"]
+    organization: OrgView
+    email: str
+    role: str
+    status: Literal["pending", "expired", "accepted", "declined", "revoked"]
+    invited_by: str | None = Field(description="the inviter, as the audit log names actors")
+    created_at: Timestamp
+    expires_at: Timestamp
+
+
 # --- projects and releases -----------------------------------------------------------------------
 
 

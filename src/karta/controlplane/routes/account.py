@@ -9,7 +9,14 @@ from fastapi import APIRouter, Depends, Request
 
 from karta.controlplane import credentials, orgs, security, throttle
 from karta.controlplane.actor import Actor
-from karta.controlplane.deps import ORG_ERRORS, caller, request_context, require, transaction
+from karta.controlplane.deps import (
+    ORG_ERRORS,
+    Caller,
+    request_context,
+    require,
+    transaction,
+    user_only,
+)
 from karta.controlplane.models import User, UserToken
 from karta.controlplane.permissions import Permission
 from karta.controlplane.repository import OrgRepository
@@ -21,7 +28,6 @@ from karta.http_errors import error_responses
 from karta.store.models import utcnow
 
 router = APIRouter(prefix="/v1", tags=["account"])
-Caller = Annotated[Actor, Depends(caller)]
 
 
 class EmailTaken(Conflict):
@@ -118,15 +124,9 @@ async def me(request: Request, actor: Caller) -> dict[str, Any]:
     }
 
 
-def _user_only(actor: Actor) -> int:
-    if actor.kind != "user" or actor.user_id is None:
-        raise Forbidden("only a logged-in user has organizations: use 'karta login'")
-    return actor.user_id
-
-
 @router.get("/orgs", response_model=Listing[OrgWithRole], responses=error_responses(401, 403, 404))
 async def list_orgs(request: Request, actor: Caller) -> dict[str, Any]:
-    user_id = _user_only(actor)
+    user_id = user_only(actor, "organizations")
     async with request.app.state.db() as session:
         joined = await credentials.memberships(session, user_id)
     return {"data": [{**orgs.public_org(o), "role": m.role} for m, o in joined]}
@@ -139,7 +139,7 @@ async def list_orgs(request: Request, actor: Caller) -> dict[str, Any]:
     responses=error_responses(401, 403, 404, 409, 422),
 )
 async def create_org(body: CreateOrg, request: Request, actor: Caller) -> dict[str, Any]:
-    user_id = _user_only(actor)
+    user_id = user_only(actor, "organizations")
     async with request.app.state.db() as session, session.begin():
         if body.slug is not None:
             if await credentials.organization_by_slug(session, body.slug) is not None:
