@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from karta import __version__
-from karta.cli import control, releases
+from karta.cli import control, flags, releases
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -159,6 +159,7 @@ def mock_model(
 
 control.register(app)
 releases.register(app)
+flags.install()
 
 
 def main() -> None:
