@@ -47,14 +47,17 @@ HTTP_CODES = {
 }
 
 
-class InvalidField(KartaError):
-    """A 422 shaped like a request-validation error, for checks made outside Pydantic."""
+class ValidationFailed(KartaError):
+    """422 `validation_error` with each `(field, problem)`: Pydantic's findings, and checks
+    made outside it (a request-level check, a route's own) in the same shape."""
 
     status = 422
     code = "validation_error"
 
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}", fields=[{"field": field, "message": problem}])
+    def __init__(self, *problems: tuple[str, str]) -> None:
+        summary = "; ".join(f"{field}: {problem}" for field, problem in problems)
+        fields = [{"field": field, "message": problem} for field, problem in problems]
+        super().__init__(summary or "invalid request", fields=fields)
 
 
 def _field(loc: tuple[object, ...]) -> str:
@@ -72,16 +75,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = [{"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
-        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-        return JSONResponse(
-            {
-                "error": "validation_error",
-                "message": summary or "invalid request",
-                "fields": fields,
-            },
-            status_code=422,
-        )
+        failed = ValidationFailed(*((_field(tuple(e["loc"])), e["msg"]) for e in exc.errors()))
+        return JSONResponse(failed.body(), status_code=failed.status)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:

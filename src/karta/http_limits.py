@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from karta.http_errors import InvalidField
+from karta.http_errors import ValidationFailed
 from karta.json_text import unwritable
 
 
@@ -107,7 +107,7 @@ class RequestLimits:
             await too_large(scope, receive, send)
             return
         if found := unwritable(body):
-            error = InvalidField(*found)
+            error = ValidationFailed(found)
             await JSONResponse(error.body(), status_code=error.status)(scope, receive, send)
             return
         await self.app(scope, _replay(body, receive), send)

@@ -61,8 +61,8 @@ class InvitationNotFound(NotFound):
 
 
 def storable(n: int) -> bool:
-    """Whether `n` can be a row id: one that cannot names no row, and is never sent to the
-    database (whose driver would fail on it instead of finding nothing)."""
+    """Whether `n` fits an id column. An id that does not names no row, so it is never sent to
+    the database, whose driver would fail on it instead of finding nothing."""
     return 1 <= n <= MAX_INTEGER
 
 

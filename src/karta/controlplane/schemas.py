@@ -51,7 +51,7 @@ class CreateOrg(Body):
     slug: Slug | None = None
 
 
-class AddMember(Body):
+class InviteMember(Body):
     email: str
     role: Role
 

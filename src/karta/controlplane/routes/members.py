@@ -11,7 +11,7 @@ from karta.controlplane.actor import Actor
 from karta.controlplane.deps import ORG_ERRORS, require, transaction
 from karta.controlplane.models import Membership, User
 from karta.controlplane.permissions import Permission
-from karta.controlplane.schemas import AddMember, UpdateMember
+from karta.controlplane.schemas import InviteMember, UpdateMember
 from karta.controlplane.views import InvitationView, Listing, MemberView
 from karta.errors import Conflict, Forbidden
 from karta.http_errors import error_responses
@@ -50,7 +50,7 @@ async def list_members(request: Request, actor: Reader) -> dict[str, Any]:
 @router.post(
     "", status_code=201, response_model=InvitationView, responses=error_responses(409, 422)
 )
-async def invite_member(body: AddMember, request: Request, actor: Manager) -> dict[str, Any]:
+async def invite_member(body: InviteMember, request: Request, actor: Manager) -> dict[str, Any]:
     """Invite an email to a role: they become a member when they accept (logged in with that
     email). The answer is the same whether or not the email has an account."""
     _may_touch(actor, body.role)

@@ -14,7 +14,7 @@ from karta.controlplane.repository import OrgRepository
 from karta.controlplane.schemas import Limits
 from karta.controlplane.views import BudgetView, UsageSummary
 from karta.errors import BadRequest
-from karta.http_errors import InvalidField, error_responses
+from karta.http_errors import ValidationFailed, error_responses
 from karta.store.models import utcnow
 
 router = APIRouter(prefix="/v1", tags=["money"], responses=ORG_ERRORS)
@@ -72,7 +72,7 @@ async def get_usage(
         try:
             start, end = budgets.period_of(period, tx.repo.clock.now().date())
         except budgets.PeriodOutOfRange as exc:
-            raise InvalidField("period", str(exc)) from exc
+            raise ValidationFailed(("period", str(exc))) from exc
         except ValueError as exc:
             raise BadRequest(str(exc), field="period") from exc
         return await usage.summary(tx.repo, start, end)
