@@ -12,21 +12,18 @@ from starlette.exceptions import HTTPException
 from karta.errors import KartaError, RetryLater
 
 
-class ErrorBody(BaseModel):
-    """Some errors add fields of their own (a 403's `permission`, a 402's `reason`)."""
-
-    error: str = Field(description="machine-readable error code")
-    message: str = Field(description="what went wrong, for people")
-
-
 class FieldError(BaseModel):
     field: str = Field(description="dotted path of the field, e.g. `metadata.customer`")
     message: str
 
 
-class ValidationErrorBody(ErrorBody):
+class ErrorBody(BaseModel):
+    """Some errors add fields of their own (a 403's `permission`, a 402's `reason`)."""
+
+    error: str = Field(description="machine-readable error code")
+    message: str = Field(description="what went wrong, for people")
     fields: list[FieldError] | None = Field(
-        default=None, description="each invalid field (with `validation_error`)"
+        default=None, description="with `validation_error`: each invalid field"
     )
 
 
@@ -91,7 +88,4 @@ def install(app: FastAPI) -> None:
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
     """OpenAPI declarations of the error bodies a route can answer with."""
-    return {
-        s: {"model": ValidationErrorBody if s == 422 else ErrorBody, "description": HTTP_CODES[s]}
-        for s in statuses
-    }
+    return {s: {"model": ErrorBody, "description": HTTP_CODES[s]} for s in statuses}
