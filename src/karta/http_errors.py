@@ -12,9 +12,19 @@ from starlette.exceptions import HTTPException
 from karta.errors import KartaError, RetryLater
 
 
+class FieldError(BaseModel):
+    field: str = Field(description="dotted path of the field, e.g. `metadata.customer`")
+    message: str
+
+
 class ErrorBody(BaseModel):
+    """Some errors add fields of their own (a 403's `permission`, a 402's `reason`)."""
+
     error: str = Field(description="machine-readable error code")
     message: str = Field(description="what went wrong, for people")
+    fields: list[FieldError] | None = Field(
+        default=None, description="with `validation_error`: each invalid field"
+    )
 
 
 HTTP_CODES = {
@@ -29,8 +39,22 @@ HTTP_CODES = {
     415: "unsupported_media_type",
     422: "validation_error",
     429: "too_many_requests",
+    431: "headers_too_large",
     503: "unavailable",
 }
+
+
+class ValidationFailed(KartaError):
+    """422 `validation_error` with each `(field, problem)`: Pydantic's findings, and checks
+    made outside it (a request-level check, a route's own) in the same shape."""
+
+    status = 422
+    code = "validation_error"
+
+    def __init__(self, *problems: tuple[str, str]) -> None:
+        summary = "; ".join(f"{field}: {problem}" for field, problem in problems)
+        fields = [{"field": field, "message": problem} for field, problem in problems]
+        super().__init__(summary or "invalid request", fields=fields)
 
 
 def _field(loc: tuple[object, ...]) -> str:
@@ -48,16 +72,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = [{"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
-        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-        return JSONResponse(
-            {
-                "error": "validation_error",
-                "message": summary or "invalid request",
-                "fields": fields,
-            },
-            status_code=422,
-        )
+        failed = ValidationFailed(*((_field(tuple(e["loc"])), e["msg"]) for e in exc.errors()))
+        return JSONResponse(failed.body(), status_code=failed.status)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:

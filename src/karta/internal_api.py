@@ -24,7 +24,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, PlainSerializer, ValidationError
 
-Id = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
+# The largest id either plane stores: ids are 32-bit `Integer` columns on PostgreSQL, and
+# asyncpg refuses a larger parameter outright.
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
 # Token counts and money: a float or a numeric string is refused, never rounded.
 Count = Annotated[int, Field(strict=True, ge=0, le=2**62)]
 Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]

@@ -47,7 +47,8 @@ async def test_mutations_are_audited_without_secrets(control: ControlPlane) -> N
         "key.revoked",
         "budget.changed",
         "project.created",
-        "member.added",
+        "member.invited",
+        "member.added",  # by the invitee, accepting
         "member.role_changed",
         "member.removed",
     ]

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from karta import __version__
-from karta.cli import control, releases, sessions
+from karta.cli import control, flags, releases, sessions
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -163,6 +163,7 @@ def mock_model(
 control.register(app)
 releases.register(app)
 sessions.register(app)
+flags.install()
 
 
 def main() -> None:

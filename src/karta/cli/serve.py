@@ -26,6 +26,7 @@ from karta.app import HarnessApp, load_app
 from karta.config import ConfigError, Settings
 from karta.credentials_file import read_credentials
 from karta.errors import AppConfigError
+from karta.http_limits import Limits
 from karta.modelenv import ModelEndpoint, resolve_model_endpoint
 from karta.serve_state import plane_secrets
 
@@ -51,8 +52,18 @@ class PlaneServer(uvicorn.Server):
 
 
 def plane_server(api: FastAPI, host: str, port: int, log_level: str) -> PlaneServer:
+    # Under h11 (when httptools is missing) a request head over 16 KiB would get h11's plain
+    # 400 before the planes' header limit could answer 431; leave it room for the request line.
+    head = Limits.from_env().max_header_bytes + (16 << 10)
     return PlaneServer(
-        uvicorn.Config(api, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+        uvicorn.Config(
+            api,
+            host=host,
+            port=port,
+            log_level=log_level,
+            timeout_graceful_shutdown=5,
+            h11_max_incomplete_event_size=head,
+        )
     )
 
 

@@ -12,6 +12,7 @@ from karta.controlplane.permissions import ROLES
 from karta.internal_api import Count
 from karta.session_tokens import DEFAULT_TTL, MAX_TTL
 
+Int64 = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
 Role = Literal["owner", "admin", "developer", "billing", "viewer"]
 Scope = Literal["read", "write", "admin"]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
@@ -48,7 +49,7 @@ class CreateOrg(Body):
     slug: Slug | None = None
 
 
-class AddMember(Body):
+class InviteMember(Body):
     email: str
     role: Role
 
@@ -80,7 +81,9 @@ class MintSessionToken(Body):
 
 
 class Rollback(Body):
-    to: str | int | None = Field(default=None, description="a version, e.g. 'v3' or 3")
+    to: Annotated[str, Field(max_length=16)] | Int64 | None = Field(
+        default=None, description="a version, e.g. 'v3' or 3"
+    )
 
 
 class SetEnvVar(Body):

@@ -13,7 +13,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from karta import __version__, http_errors
+from karta import __version__, http_errors, http_limits
 from karta.app import HarnessApp
 from karta.clock import SYSTEM, Clock
 from karta.config import ConfigError, Settings
@@ -132,6 +132,7 @@ def create_app(
     api.state.releases = releases
     api.state.control_probe = ControlPlaneProbe(control, clock=clock) if control else None
     http_errors.install(api)
+    http_limits.install(api, http_limits.Limits.from_env(http_limits.DATA_PLANE))
     api.include_router(health.router)
     api.include_router(internal.router)
     for resolve, prefix, family_errors in (

@@ -22,7 +22,7 @@ from karta.internal_auth import require_service
 from karta.money import TokenUsage
 
 router = APIRouter(dependencies=[Depends(require_service)], include_in_schema=False)
-OrgId = Annotated[int, Query(ge=1)]  # the organization whose data is asked for
+OrgId = Annotated[int, Query(ge=1, le=api.MAX_ID)]  # the organization whose data is asked for
 
 
 @router.get(api.WHOAMI)
