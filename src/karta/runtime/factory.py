@@ -3,11 +3,12 @@ harnesses."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from karta.app import HarnessApp
 from karta.app.loader import CLAUDE_CODE, OPENCODE
+from karta.clock import SYSTEM, Clock
 from karta.config import Settings
 from karta.errors import AppConfigError
 from karta.harness.base import Harness
@@ -28,12 +29,18 @@ def harness_for(kind: str, settings: Settings) -> Harness:
     raise AppConfigError(f"unsupported harness {kind!r}")
 
 
-def apps_for(app: HarnessApp, settings: Settings, source: ReleaseSource | None = None) -> Apps:
+def apps_for(
+    app: HarnessApp,
+    settings: Settings,
+    source: ReleaseSource | None = None,
+    harnesses: Callable[[str], Harness] | None = None,
+) -> Apps:
+    """`harnesses`: the `Harness` for an app's kind (default: the real adapters)."""
     return Apps(
         app,
         source or WorkingCopyOnly(),
         ReleaseStore(settings.releases, max_releases=settings.release_cache_max),
-        lambda kind: harness_for(kind, settings),
+        harnesses or (lambda kind: harness_for(kind, settings)),
     )
 
 
@@ -44,9 +51,12 @@ async def open_runtime(
     model_env: dict[str, str],
     metering: Metering | None = None,
     releases: ReleaseSource | None = None,
+    harnesses: Callable[[str], Harness] | None = None,
+    clock: Clock = SYSTEM,
 ) -> AsyncIterator[Runtime]:
     """`releases`: where published releases come from (the control plane); without one every
-    session runs `app`, the served folder."""
+    session runs `app`, the served folder. `harnesses` and `clock` replace the real harness
+    adapters and time (an in-process `karta.testing.FakeHarness`, a `FakeClock`)."""
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = store.create_engine(settings.db_url)
     try:
@@ -54,9 +64,10 @@ async def open_runtime(
         runtime = Runtime(
             settings,
             store.sessionmaker(engine),
-            apps_for(app, settings, releases),
+            apps_for(app, settings, releases, harnesses),
             model_env,
             metering,
+            clock,
         )
         await runtime.start()
         try:
