@@ -90,3 +90,24 @@ async def test_a_turn_cut_off_by_a_kill_is_closed_at_the_next_start(
         assert texts(await run_turn(session, "still there?")) == "Back again."
         assert fake.opened[-1].resume  # the conversation the killed server had, resumed
         assert fake.opened[-1].harness_session_id == fake.opened[0].harness_session_id
+
+
+async def test_a_turn_stopped_between_its_done_and_its_row_keeps_its_one_done(
+    tmp_path, fake, clock
+):
+    async with runtime_on(tmp_path, fake, clock) as first:
+        session, _ = await first.create_session(CALLER, {})
+        fake.enqueue(Say("All done."), usage={"input_tokens": 3, "output_tokens": 4})
+        events = await run_turn(session, "go")
+        turn_id = events[-1].turn_id
+    # What a kill right after the `done` leaves: the log has it, the row still says running.
+    with closing(sqlite3.connect(tmp_path / "karta.db")) as db, db:
+        db.execute("UPDATE turns SET status = 'running', usage = NULL WHERE id = ?", (turn_id,))
+
+    async with runtime_on(tmp_path, fake, clock) as second:
+        session = await second.session(CALLER, session.id)
+        logged = [e.type for e in await session.read() if e.turn_id == turn_id]
+        assert logged.count(ev.DONE) == 1 and ev.ERROR not in logged
+        row = await turn_row(second, turn_id)
+        assert row.status == "completed"
+        assert row.usage is not None and row.usage["output_tokens"] == 4

@@ -8,7 +8,7 @@ approved_session | denied | expired | aborted.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -77,9 +77,11 @@ class ApprovalBroker:
         request: ToolRequest,
         emit: Emit,
         workspace: Path | None = None,
+        on_pause: Callable[[], Awaitable[None]] | None = None,
     ) -> ApprovalAnswer:
         """Ask whoever decides for the session; returns once they did or the request expired.
-        Cancelling the waiting turn aborts the request."""
+        `on_pause` runs when the turn is about to wait (not when the session's mode answers at
+        once). Cancelling the waiting turn aborts the request."""
         if await self._repo.permission_mode(session_id) == Decision.APPROVE_SESSION:
             return ApprovalAnswer(Verdict.ALLOW)
         target = target_of(request.input, workspace)
@@ -96,6 +98,8 @@ class ApprovalBroker:
             created_at=self._clock.now(),
             expires_at=self._clock.now() + timedelta(seconds=self.ttl),
         )
+        if on_pause is not None:
+            await on_pause()
         await self._repo.add_approval(row)
         future: asyncio.Future[Decision | None] = asyncio.get_running_loop().create_future()
         self._waiting[row.request_id] = future

@@ -122,13 +122,23 @@ class TurnPipeline:
         """No turn survives a restart: close the log of every interrupted turn honestly."""
         await self.repo.abort_pending_approvals()
         for turn in await self.repo.live_turns():
+            billing = Billing(**turn.billing) if turn.billing else None
+            done = await self._logged_done(turn.session_id, turn.id, turn.first_seq)
+            if done is not None:
+                # Stopped between telling the client and writing the row down: finish the
+                # bookkeeping with what the turn really ended with.
+                await self._settle(turn.session_id, turn.id, done, billing)
+                continue
             await self.emit(
                 turn.session_id,
                 turn.id,
                 ev.error_event("the server restarted while this turn was running", "turn_aborted"),
             )
-            billing = Billing(**turn.billing) if turn.billing else None
             await self._finish(turn.session_id, turn.id, ev.done_event(status="failed"), billing)
+
+    async def _logged_done(self, session_id: str, turn_id: str, first_seq: int) -> Event | None:
+        events = await self.events.read(session_id, max(0, first_seq - 1))
+        return next((e for e in events if e.type == ev.DONE and e.turn_id == turn_id), None)
 
     async def stop(self) -> None:
         for turn in list(self._turns.values()):
@@ -226,7 +236,6 @@ class TurnPipeline:
 
     async def _ask(self, turn: LiveTurn, request: ToolRequest) -> ApprovalAnswer:
         """The harness asks permission: the turn waits for a decision (or its expiry)."""
-        await self._move(turn, TurnState.AWAITING_INPUT)
         workspace = session_files(self.settings.home, turn.session_id).workspace
         try:
             return await self.approvals.request(
@@ -235,6 +244,7 @@ class TurnPipeline:
                 request,
                 lambda event: self.emit(turn.session_id, turn.turn_id, event),
                 workspace,
+                on_pause=lambda: self._move(turn, TurnState.AWAITING_INPUT),
             )
         finally:
             if turn.state is TurnState.AWAITING_INPUT:
@@ -296,6 +306,17 @@ class TurnPipeline:
         await self.emit(session_id, turn_id, done)
         if turn is not None and self._turns.get(session_id) is turn:
             del self._turns[session_id]
+        await self._settle(session_id, turn_id, done, billing, turn)
+
+    async def _settle(
+        self,
+        session_id: str,
+        turn_id: str,
+        done: Event,
+        billing: Billing | None,
+        turn: LiveTurn | None = None,
+    ) -> None:
+        """A finished turn's row, usage and reservation, after its `done` is in the log."""
         usage = done.data.get("usage") or {}
         record = (
             usage_row(billing, session_id, turn_id, usage, self.repo.clock) if billing else None
