@@ -16,7 +16,7 @@ import pytest
 
 from karta.controlplane.app import create_control_app
 from karta.controlplane.settings import ControlSettings
-from karta.internal_auth import InternalAccess
+from karta.core.internal_auth import InternalAccess
 from karta.testing import FakeClock
 from tests.conftest import Database
 

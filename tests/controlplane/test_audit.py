@@ -9,8 +9,8 @@ import sqlite3
 import asyncpg
 import pytest
 
-from karta import auditchain
 from karta.controlplane.models import AuditEvent
+from karta.core import auditchain
 from tests.controlplane.conftest import ControlPlane
 
 

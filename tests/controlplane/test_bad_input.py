@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from karta.controlplane.app import create_control_app
-from karta.http_limits import Limits
+from karta.core.http_limits import Limits
 from karta.releases.archive import pack_bytes
 from tests.conftest import SUPPORT_BOT
 from tests.controlplane.conftest import ControlPlane

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from karta.controlplane.app import create_control_app
 from karta.controlplane.settings import ControlSettings
-from karta.internal_auth import InternalAccess
+from karta.core.internal_auth import InternalAccess
 from tests.conftest import Database
 
 EXAMPLES = 6  # generated per operation, for valid and for invalid input each

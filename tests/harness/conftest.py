@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from karta.app import load_app
-from karta.events import DONE, TEXT, Event
-from karta.harness.base import (
+from karta.core.events import DONE, TEXT, Event
+from karta.dataplane.harness.base import (
     ApprovalAnswer,
     HarnessSession,
     SessionSpec,
@@ -25,7 +25,7 @@ from karta.harness.base import (
     TurnContext,
     Verdict,
 )
-from karta.harness.processes import descendants
+from karta.dataplane.harness.processes import descendants
 from karta.testing import ScriptedModel
 
 ROOT = Path(__file__).resolve().parents[2]

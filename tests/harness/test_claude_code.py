@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from karta.app.agents import BUILTIN_AGENT
-from karta.events import ERROR
-from karta.harness.base import HarnessFailure, HarnessSession, SessionSpec
-from karta.harness.claude_code import ClaudeCodeHarness, ClaudeCodeSession
+from karta.core.events import ERROR
+from karta.dataplane.harness.base import HarnessFailure, HarnessSession, SessionSpec
+from karta.dataplane.harness.claude_code import ClaudeCodeHarness, ClaudeCodeSession
 from karta.testing import Reply, ScriptedModel, text, tool_use
 from tests.harness.conftest import (
     Approver,

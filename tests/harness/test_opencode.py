@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from karta.events import ERROR
-from karta.harness.base import HarnessFailure, HarnessSession, SessionSpec
-from karta.harness.opencode import OpenCodeHarness, OpenCodeSession
-from karta.harness.processes import descendants
+from karta.core.events import ERROR
+from karta.dataplane.harness.base import HarnessFailure, HarnessSession, SessionSpec
+from karta.dataplane.harness.opencode import OpenCodeHarness, OpenCodeSession
+from karta.dataplane.harness.processes import descendants
 from karta.testing import Reply, ScriptedModel, text, tool_use
 from tests.harness.conftest import (
     Approver,

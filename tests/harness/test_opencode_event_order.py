@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from karta.events import ERROR
-from karta.harness.opencode import OpenCodeSession
-from karta.sse import Frame
+from karta.core.events import ERROR
+from karta.core.sse import Frame
+from karta.dataplane.harness.opencode import OpenCodeSession
 from tests.harness.conftest import context, copy_example, make_spec, run_turn, said, status
 
 pytestmark = pytest.mark.harness

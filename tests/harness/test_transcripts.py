@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from karta.harness.claude_transcript import read_transcript, with_reminder
-from karta.harness.opencode_transcript import messages_from
+from karta.dataplane.harness.claude_transcript import read_transcript, with_reminder
+from karta.dataplane.harness.opencode_transcript import messages_from
 
 pytestmark = pytest.mark.harness
 

@@ -342,7 +342,8 @@ def test_client_interrupt_and_transcript(server, model):
 
 
 def test_the_builtin_models_turns_are_metered_at_zero(server, model, monkeypatch):
-    # The shared test model answers as the built-in one does (karta.modelenv starts it so).
+    # The shared test model answers as the built-in one does (karta.dataplane.modelenv starts
+    # it so).
     monkeypatch.setattr(model, "model_name", BUILTIN_MODEL_NAME)
     with KartaClient(server.url, server.api_key) as client:
         session = client.create_session()

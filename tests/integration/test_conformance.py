@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from karta.sse import iter_events
+from karta.core.sse import iter_events
 from karta.testing import Reply, ScriptedModel, error_reply, text, tool_use
 from tests.conftest import ROOT, Database, KartaServer, stream_events, texts
 from tests.integration.test_resilience import harness_processes

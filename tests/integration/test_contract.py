@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from karta.api_keys import LOOKUP_PREFIX_LEN
+from karta.core.api_keys import LOOKUP_PREFIX_LEN
 from tests.conftest import KartaServer
 
 

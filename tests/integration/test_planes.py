@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from karta.sse import iter_events
+from karta.core.sse import iter_events
 from karta.testing import Reply, ScriptedModel, text, tool_use
 from tests.conftest import (
     SUPPORT_BOT,

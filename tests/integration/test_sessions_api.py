@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from karta.sse import iter_events
+from karta.core.sse import iter_events
 from karta.testing import Reply, text, tool_use
 from tests.conftest import SUPPORT_BOT, Database, KartaServer
 from tests.integration.test_planes import eventually

@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 
-from karta import events as ev
 from karta.app import load_app
-from karta.config import Settings
-from karta.events import Event
-from karta.principal import Principal
-from karta.runtime.factory import open_runtime
-from karta.runtime.handle import SessionHandle
-from karta.runtime.lifecycle import LIVE_TURN_STATES
-from karta.runtime.pipeline import TurnHandle, TurnRequest
-from karta.runtime.service import Runtime
-from karta.store.models import TurnRow
+from karta.core import events as ev
+from karta.core.events import Event
+from karta.dataplane.principal import Principal
+from karta.dataplane.runtime.factory import open_runtime
+from karta.dataplane.runtime.handle import SessionHandle
+from karta.dataplane.runtime.lifecycle import LIVE_TURN_STATES
+from karta.dataplane.runtime.pipeline import TurnHandle, TurnRequest
+from karta.dataplane.runtime.service import Runtime
+from karta.dataplane.settings import Settings
+from karta.dataplane.store.models import TurnRow
 from karta.testing import FakeClock, FakeHarness
 from tests.conftest import SUPPORT_BOT
 

@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from karta import events as ev
-from karta.errors import InputNotPending
-from karta.runtime.handle import SessionHandle
-from karta.runtime.lifecycle import Decision
-from karta.runtime.pipeline import TurnHandle, TurnRequest
-from karta.runtime.service import Runtime
+from karta.core import events as ev
+from karta.core.errors import InputNotPending
+from karta.dataplane.runtime.handle import SessionHandle
+from karta.dataplane.runtime.lifecycle import Decision
+from karta.dataplane.runtime.pipeline import TurnHandle, TurnRequest
+from karta.dataplane.runtime.service import Runtime
 from karta.testing.fake_harness import Ask, Say
 from tests.runtime.conftest import (
     ended_turn,

@@ -3,7 +3,7 @@ fails the turn, and the next turn resumes the conversation on a fresh one."""
 
 from __future__ import annotations
 
-from karta import events as ev
+from karta.core import events as ev
 from karta.testing.fake_harness import Crash, Gone, Say
 from tests.runtime.conftest import ended_turn, of_type, run_turn, texts
 

@@ -3,7 +3,7 @@ harness reopened for the new agent on the same conversation."""
 
 from __future__ import annotations
 
-from karta import events as ev
+from karta.core import events as ev
 from karta.testing.fake_harness import Say
 from tests.runtime.conftest import of_type, run_turn
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from karta.errors import InvalidCursor
-from karta.runtime.pipeline import TurnRequest
-from karta.runtime.queries import SessionFilter
-from karta.runtime.service import Runtime
+from karta.core.errors import InvalidCursor
+from karta.dataplane.runtime.pipeline import TurnRequest
+from karta.dataplane.runtime.queries import SessionFilter
+from karta.dataplane.runtime.service import Runtime
 from karta.testing import FakeClock
 from karta.testing.fake_harness import Wait
 from tests.runtime.conftest import CALLER, ended_turn, is_done, run_turn, until

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from karta import events as ev
-from karta.errors import InputNotPending
-from karta.events import Event
-from karta.runtime.lifecycle import Decision
-from karta.runtime.pipeline import TurnRequest
+from karta.core import events as ev
+from karta.core.errors import InputNotPending
+from karta.core.events import Event
+from karta.dataplane.runtime.lifecycle import Decision
+from karta.dataplane.runtime.pipeline import TurnRequest
 from karta.testing.fake_harness import Ask, Say, Step, Wait
 from tests.runtime.conftest import (
     CALLER,

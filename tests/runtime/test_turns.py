@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from karta import events as ev
-from karta.errors import PendingInput, TurnInProgress
-from karta.runtime.lifecycle import TurnOutcome
-from karta.runtime.pipeline import TurnHandle, TurnRequest
+from karta.core import events as ev
+from karta.core.errors import PendingInput, TurnInProgress
+from karta.dataplane.runtime.lifecycle import TurnOutcome
+from karta.dataplane.runtime.pipeline import TurnHandle, TurnRequest
 from karta.testing.fake_harness import Ask, Reason, Say, UseTool, Wait
 from tests.runtime.conftest import (
     CALLER,

@@ -7,10 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from karta import events as ev
 from karta.app import load_app
-from karta.events import Event
-from karta.harness.base import ApprovalAnswer, SessionSpec, ToolRequest, TurnContext, Verdict
+from karta.core import events as ev
+from karta.core.events import Event
+from karta.dataplane.harness.base import (
+    ApprovalAnswer,
+    SessionSpec,
+    ToolRequest,
+    TurnContext,
+    Verdict,
+)
 from karta.testing import FakeClock, FakeHarness
 from karta.testing.fake_harness import Ask, Gone, Say, Wait
 from tests.conftest import SUPPORT_BOT

@@ -3,7 +3,7 @@ lifespan on a throwaway SQLite database, seeded through its own management API, 
 an httpx transport that fails the way networks and sick servers do.
 
 What the data plane hears is therefore what a control plane of this very commit answers, so
-the data plane's tests exercise the contract (`karta.internal_api`) instead of a hand-written
+the data plane's tests exercise the contract (`karta.core.internal_api`) instead of a hand-written
 imitation of it.
 """
 
@@ -22,15 +22,15 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from karta.app import load_app
-from karta.clock import SYSTEM, Clock
-from karta.config import Settings
 from karta.controlplane.app import create_control_app
 from karta.controlplane.models import Reservation, UsageEvent
 from karta.controlplane.settings import ControlSettings
+from karta.core.clock import SYSTEM, Clock
+from karta.core.internal_auth import InternalAccess
 from karta.dataplane.app import create_app
-from karta.dataplane.breaker import CircuitBreaker
-from karta.dataplane.control import TIMEOUT, ControlPlaneClient
-from karta.internal_auth import InternalAccess
+from karta.dataplane.control.breaker import CircuitBreaker
+from karta.dataplane.control.client import TIMEOUT, ControlPlaneClient
+from karta.dataplane.settings import Settings
 from tests.conftest import SUPPORT_BOT
 
 SERVICE_TOKEN = "svc-unit-tests"

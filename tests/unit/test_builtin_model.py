@@ -8,8 +8,8 @@ import json
 import httpx
 import pytest
 
-from karta.modelenv import resolve_model_endpoint
-from karta.money import Micros, PriceBook, TokenUsage
+from karta.core.money import Micros, PriceBook, TokenUsage
+from karta.dataplane.modelenv import resolve_model_endpoint
 from karta.testing import ScriptedModel
 from karta.testing.scripted_model import BUILTIN_MODEL_NAME
 

@@ -13,12 +13,12 @@ import pytest
 import typer
 from rich.console import Console
 
-from karta import events as ev
 from karta.cli.chat import unknown_agent
 from karta.cli.render import EventRenderer
 from karta.cli.sessions import parse_meta, sessions_table, turn_state
 from karta.client import KartaClient
-from karta.events import Event
+from karta.core import events as ev
+from karta.core.events import Event
 
 
 def session(**fields: Any) -> dict[str, Any]:

@@ -3,9 +3,9 @@ grace, per-org eviction) and the circuit breaker, on a fake clock."""
 
 from __future__ import annotations
 
-from karta.dataplane.breaker import CircuitBreaker
-from karta.dataplane.cache import GraceCache, KeyCache
-from karta.principal import Principal
+from karta.dataplane.control.breaker import CircuitBreaker
+from karta.dataplane.control.cache import GraceCache, KeyCache
+from karta.dataplane.principal import Principal
 from karta.testing import FakeClock
 from tests.unit.control_plane_double import key
 

@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 
 from karta.controlplane.app import MIGRATIONS
 from karta.controlplane.models import Base
-from karta.store import db as store
+from karta.core import db as store
 
 
 async def test_control_plane_migrations_match_the_models(tmp_path):

@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 
+from karta.core.errors import BudgetExhausted, ProjectNotFound, Unauthorized
 from karta.dataplane.auth import Authenticator
-from karta.dataplane.cache import CachedLookup, KeyCache
-from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable
-from karta.dataplane.usage import ControlPlaneMetering
-from karta.errors import BudgetExhausted, ProjectNotFound, Unauthorized
+from karta.dataplane.control.cache import CachedLookup, KeyCache
+from karta.dataplane.control.client import ControlPlaneClient, ControlPlaneUnavailable
+from karta.dataplane.control.usage import ControlPlaneMetering
 from karta.testing import FakeClock
 from tests.unit.control_plane_double import ControlPlaneDouble, Tenant, key
 

@@ -13,12 +13,12 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from karta import http_errors, http_limits
 from karta.app import load_app
-from karta.config import Settings
+from karta.core import http_errors, http_limits
+from karta.core.http_limits import Limits, Route
+from karta.core.json_text import unwritable
 from karta.dataplane.app import create_app
-from karta.http_limits import Limits, Route
-from karta.json_text import unwritable
+from karta.dataplane.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMITS = Limits(max_body_bytes=1_000, max_header_bytes=2_000, max_headers=20)

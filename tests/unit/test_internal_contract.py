@@ -1,4 +1,4 @@
-"""The planes' contract (`karta.internal_api`): every internal route of both planes is declared
+"""The planes' contract (`karta.core.internal_api`): every internal route of both planes is declared
 with its models, the bytes on the wire are the ones planes of earlier versions exchange, and an
 answer outside the contract is an outage on the data plane, never access."""
 
@@ -11,11 +11,11 @@ import pytest
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from karta import internal_api as api
 from karta.controlplane.routes import internal as control_routes
-from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable
+from karta.core import internal_api as api
+from karta.core.errors import BudgetExhausted
+from karta.dataplane.control.client import ControlPlaneClient, ControlPlaneUnavailable
 from karta.dataplane.routes import internal as data_routes
-from karta.errors import BudgetExhausted
 from karta.releases.archive import pack_bytes
 from tests.conftest import SUPPORT_BOT
 from tests.unit.control_plane_double import ControlPlaneDouble, key

@@ -14,7 +14,12 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "karta"
 ROUTE_MODULES = sorted(
     [*(SRC / "dataplane" / "routes").glob("*.py"), *(SRC / "dataplane" / "adapters").glob("*.py")]
 )
-FORBIDDEN_IMPORTS = ("sqlalchemy", "karta.store", "karta.eventlog", "karta.runtime.repository")
+FORBIDDEN_IMPORTS = (
+    "sqlalchemy",
+    "karta.dataplane.store",
+    "karta.dataplane.eventlog",
+    "karta.dataplane.runtime.repository",
+)
 FORBIDDEN_ATTRIBUTES = {"events", "repo", "db", "pipeline", "approvals"}
 
 
@@ -47,11 +52,11 @@ def test_routes_reach_sessions_only_through_handles(path):
 def test_the_check_catches_a_route_reading_the_log(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text(
-        "from karta.store.models import SessionRow\n"
+        "from karta.dataplane.store.models import SessionRow\n"
         "async def h(request):\n"
         "    return await request.app.state.runtime.events.read('sess_x')\n"
     )
     assert offences(bad) == [
-        "imports karta.store.models",
+        "imports karta.dataplane.store.models",
         "reaches request.app.state.runtime.events (line 3)",
     ]

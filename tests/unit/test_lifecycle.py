@@ -5,9 +5,9 @@ import itertools
 
 import pytest
 
-from karta import events as ev
-from karta.events import Event
-from karta.runtime.lifecycle import (
+from karta.core import events as ev
+from karta.core.events import Event
+from karta.dataplane.runtime.lifecycle import (
     APPROVAL_TRANSITIONS,
     TURN_TRANSITIONS,
     ApprovalState,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from karta import internal_api as api
-from karta.dataplane.readiness import ControlPlaneProbe
-from karta.harness import claude_code
-from karta.store import db as store
+from karta.core import db as store
+from karta.core import internal_api as api
+from karta.dataplane.control.readiness import ControlPlaneProbe
+from karta.dataplane.harness import claude_code
 from karta.testing import FakeClock
 from tests.unit.control_plane_double import ControlPlaneDouble, data_plane, key
 

@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 
 from karta.app import load_app
-from karta.config import Settings
-from karta.dataplane.control import ControlPlaneUnavailable
-from karta.dataplane.releases import ControlPlaneReleases, LocalProject
-from karta.errors import NoActiveRelease, ProjectNotFound
-from karta.principal import Principal
+from karta.core.errors import NoActiveRelease, ProjectNotFound
+from karta.dataplane.control.client import ControlPlaneUnavailable
+from karta.dataplane.control.releases import ControlPlaneReleases, LocalProject
+from karta.dataplane.principal import Principal
+from karta.dataplane.runtime.apps import WORKING_COPY, Apps, Pin
+from karta.dataplane.runtime.factory import harness_for
+from karta.dataplane.settings import Settings
 from karta.releases.archive import pack_bytes
 from karta.releases.store import ReleaseStore
-from karta.runtime.apps import WORKING_COPY, Apps, Pin
-from karta.runtime.factory import harness_for
 from karta.testing import FakeClock
 from tests.conftest import SUPPORT_BOT
 from tests.unit.control_plane_double import ControlPlaneDouble, Tenant

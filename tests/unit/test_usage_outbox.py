@@ -13,14 +13,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from karta import internal_api as api
-from karta.dataplane.control import ControlPlaneUnavailable
-from karta.dataplane.usage import USAGE, ControlPlaneMetering
-from karta.principal import Principal
-from karta.runtime.metering import Billing
-from karta.runtime.records import usage_row
-from karta.store import db as store
-from karta.store.models import AuditOutbox, UsageOutbox
+from karta.core import db as store
+from karta.core import internal_api as api
+from karta.dataplane.control.client import ControlPlaneUnavailable
+from karta.dataplane.control.usage import USAGE, ControlPlaneMetering
+from karta.dataplane.principal import Principal
+from karta.dataplane.runtime.metering import Billing
+from karta.dataplane.runtime.records import usage_row
+from karta.dataplane.store import MIGRATIONS
+from karta.dataplane.store.models import AuditOutbox, UsageOutbox
 from karta.testing import FakeClock
 from tests.unit.control_plane_double import ControlPlaneDouble, Tenant
 
@@ -28,7 +29,7 @@ from tests.unit.control_plane_double import ControlPlaneDouble, Tenant
 @pytest.fixture
 async def db(tmp_path) -> AsyncIterator[async_sessionmaker]:
     engine = store.create_engine(f"sqlite:///{tmp_path / 'karta.db'}")
-    await store.migrate(engine)
+    await store.migrate(engine, MIGRATIONS)
     yield store.sessionmaker(engine)
     await engine.dispose()
 

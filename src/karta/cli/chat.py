@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from karta.cli.render import EventRenderer, ask_decision
 from karta.client import KartaAPIError, KartaClient
-from karta.events import Event
+from karta.core.events import Event
 
 EXIT_WORDS = {"exit", "quit", ":q"}
 

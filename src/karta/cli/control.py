@@ -72,8 +72,8 @@ def control(url: str | None, key: str | None, org: str | None) -> Iterator[Contr
 
 def _save(**fields: str | None) -> str:
     """Merge into $KARTA_HOME/credentials.json (mode 0600); None removes a field."""
-    from karta.config import karta_home
-    from karta.credentials_file import read_credentials, write_credentials
+    from karta.core.credentials_file import read_credentials, write_credentials
+    from karta.core.home import karta_home
 
     home = karta_home()
     data = {**read_credentials(home), **fields}

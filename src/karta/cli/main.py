@@ -113,7 +113,7 @@ def run(
     import asyncio
 
     from karta.cli.run import run_once
-    from karta.errors import AppConfigError
+    from karta.core.errors import AppConfigError
 
     try:
         code = asyncio.run(

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from karta.money import Micros
+from karta.core.money import Micros
 
 EIGHTHS = " ▏▎▍▌▋▊▉"
 FULL = "█"

@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.status import Status
 
-from karta import events as ev
-from karta.events import Event
+from karta.core import events as ev
+from karta.core.events import Event
 
 CHOICES = {"y": "approve_once", "a": "approve_session", "n": "deny"}
 WAITING = "waiting for the reply…"

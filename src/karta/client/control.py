@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from karta.client.base import JSONClient, raise_for
-from karta.config import karta_home
-from karta.credentials_file import read_credentials
+from karta.core.credentials_file import read_credentials
+from karta.core.home import karta_home
 
 DEFAULT_CONTROL_URL = "http://127.0.0.1:8001"
 AUDIT_PAGE = 100

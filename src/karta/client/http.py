@@ -16,10 +16,10 @@ from typing import Any
 from urllib.parse import quote
 
 from karta.client.base import JSONClient, raise_for
-from karta.config import karta_home
-from karta.credentials_file import read_credentials
-from karta.events import Event
-from karta.sse import iter_events
+from karta.core.credentials_file import read_credentials
+from karta.core.events import Event
+from karta.core.home import karta_home
+from karta.core.sse import iter_events
 
 
 def _drop_none(**params: Any) -> dict[str, Any]:

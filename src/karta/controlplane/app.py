@@ -9,8 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from karta import __version__, http_errors, http_limits
-from karta.clock import SYSTEM, Clock
+from karta import __version__
 from karta.controlplane import timekeeping
 from karta.controlplane.bootstrap import ensure_local
 from karta.controlplane.notify import DataPlanes
@@ -28,8 +27,10 @@ from karta.controlplane.routes import (
 )
 from karta.controlplane.secretbox import SecretBox
 from karta.controlplane.settings import ControlSettings
-from karta.money import PriceBook
-from karta.store import db as store
+from karta.core import db as store
+from karta.core import http_errors, http_limits
+from karta.core.clock import SYSTEM, Clock
+from karta.core.money import PriceBook
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from karta.controlplane.models import ApiKey, Budget, Reservation
 from karta.controlplane.repository import OrgRepository
-from karta.errors import BudgetExhausted
-from karta.money import Cents, Micros, PriceBook
+from karta.core.errors import BudgetExhausted
+from karta.core.money import Cents, Micros, PriceBook
 
 
 class PeriodOutOfRange(ValueError):

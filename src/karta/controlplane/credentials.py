@@ -11,7 +11,6 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from karta import api_keys
 from karta.controlplane import security
 from karta.controlplane.models import (
     ApiKey,
@@ -23,6 +22,7 @@ from karta.controlplane.models import (
 )
 from karta.controlplane.repository import storable
 from karta.controlplane.timekeeping import clock_of
+from karta.core import api_keys
 
 # `last_used_at` is refreshed at most this often, so a busy key does not write on every call.
 LAST_USED_RESOLUTION = timedelta(seconds=60)

@@ -16,8 +16,8 @@ from karta.controlplane import audit, credentials, permissions
 from karta.controlplane.actor import Actor, RequestContext
 from karta.controlplane.permissions import Permission
 from karta.controlplane.repository import OrgRepository
-from karta.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from karta.http_errors import error_responses
+from karta.core.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from karta.core.http_errors import error_responses
 
 ORG_HEADER = "karta-org"
 # What resolving `require(...)` can answer on any route of an organization: no credential (401),

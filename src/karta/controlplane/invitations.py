@@ -19,7 +19,7 @@ from karta.controlplane.actor import Actor
 from karta.controlplane.deps import Tx
 from karta.controlplane.models import Invitation, Membership, Organization, User
 from karta.controlplane.repository import InvitationNotFound, OrgRepository
-from karta.errors import Conflict
+from karta.core.errors import Conflict
 
 
 class AlreadyMember(Conflict):

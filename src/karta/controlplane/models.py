@@ -24,9 +24,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from karta.internal_api import MAX_ID
-from karta.store.models import utcnow
-from karta.store.types import UTCDateTime as DateTime
+from karta.core.clock import utcnow
+from karta.core.dbtypes import UTCDateTime as DateTime
+from karta.core.internal_api import MAX_ID
 
 Money = BigInteger().with_variant(Integer, "sqlite")
 # The largest value an `Integer` column (ids, versions, audit seq) holds on every backend.
@@ -249,7 +249,7 @@ class UsageDaily(Base):
 
 
 class AuditEvent(Base):
-    """Append-only and hash-chained per organization (see `karta.auditchain`)."""
+    """Append-only and hash-chained per organization (see `karta.core.auditchain`)."""
 
     __tablename__ = "audit_events"
 

@@ -8,7 +8,7 @@ import logging
 
 import httpx
 
-from karta import internal_api as api
+from karta.core import internal_api as api
 
 log = logging.getLogger(__name__)
 PUSH_TIMEOUT = 2.0

@@ -14,7 +14,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from karta.clock import Clock
 from karta.controlplane import timekeeping
 from karta.controlplane.models import (
     MAX_INTEGER,
@@ -33,7 +32,8 @@ from karta.controlplane.models import (
     UsageEvent,
     User,
 )
-from karta.errors import NotFound, ProjectNotFound
+from karta.core.clock import Clock
+from karta.core.errors import NotFound, ProjectNotFound
 
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 

@@ -1,5 +1,5 @@
 """Request bodies of the control plane's management API (the internal API's are the planes'
-contract, `karta.internal_api`). Money and token counts are strict integers: a float or a
+contract, `karta.core.internal_api`). Money and token counts are strict integers: a float or a
 numeric string is a 422, never silently rounded."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from karta.controlplane.permissions import ROLES
-from karta.internal_api import Count
-from karta.session_tokens import DEFAULT_TTL, MAX_TTL
+from karta.core.internal_api import Count
+from karta.core.session_tokens import DEFAULT_TTL, MAX_TTL
 
 Int64 = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
 Role = Literal["owner", "admin", "developer", "billing", "viewer"]

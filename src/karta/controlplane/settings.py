@@ -6,10 +6,10 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from karta.config import karta_home
 from karta.controlplane.bootstrap import LocalBootstrap
-from karta.http_limits import Limits
-from karta.internal_auth import InternalAccess
+from karta.core.home import karta_home
+from karta.core.http_limits import Limits
+from karta.core.internal_auth import InternalAccess
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -31,7 +31,7 @@ class ControlSettings:
     invitation_ttl: float = 7 * 86400.0
     secrets_key: str | None = None  # KARTA_SECRETS_KEY; generated under home when unset
     release_max_bytes: int = 200 << 20  # compressed upload
-    limits: Limits = field(default_factory=Limits)  # every other request (karta.http_limits)
+    limits: Limits = field(default_factory=Limits)  # every other request (karta.core.http_limits)
     # `karta serve`: create the local org, key and project, and write credentials.json.
     local: LocalBootstrap | None = None
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from karta.clock import SYSTEM, Clock
+from karta.core.clock import SYSTEM, Clock
 
-_KEY = "karta.clock"
+_KEY = "karta.core.clock"
 
 
 def bind(db: async_sessionmaker, clock: Clock) -> None:

@@ -13,20 +13,21 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from karta import __version__, http_errors, http_limits
+from karta import __version__
 from karta.app import HarnessApp
-from karta.clock import SYSTEM, Clock
-from karta.config import ConfigError, Settings
+from karta.core import http_errors, http_limits
+from karta.core.clock import SYSTEM, Clock
 from karta.dataplane import adapters
 from karta.dataplane.auth import Authenticator, flat_principal, project_principal
-from karta.dataplane.breaker import CircuitBreaker
-from karta.dataplane.cache import CachedLookup, KeyCache
-from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable
-from karta.dataplane.readiness import ControlPlaneProbe
-from karta.dataplane.releases import ControlPlaneReleases, LocalProject
+from karta.dataplane.control.breaker import CircuitBreaker
+from karta.dataplane.control.cache import CachedLookup, KeyCache
+from karta.dataplane.control.client import ControlPlaneClient, ControlPlaneUnavailable
+from karta.dataplane.control.readiness import ControlPlaneProbe
+from karta.dataplane.control.releases import ControlPlaneReleases, LocalProject
+from karta.dataplane.control.usage import ControlPlaneMetering
 from karta.dataplane.routes import health, internal, sessions, turns
-from karta.dataplane.usage import ControlPlaneMetering
-from karta.runtime.factory import open_runtime
+from karta.dataplane.runtime.factory import open_runtime
+from karta.dataplane.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,13 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from karta import session_tokens
-from karta.api_keys import looks_like_api_key
-from karta.dataplane.cache import CachedLookup, KeyCache, SingleFlight, digest
-from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable
-from karta.errors import Forbidden, ProjectNotFound, Unauthorized
-from karta.internal_api import ProjectInfo
-from karta.principal import OPEN, SESSION_SCOPES, Principal
+from karta.core import session_tokens
+from karta.core.api_keys import looks_like_api_key
+from karta.core.errors import Forbidden, ProjectNotFound, Unauthorized
+from karta.core.internal_api import ProjectInfo
+from karta.dataplane.control.cache import CachedLookup, KeyCache, SingleFlight, digest
+from karta.dataplane.control.client import ControlPlaneClient, ControlPlaneUnavailable
+from karta.dataplane.principal import OPEN, SESSION_SCOPES, Principal
 
 PROJECT_REF = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 Resolver = Callable[..., Awaitable[Principal]]

@@ -19,10 +19,11 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
-from karta import events as ev
-from karta.clock import SYSTEM, Clock
-from karta.events import Event
-from karta.harness.base import (
+from karta.core import events as ev
+from karta.core.clock import SYSTEM, Clock
+from karta.core.events import Event
+from karta.core.ids import new_id
+from karta.dataplane.harness.base import (
     ApprovalAnswer,
     HarnessFailure,
     HarnessGone,
@@ -31,7 +32,6 @@ from karta.harness.base import (
     TurnContext,
     Verdict,
 )
-from karta.ids import new_id
 
 SOURCE = "fake"
 
@@ -123,7 +123,7 @@ class Received:
 
 
 class FakeHarness:
-    """A `karta.harness.base.Harness` for tests; it stands in for any harness kind
+    """A `karta.dataplane.harness.base.Harness` for tests; it stands in for any harness kind
     (`open_runtime(..., harnesses=lambda kind: fake)`). `clock` paces `Wait(seconds=…)`: pass
     the runtime's `FakeClock` to drive it with `advance`."""
 

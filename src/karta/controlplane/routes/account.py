@@ -23,9 +23,9 @@ from karta.controlplane.repository import OrgRepository
 from karta.controlplane.schemas import CreateOrg, Login, Signup
 from karta.controlplane.timekeeping import clock_of
 from karta.controlplane.views import Listing, LoggedIn, Me, OrgView, OrgWithRole, Signed
-from karta.errors import Conflict, Forbidden, Unauthorized
-from karta.http_errors import error_responses
-from karta.store.models import utcnow
+from karta.core.clock import utcnow
+from karta.core.errors import Conflict, Forbidden, Unauthorized
+from karta.core.http_errors import error_responses
 
 router = APIRouter(prefix="/v1", tags=["account"])
 

@@ -12,7 +12,7 @@ from karta.controlplane.deps import ORG_ERRORS, require, transaction
 from karta.controlplane.models import MAX_INTEGER
 from karta.controlplane.permissions import Permission
 from karta.controlplane.views import AuditPage
-from karta.http_errors import error_responses
+from karta.core.http_errors import error_responses
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=ORG_ERRORS)
 Reader = Annotated[Actor, Depends(require(Permission.AUDIT_READ))]

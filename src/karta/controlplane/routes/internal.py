@@ -1,6 +1,6 @@
 """The internal API the data plane calls: key validation, project lookup, active releases and
 their archives, project env vars, budget reservations, and usage and audit ingestion. Its
-bodies and answers are the planes' contract (`karta.internal_api`). Guarded by the service
+bodies and answers are the planes' contract (`karta.core.internal_api`). Guarded by the service
 token and allowlists; absent from OpenAPI."""
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 
-from karta import internal_api as api
 from karta.controlplane import audit, budgets, credentials, usage
 from karta.controlplane.actor import Actor, RequestContext
 from karta.controlplane.models import Project, Release
 from karta.controlplane.repository import OrgRepository
 from karta.controlplane.routes.releases import project_env
-from karta.errors import NoActiveRelease, NotFound
-from karta.internal_auth import require_service
-from karta.money import TokenUsage
+from karta.core import internal_api as api
+from karta.core.errors import NoActiveRelease, NotFound
+from karta.core.internal_auth import require_service
+from karta.core.money import TokenUsage
 
 router = APIRouter(dependencies=[Depends(require_service)], include_in_schema=False)
 OrgId = Annotated[int, Query(ge=1, le=api.MAX_ID)]  # the organization whose data is asked for

@@ -13,7 +13,7 @@ from karta.controlplane.deps import Caller, user_only
 from karta.controlplane.models import User
 from karta.controlplane.timekeeping import clock_of
 from karta.controlplane.views import InvitationView, Listing
-from karta.http_errors import error_responses
+from karta.core.http_errors import error_responses
 
 router = APIRouter(
     prefix="/v1/invitations", tags=["invitations"], responses=error_responses(401, 403, 404)

@@ -12,8 +12,8 @@ from karta.controlplane.deps import ORG_ERRORS, require, transaction
 from karta.controlplane.permissions import Permission
 from karta.controlplane.schemas import CreateKey, Limits
 from karta.controlplane.views import CreatedKey, KeyView, Listing
-from karta.http_errors import error_responses
-from karta.store.models import utcnow
+from karta.core.clock import utcnow
+from karta.core.http_errors import error_responses
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=ORG_ERRORS)
 Reader = Annotated[Actor, Depends(require(Permission.KEYS_READ))]

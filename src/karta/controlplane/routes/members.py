@@ -13,8 +13,8 @@ from karta.controlplane.models import Membership, User
 from karta.controlplane.permissions import Permission
 from karta.controlplane.schemas import InviteMember, UpdateMember
 from karta.controlplane.views import InvitationView, Listing, MemberView
-from karta.errors import Conflict, Forbidden
-from karta.http_errors import error_responses
+from karta.core.errors import Conflict, Forbidden
+from karta.core.http_errors import error_responses
 
 router = APIRouter(prefix="/v1/members", tags=["members"], responses=ORG_ERRORS)
 Reader = Annotated[Actor, Depends(require(Permission.MEMBERS_READ))]

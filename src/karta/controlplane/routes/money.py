@@ -13,9 +13,9 @@ from karta.controlplane.permissions import Permission
 from karta.controlplane.repository import OrgRepository
 from karta.controlplane.schemas import Limits
 from karta.controlplane.views import BudgetView, UsageSummary
-from karta.errors import BadRequest
-from karta.http_errors import ValidationFailed, error_responses
-from karta.store.models import utcnow
+from karta.core.clock import utcnow
+from karta.core.errors import BadRequest
+from karta.core.http_errors import ValidationFailed, error_responses
 
 router = APIRouter(prefix="/v1", tags=["money"], responses=ORG_ERRORS)
 BudgetReader = Annotated[Actor, Depends(require(Permission.BUDGET_READ))]

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from karta import session_tokens
 from karta.controlplane import budgets, orgs
 from karta.controlplane.actor import Actor
 from karta.controlplane.deps import ORG_ERRORS, require, transaction
@@ -15,8 +14,9 @@ from karta.controlplane.models import Project
 from karta.controlplane.permissions import Permission
 from karta.controlplane.schemas import CreateProject, MintSessionToken
 from karta.controlplane.views import Listing, ProjectView, SessionToken
-from karta.errors import BudgetExhausted, Conflict, Unavailable
-from karta.http_errors import error_responses
+from karta.core import session_tokens
+from karta.core.errors import BudgetExhausted, Conflict, Unavailable
+from karta.core.http_errors import error_responses
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"], responses=ORG_ERRORS)
 Reader = Annotated[Actor, Depends(require(Permission.PROJECTS_READ))]

@@ -17,11 +17,11 @@ from karta.controlplane.repository import OrgRepository, spelled_id
 from karta.controlplane.schemas import Rollback, SetEnvVar
 from karta.controlplane.secretbox import SecretBox
 from karta.controlplane.views import EnvVarView, Listing, PublishedRelease, ReleaseView
-from karta.errors import Conflict, KartaError, NotFound
-from karta.harness.environment import reserved
-from karta.http_errors import ErrorBody, error_responses
-from karta.http_limits import Route
-from karta.store.models import utcnow
+from karta.core.clock import utcnow
+from karta.core.env_names import reserved
+from karta.core.errors import Conflict, KartaError, NotFound
+from karta.core.http_errors import ErrorBody, error_responses
+from karta.core.http_limits import Route
 
 # Every route names a project (`ref`): a missing one is a 404, like an unknown organization.
 router = APIRouter(

@@ -22,7 +22,7 @@ from karta.dataplane.adapters.http import (
     stamp_for,
 )
 from karta.dataplane.auth import Resolver, requiring
-from karta.principal import WRITE, Principal
+from karta.dataplane.principal import WRITE, Principal
 
 ERROR_TYPES = {
     400: "invalid_request_error",

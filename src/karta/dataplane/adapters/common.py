@@ -1,13 +1,13 @@
 """What every consumer adapter shares: the call's stamp, the error of a failed unary call,
 input text extraction and the framing of a stateless call's history. The fold of a turn's
-events is `karta.runtime.lifecycle.TurnOutcome`; SSE framing is `karta.sse`."""
+events is `karta.dataplane.runtime.lifecycle.TurnOutcome`; SSE framing is `karta.core.sse`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from karta.errors import KartaError
+from karta.core.errors import KartaError
 
 
 def input_text(value: Any) -> str:

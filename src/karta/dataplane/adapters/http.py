@@ -16,7 +16,9 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
-from karta.clock import Clock
+from karta.core.clock import Clock
+from karta.core.errors import KartaError, Unavailable
+from karta.core.ids import new_id
 from karta.dataplane import streaming
 from karta.dataplane.adapters.common import (
     Stamp,
@@ -25,15 +27,13 @@ from karta.dataplane.adapters.common import (
     split_turns,
     with_history,
 )
+from karta.dataplane.principal import Principal
+from karta.dataplane.runtime.handle import SessionHandle
+from karta.dataplane.runtime.lifecycle import TurnOutcome
+from karta.dataplane.runtime.pipeline import TurnHandle, TurnRequest
+from karta.dataplane.runtime.service import Runtime
 from karta.dataplane.schemas import MAX_TEXT, CreateSession
 from karta.dataplane.streaming import Projection
-from karta.errors import KartaError, Unavailable
-from karta.ids import new_id
-from karta.principal import Principal
-from karta.runtime.handle import SessionHandle
-from karta.runtime.lifecycle import TurnOutcome
-from karta.runtime.pipeline import TurnHandle, TurnRequest
-from karta.runtime.service import Runtime
 
 SESSION_HEADER = "X-Karta-Session-Id"
 SESSION_KEY = "karta_session_id"  # the metadata key that names a session to continue

@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from karta import events as ev
-from karta.events import Event
-from karta.sse import Frame
+from karta.core import events as ev
+from karta.core.events import Event
+from karta.core.sse import Frame
 
 RUNNING = "session.status_running"
 IDLE = "session.status_idle"

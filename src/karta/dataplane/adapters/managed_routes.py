@@ -21,8 +21,10 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from karta import events as ev
-from karta import sse
+from karta.core import events as ev
+from karta.core import sse
+from karta.core.errors import BadRequest, InputNotPending, InvalidCursor, KartaError, NoTurnRunning
+from karta.core.events import Event
 from karta.dataplane import streaming
 from karta.dataplane.adapters.anthropic_routes import anthropic_error
 from karta.dataplane.adapters.common import input_text
@@ -37,14 +39,12 @@ from karta.dataplane.adapters.managed_agents import (
     project_log,
 )
 from karta.dataplane.auth import Resolver, requiring
+from karta.dataplane.principal import READ, WRITE, Principal
+from karta.dataplane.runtime.handle import SessionHandle
+from karta.dataplane.runtime.lifecycle import Decision
+from karta.dataplane.runtime.pipeline import TurnRequest
+from karta.dataplane.runtime.queries import SessionFilter
 from karta.dataplane.schemas import CreateSession, SessionOut
-from karta.errors import BadRequest, InputNotPending, InvalidCursor, KartaError, NoTurnRunning
-from karta.events import Event
-from karta.principal import READ, WRITE, Principal
-from karta.runtime.handle import SessionHandle
-from karta.runtime.lifecycle import Decision
-from karta.runtime.pipeline import TurnRequest
-from karta.runtime.queries import SessionFilter
 
 MAX_EVENTS = 50
 # The Anthropic SDK sends a list query parameter as `name[]=a&name[]=b`; `name=a&name=b` works too.

@@ -26,8 +26,8 @@ from karta.dataplane.adapters.http import (
 from karta.dataplane.adapters.openai_chat import ChatStream, chat_completion
 from karta.dataplane.adapters.openai_responses import ResponsesStream, response_object
 from karta.dataplane.auth import Resolver, requiring
-from karta.principal import WRITE, Principal
-from karta.runtime.pipeline import TurnHandle
+from karta.dataplane.principal import WRITE, Principal
+from karta.dataplane.runtime.pipeline import TurnHandle
 
 ERROR_TYPES = {
     400: "invalid_request_error",

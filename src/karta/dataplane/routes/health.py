@@ -12,7 +12,7 @@ import logging
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from karta.dataplane.readiness import OK, ControlPlaneProbe
+from karta.dataplane.control.readiness import OK, ControlPlaneProbe
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)

@@ -1,15 +1,15 @@
 """The data plane's internal API, called by the control plane with a service token: who am I,
 and the cache invalidation the control plane pushes when a key is revoked, a budget changes, a
 release is activated or rolled back, or a project's env vars change. Its bodies and answers are
-the planes' contract (`karta.internal_api`). Guarded by `karta.internal_auth` and left out of
-the OpenAPI document."""
+the planes' contract (`karta.core.internal_api`). Guarded by `karta.core.internal_auth` and
+left out of the OpenAPI document."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from karta import internal_api as api
-from karta.internal_auth import require_service
+from karta.core import internal_api as api
+from karta.core.internal_auth import require_service
 
 router = APIRouter(dependencies=[Depends(require_service)], include_in_schema=False)
 

@@ -10,7 +10,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from karta.core.errors import BadRequest, InvalidCursor
+from karta.core.http_errors import error_responses
 from karta.dataplane.auth import Resolver, requiring
+from karta.dataplane.principal import READ, WRITE, Principal
+from karta.dataplane.runtime.lifecycle import PART_SEPARATOR
+from karta.dataplane.runtime.queries import SessionFilter
 from karta.dataplane.schemas import (
     CreateSession,
     InterruptOut,
@@ -19,11 +24,6 @@ from karta.dataplane.schemas import (
     TranscriptMessage,
     TranscriptPage,
 )
-from karta.errors import BadRequest, InvalidCursor
-from karta.http_errors import error_responses
-from karta.principal import READ, WRITE, Principal
-from karta.runtime.lifecycle import PART_SEPARATOR
-from karta.runtime.queries import SessionFilter
 
 METADATA_PREFIX = "metadata."
 MAX_METADATA_FILTERS = 10

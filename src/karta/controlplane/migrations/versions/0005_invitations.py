@@ -7,7 +7,7 @@ Revises: 0004
 import sqlalchemy as sa
 from alembic import op
 
-import karta.store.types
+import karta.core.dbtypes
 
 revision = "0005"
 down_revision = "0004"
@@ -25,9 +25,9 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("invited_by", sa.String(length=64), nullable=True),
-        sa.Column("created_at", karta.store.types.UTCDateTime(), nullable=False),
-        sa.Column("expires_at", karta.store.types.UTCDateTime(), nullable=False),
-        sa.Column("responded_at", karta.store.types.UTCDateTime(), nullable=True),
+        sa.Column("created_at", karta.core.dbtypes.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", karta.core.dbtypes.UTCDateTime(), nullable=False),
+        sa.Column("responded_at", karta.core.dbtypes.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["organization_id"],
             ["organizations.id"],
