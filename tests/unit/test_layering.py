@@ -60,3 +60,34 @@ def test_the_check_catches_a_route_reading_the_log(tmp_path):
         "imports karta.dataplane.store.models",
         "reaches request.app.state.runtime.events (line 3)",
     ]
+
+
+def karta_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("karta"):
+            found.add(node.module or "")
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("karta")}
+    return found
+
+
+# (package, what it may never import): shared primitives depend on nothing of Karta's, and the
+# planes talk over HTTP, never through each other's modules.
+BOUNDARIES = [
+    ("core", ("karta.",), ("karta.core",)),
+    ("controlplane", ("karta.dataplane",), ()),
+    ("dataplane", ("karta.controlplane",), ()),
+]
+
+
+@pytest.mark.parametrize(("package", "forbidden", "allowed"), BOUNDARIES, ids=lambda b: str(b))
+def test_packages_keep_their_boundaries(package, forbidden, allowed):
+    crossings = {
+        f"{path.relative_to(SRC)} imports {name}"
+        for path in (SRC / package).rglob("*.py")
+        for name in karta_imports(path)
+        if name.startswith(forbidden) and not name.startswith(allowed)
+    }
+    assert crossings == set()
