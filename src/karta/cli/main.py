@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from karta import __version__
-from karta.cli import control, flags, releases, sessions
+from karta.cli import account, flags, organization, releases, sessions
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -160,7 +160,8 @@ def mock_model(
     serve_forever(port, host)
 
 
-control.register(app)
+account.register(app)
+organization.register(app)
 releases.register(app)
 sessions.register(app)
 flags.install()

@@ -1,0 +1,185 @@
+"""Who you are and who belongs: signup, login, your organizations, and the members of one and
+the invitations that add them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from karta.cli import manage_render as show
+from karta.cli.control import ControlUrl, Key, Org, control, stderr, stdout
+
+
+def _save(**fields: str | None) -> str:
+    """Merge into $KARTA_HOME/credentials.json (mode 0600); None removes a field."""
+    from karta.core.credentials_file import read_credentials, write_credentials
+    from karta.core.home import karta_home
+
+    home = karta_home()
+    data = {**read_credentials(home), **fields}
+    return str(write_credentials(home, {k: v for k, v in data.items() if v is not None}))
+
+
+def signup(
+    email: Annotated[str, typer.Option(prompt=True, help="Your email.")],
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="Password.")
+    ],
+    org_name: Annotated[str, typer.Option(prompt="Organization name", help="Your organization.")],
+    control_url: ControlUrl = None,
+) -> None:
+    """Create an account and an organization; saves its first admin API key."""
+    with control(control_url, None, None) as client:
+        answer = client.signup(email, password, org_name)
+    # The new key replaces any other identity's login token and organization choice.
+    path = _save(api_key=answer["secret"], control_url=client.base_url, user_token=None, org=None)
+    org = answer["organization"]
+    stderr().print(f"Signed up as {escape(email)}; organization [bold]{escape(org['slug'])}[/].")
+    stderr().print(f"Admin API key (shown once, saved to {path}):")
+    stdout().print(answer["secret"], markup=False)
+
+
+def login(
+    email: Annotated[str, typer.Option(prompt=True, help="Your email.")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, help="Password.")],
+    control_url: ControlUrl = None,
+    org: Org = None,
+) -> None:
+    """Log in; saves a login token (30 days) to credentials.json."""
+    with control(control_url, None, None) as client:
+        answer = client.login(email, password)
+    chosen = {"org": org} if org else {}
+    path = _save(user_token=answer["token"], control_url=client.base_url, **chosen)
+    stderr().print(
+        f"Logged in as {escape(email)} until {answer['expires_at'][:10]}; token saved to {path}."
+    )
+
+
+orgs_app = typer.Typer(help="Your organizations.")
+
+
+@orgs_app.callback(invoke_without_command=True)
+def orgs(ctx: typer.Context, control_url: ControlUrl = None, key: Key = None) -> None:
+    """List your organizations and your role in each (needs a login token)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with control(control_url, key, None) as client:
+        answer = client.list_orgs()
+    stdout().print(show.orgs_table(answer))
+
+
+@orgs_app.command("create")
+def orgs_create(
+    name: Annotated[str, typer.Argument(help="The organization's name.")],
+    slug: Annotated[str | None, typer.Option(help="Its slug (default: from the name).")] = None,
+    control_url: ControlUrl = None,
+    key: Key = None,
+) -> None:
+    """Create an organization you own."""
+    with control(control_url, key, None) as client:
+        org = client.create_org(name, slug)
+    stdout().print(f"Created organization [bold]{escape(org['slug'])}[/] — use it with --org.")
+
+
+members_app = typer.Typer(
+    help="Members of the organization, and invitations to join it.", no_args_is_help=True
+)
+
+
+@members_app.command("list")
+def members_list(control_url: ControlUrl = None, key: Key = None, org: Org = None) -> None:
+    """List members and their roles."""
+    with control(control_url, key, org) as client:
+        stdout().print(show.members_table(client.list_members()))
+
+
+@members_app.command("invite")
+def members_invite(
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="Who to invite.")],
+    role: Annotated[
+        str, typer.Option(help="owner, admin, developer, billing or viewer.")
+    ] = "viewer",
+    control_url: ControlUrl = None,
+    key: Key = None,
+    org: Org = None,
+) -> None:
+    """Invite an email to a role; they become a member when they accept it."""
+    with control(control_url, key, org) as client:
+        invitation = client.invite_member(email, role)
+    slug = invitation["organization"]["slug"]
+    stdout().print(
+        f"Invited {escape(invitation['email'])} to {escape(slug)} as {invitation['role']} "
+        f"(invitation {invitation['id']}, expires {invitation['expires_at'][:10]})."
+    )
+    stderr().print(
+        f"Once logged in with that email, they run: karta invitations accept {invitation['id']}"
+    )
+
+
+@members_app.command("invitations")
+def members_invitations(control_url: ControlUrl = None, key: Key = None, org: Org = None) -> None:
+    """List the invitations nobody has answered yet."""
+    with control(control_url, key, org) as client:
+        stdout().print(show.invitations_table(client.list_invitations()))
+
+
+@members_app.command("revoke")
+def members_revoke(
+    invitation_id: Annotated[
+        int, typer.Argument(metavar="ID", help="The invitation's id (karta members invitations).")
+    ],
+    control_url: ControlUrl = None,
+    key: Key = None,
+    org: Org = None,
+) -> None:
+    """Withdraw a pending invitation."""
+    with control(control_url, key, org) as client:
+        revoked = client.revoke_invitation(invitation_id)
+    stdout().print(f"Revoked invitation {revoked['id']} ({escape(revoked['email'])}).")
+
+
+invitations_app = typer.Typer(
+    help="Invitations addressed to you (needs a login token).", no_args_is_help=True
+)
+InvitationId = Annotated[
+    int, typer.Argument(metavar="ID", help="The invitation's id (karta invitations list).")
+]
+
+
+@invitations_app.command("list")
+def invitations_list(control_url: ControlUrl = None, key: Key = None) -> None:
+    """List the pending invitations addressed to your email."""
+    with control(control_url, key, None) as client:
+        stdout().print(show.my_invitations_table(client.my_invitations()))
+
+
+@invitations_app.command("accept")
+def invitations_accept(
+    invitation_id: InvitationId, control_url: ControlUrl = None, key: Key = None
+) -> None:
+    """Join the organization with the invitation's role."""
+    with control(control_url, key, None) as client:
+        accepted = client.accept_invitation(invitation_id)
+    slug = escape(accepted["organization"]["slug"])
+    stdout().print(f"Joined [bold]{slug}[/] as {accepted['role']}; act in it with --org {slug}.")
+
+
+@invitations_app.command("decline")
+def invitations_decline(
+    invitation_id: InvitationId, control_url: ControlUrl = None, key: Key = None
+) -> None:
+    """Turn an invitation down."""
+    with control(control_url, key, None) as client:
+        declined = client.decline_invitation(invitation_id)
+    stdout().print(f"Declined the invitation to {escape(declined['organization']['slug'])}.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the account commands to the `karta` app."""
+    app.command()(signup)
+    app.command()(login)
+    app.add_typer(orgs_app, name="orgs")
+    app.add_typer(members_app, name="members")
+    app.add_typer(invitations_app, name="invitations")
