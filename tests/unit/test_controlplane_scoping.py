@@ -10,7 +10,14 @@ from pathlib import Path
 from karta.controlplane import models
 
 PACKAGE = Path(models.__file__).resolve().parent
-ALLOWED = {"repository.py", "credentials.py"}
+ALLOWED = {
+    "repository.py",
+    "repository_base.py",
+    "repository_identity.py",
+    "repository_money.py",
+    "repository_releases.py",
+    "credentials.py",
+}
 QUERY_CALLS = {"select", "update", "delete", "insert", "get", "with_for_update"}
 TENANT_MODELS = {
     name

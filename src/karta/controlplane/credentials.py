@@ -20,7 +20,7 @@ from karta.controlplane.models import (
     User,
     UserToken,
 )
-from karta.controlplane.repository import storable
+from karta.controlplane.repository_base import storable
 from karta.controlplane.timekeeping import clock_of
 from karta.core import api_keys
 

@@ -18,7 +18,8 @@ from karta.controlplane import audit, credentials, orgs
 from karta.controlplane.actor import Actor
 from karta.controlplane.deps import Tx
 from karta.controlplane.models import Invitation, Membership, Organization, User
-from karta.controlplane.repository import InvitationNotFound, OrgRepository
+from karta.controlplane.repository import OrgRepository
+from karta.controlplane.repository_identity import InvitationNotFound
 from karta.core.errors import Conflict
 
 

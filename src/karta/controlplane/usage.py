@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from karta.controlplane import budgets
 from karta.controlplane.models import UsageDaily
-from karta.controlplane.repository import TOKEN_FIELDS, OrgRepository
+from karta.controlplane.repository import OrgRepository
+from karta.controlplane.repository_money import TOKEN_FIELDS
 from karta.core.clock import utcnow
 from karta.core.errors import NotFound
 from karta.core.money import Micros, PriceBook, TokenUsage

@@ -13,7 +13,8 @@ from karta.controlplane.actor import Actor
 from karta.controlplane.deps import ORG_ERRORS, Tx, require, transaction
 from karta.controlplane.models import Project, ProjectEnvVar, Release
 from karta.controlplane.permissions import Permission
-from karta.controlplane.repository import OrgRepository, spelled_id
+from karta.controlplane.repository import OrgRepository
+from karta.controlplane.repository_base import spelled_id
 from karta.controlplane.schemas import Rollback, SetEnvVar
 from karta.controlplane.secretbox import SecretBox
 from karta.controlplane.views import EnvVarView, Listing, PublishedRelease, ReleaseView

@@ -1,0 +1,154 @@
+"""The repository's money part: the organization's budget, the reservations that hold part of
+it for running turns, and the usage ledger with its daily roll-up."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from karta.controlplane.models import Budget, Reservation, UsageDaily, UsageEvent
+from karta.controlplane.repository_base import OrgScoped
+from karta.core.errors import NotFound
+
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
+def _insert_for(session: AsyncSession) -> Any:
+    """INSERT … ON CONFLICT in the session's dialect."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert
+
+
+class MoneyQueries(OrgScoped):
+    async def budget(self, *, lock: bool = False) -> Budget:
+        """The org's budget row. With `lock`, held until the transaction ends (PostgreSQL row
+        lock; SQLite already serializes write transactions)."""
+        query = select(Budget).where(Budget.organization_id == self.organization_id)
+        if lock:
+            query = query.with_for_update()
+        found = await self.session.scalar(query)
+        if found is None:
+            raise NotFound("budget not found")
+        return found
+
+    async def spent(self, start: date, end: date, api_key_id: int | None = None) -> tuple[int, int]:
+        """Tokens and cost (micro-cents) metered in [start, end)."""
+        query = select(
+            func.coalesce(func.sum(UsageDaily.input_tokens + UsageDaily.output_tokens), 0),
+            func.coalesce(func.sum(UsageDaily.cost_micros), 0),
+        ).where(
+            UsageDaily.organization_id == self.organization_id,
+            UsageDaily.day >= start,
+            UsageDaily.day < end,
+        )
+        if api_key_id is not None:
+            query = query.where(UsageDaily.api_key_id == api_key_id)
+        tokens, cost = (await self.session.execute(query)).one()
+        return int(tokens), int(cost)
+
+    async def reserved(self, now: datetime, api_key_id: int | None = None) -> tuple[int, int]:
+        """Tokens and cost held by open, unexpired reservations."""
+        query = select(
+            func.coalesce(func.sum(Reservation.tokens), 0),
+            func.coalesce(func.sum(Reservation.cost_micros), 0),
+        ).where(
+            Reservation.organization_id == self.organization_id,
+            Reservation.settled_at.is_(None),
+            Reservation.expires_at > now,
+        )
+        if api_key_id is not None:
+            query = query.where(Reservation.api_key_id == api_key_id)
+        tokens, cost = (await self.session.execute(query)).one()
+        return int(tokens), int(cost)
+
+    async def reservation(self, reservation_id: str) -> Reservation | None:
+        return await self.session.scalar(
+            select(Reservation).where(
+                Reservation.organization_id == self.organization_id,
+                Reservation.id == reservation_id,
+            )
+        )
+
+    async def record_usage(self, values: dict[str, Any]) -> bool:
+        """Add a ledger row and its day's roll-up; False when the event id was seen before.
+        Both are single statements (insert-or-skip, upsert), safe under concurrent batches."""
+        insert = _insert_for(self.session)
+        row = {**values, "organization_id": self.organization_id}
+        inserted = await self.session.scalar(
+            insert(UsageEvent)
+            .values(**row)
+            .on_conflict_do_nothing(index_elements=["organization_id", "client_event_id"])
+            .returning(UsageEvent.id)
+        )
+        if inserted is None:
+            return False
+        counters = ("turns", "cost_micros", *TOKEN_FIELDS)
+        daily = insert(UsageDaily).values(
+            organization_id=self.organization_id,
+            day=row["occurred_at"].astimezone(UTC).date(),
+            api_key_id=row["api_key_id"] or 0,
+            turns=1,
+            **{name: row[name] for name in counters if name != "turns"},
+        )
+        columns = UsageDaily.__table__.c
+        await self.session.execute(
+            daily.on_conflict_do_update(
+                index_elements=["organization_id", "day", "api_key_id"],
+                set_={name: columns[name] + daily.excluded[name] for name in counters},
+            )
+        )
+        return True
+
+    async def settle(self, reservation_id: str) -> None:
+        await self.session.execute(
+            update(Reservation)
+            .where(
+                Reservation.organization_id == self.organization_id,
+                Reservation.id == reservation_id,
+            )
+            .values(settled_at=self.clock.now())
+        )
+
+    async def usage_days(self, start: date, end: date) -> list[UsageDaily]:
+        rows = await self.session.scalars(
+            select(UsageDaily)
+            .where(
+                UsageDaily.organization_id == self.organization_id,
+                UsageDaily.day >= start,
+                UsageDaily.day < end,
+            )
+            .order_by(UsageDaily.day, UsageDaily.api_key_id)
+        )
+        return list(rows.all())
+
+    async def usage_by_model(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        rows = await self.session.execute(
+            select(
+                UsageEvent.model,
+                func.count(),
+                func.sum(UsageEvent.input_tokens),
+                func.sum(UsageEvent.output_tokens),
+                func.sum(UsageEvent.cost_micros),
+            )
+            .where(
+                UsageEvent.organization_id == self.organization_id,
+                UsageEvent.occurred_at >= start,
+                UsageEvent.occurred_at < end,
+            )
+            .group_by(UsageEvent.model)
+            .order_by(UsageEvent.model)
+        )
+        return [
+            {
+                "model": model,
+                "turns": int(turns),
+                "input_tokens": int(inp or 0),
+                "output_tokens": int(out or 0),
+                "cost_micros": int(cost or 0),
+            }
+            for model, turns, inp, out, cost in rows.tuples()
+        ]
