@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from karta.cli import manage_render as show
-from karta.cli.control import ControlUrl, Key, Org, control, stderr, stdout
+from karta.cli.control import Connection, ControlUrl, Org, connected, stderr, stdout
 
 
 def _save(**fields: str | None) -> str:
@@ -31,7 +31,7 @@ def signup(
     control_url: ControlUrl = None,
 ) -> None:
     """Create an account and an organization; saves its first admin API key."""
-    with control(control_url, None, None) as client:
+    with Connection(control_url).client() as client:
         answer = client.signup(email, password, org_name)
     # The new key replaces any other identity's login token and organization choice.
     path = _save(api_key=answer["secret"], control_url=client.base_url, user_token=None, org=None)
@@ -48,7 +48,7 @@ def login(
     org: Org = None,
 ) -> None:
     """Log in; saves a login token (30 days) to credentials.json."""
-    with control(control_url, None, None) as client:
+    with Connection(control_url).client() as client:
         answer = client.login(email, password)
     chosen = {"org": org} if org else {}
     path = _save(user_token=answer["token"], control_url=client.base_url, **chosen)
@@ -61,24 +61,25 @@ orgs_app = typer.Typer(help="Your organizations.")
 
 
 @orgs_app.callback(invoke_without_command=True)
-def orgs(ctx: typer.Context, control_url: ControlUrl = None, key: Key = None) -> None:
+@connected(org=False)
+def orgs(connection: Connection, ctx: typer.Context) -> None:
     """List your organizations and your role in each (needs a login token)."""
     if ctx.invoked_subcommand is not None:
         return
-    with control(control_url, key, None) as client:
+    with connection.client() as client:
         answer = client.list_orgs()
     stdout().print(show.orgs_table(answer))
 
 
 @orgs_app.command("create")
+@connected(org=False)
 def orgs_create(
+    connection: Connection,
     name: Annotated[str, typer.Argument(help="The organization's name.")],
     slug: Annotated[str | None, typer.Option(help="Its slug (default: from the name).")] = None,
-    control_url: ControlUrl = None,
-    key: Key = None,
 ) -> None:
     """Create an organization you own."""
-    with control(control_url, key, None) as client:
+    with connection.client() as client:
         org = client.create_org(name, slug)
     stdout().print(f"Created organization [bold]{escape(org['slug'])}[/] — use it with --org.")
 
@@ -89,24 +90,24 @@ members_app = typer.Typer(
 
 
 @members_app.command("list")
-def members_list(control_url: ControlUrl = None, key: Key = None, org: Org = None) -> None:
+@connected()
+def members_list(connection: Connection) -> None:
     """List members and their roles."""
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         stdout().print(show.members_table(client.list_members()))
 
 
 @members_app.command("invite")
+@connected()
 def members_invite(
+    connection: Connection,
     email: Annotated[str, typer.Argument(metavar="EMAIL", help="Who to invite.")],
     role: Annotated[
         str, typer.Option(help="owner, admin, developer, billing or viewer.")
     ] = "viewer",
-    control_url: ControlUrl = None,
-    key: Key = None,
-    org: Org = None,
 ) -> None:
     """Invite an email to a role; they become a member when they accept it."""
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         invitation = client.invite_member(email, role)
     slug = invitation["organization"]["slug"]
     stdout().print(
@@ -119,23 +120,23 @@ def members_invite(
 
 
 @members_app.command("invitations")
-def members_invitations(control_url: ControlUrl = None, key: Key = None, org: Org = None) -> None:
+@connected()
+def members_invitations(connection: Connection) -> None:
     """List the invitations nobody has answered yet."""
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         stdout().print(show.invitations_table(client.list_invitations()))
 
 
 @members_app.command("revoke")
+@connected()
 def members_revoke(
+    connection: Connection,
     invitation_id: Annotated[
         int, typer.Argument(metavar="ID", help="The invitation's id (karta members invitations).")
     ],
-    control_url: ControlUrl = None,
-    key: Key = None,
-    org: Org = None,
 ) -> None:
     """Withdraw a pending invitation."""
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         revoked = client.revoke_invitation(invitation_id)
     stdout().print(f"Revoked invitation {revoked['id']} ({escape(revoked['email'])}).")
 
@@ -149,29 +150,28 @@ InvitationId = Annotated[
 
 
 @invitations_app.command("list")
-def invitations_list(control_url: ControlUrl = None, key: Key = None) -> None:
+@connected(org=False)
+def invitations_list(connection: Connection) -> None:
     """List the pending invitations addressed to your email."""
-    with control(control_url, key, None) as client:
+    with connection.client() as client:
         stdout().print(show.my_invitations_table(client.my_invitations()))
 
 
 @invitations_app.command("accept")
-def invitations_accept(
-    invitation_id: InvitationId, control_url: ControlUrl = None, key: Key = None
-) -> None:
+@connected(org=False)
+def invitations_accept(connection: Connection, invitation_id: InvitationId) -> None:
     """Join the organization with the invitation's role."""
-    with control(control_url, key, None) as client:
+    with connection.client() as client:
         accepted = client.accept_invitation(invitation_id)
     slug = escape(accepted["organization"]["slug"])
     stdout().print(f"Joined [bold]{slug}[/] as {accepted['role']}; act in it with --org {slug}.")
 
 
 @invitations_app.command("decline")
-def invitations_decline(
-    invitation_id: InvitationId, control_url: ControlUrl = None, key: Key = None
-) -> None:
+@connected(org=False)
+def invitations_decline(connection: Connection, invitation_id: InvitationId) -> None:
     """Turn an invitation down."""
-    with control(control_url, key, None) as client:
+    with connection.client() as client:
         declined = client.decline_invitation(invitation_id)
     stdout().print(f"Declined the invitation to {escape(declined['organization']['slug'])}.")
 

@@ -1,15 +1,16 @@
 """What every command against the control plane shares: the consoles it prints on, the
-connection options (`--control-url`, `--key`, `--org`) and a client that ends the command with a
-message and exit 2 on a transport or API error.
-
-The commands themselves: `karta.cli.account` (signup, login, orgs, members and invitations),
-`karta.cli.organization` (projects, keys, budget, usage and audit) and `karta.cli.releases`."""
+connection options (`--control-url`, `--key`, `--org`), which `connected` gives a command, and
+the client a `Connection` opens, which ends the command with a message and exit 2 on a transport
+or API error."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -50,21 +51,66 @@ Org = Annotated[
 ]
 
 
-@contextmanager
-def control(url: str | None, key: str | None, org: str | None) -> Iterator[ControlClient]:
-    """A client whose transport and API errors end the command with a message and exit 2."""
-    import httpx
+@dataclass(frozen=True)
+class Connection:
+    """Where a command reaches the control plane, and as whom: its --control-url, --key and --org
+    (None: the client's defaults, from the environment or credentials.json)."""
 
-    from karta.client import KartaAPIError
-    from karta.client.control import ControlClient
+    url: str | None = None
+    key: str | None = None
+    org: str | None = None
 
-    client = ControlClient(url, key, org)
-    try:
-        with client:
-            yield client
-    except httpx.TransportError as exc:
-        stderr().print(f"[red]cannot reach the control plane at {client.base_url}: {exc}[/]")
-        raise typer.Exit(2) from exc
-    except KartaAPIError as exc:
-        stderr().print(f"[red]{exc.status} {exc.code}: {escape(exc.message)}[/]")
-        raise typer.Exit(2) from exc
+    @contextmanager
+    def client(self) -> Iterator[ControlClient]:
+        """A client whose transport and API errors end the command with a message and exit 2."""
+        import httpx
+
+        from karta.client import KartaAPIError
+        from karta.client.control import ControlClient
+
+        client = ControlClient(self.url, self.key, self.org)
+        try:
+            with client:
+                yield client
+        except httpx.TransportError as exc:
+            stderr().print(f"[red]cannot reach the control plane at {client.base_url}: {exc}[/]")
+            raise typer.Exit(2) from exc
+        except KartaAPIError as exc:
+            stderr().print(f"[red]{exc.status} {exc.code}: {escape(exc.message)}[/]")
+            raise typer.Exit(2) from exc
+
+
+def _option(name: str, annotation: Any) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
+    )
+
+
+def connected(*, org: bool = True) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the connection options after its own ones: --control-url, --key and,
+    unless `org` is False, --org. The command takes them as one `Connection`, its first
+    parameter, and opens the client when it needs it (`connection.client()`)."""
+    options = [_option("control_url", ControlUrl), _option("key", Key)]
+    if org:
+        options.append(_option("org", Org))
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        _connection, *own = inspect.signature(command, eval_str=True).parameters.values()
+
+        @functools.wraps(command)
+        def run(
+            *,
+            control_url: str | None = None,
+            key: str | None = None,
+            org: str | None = None,
+            **given: Any,
+        ) -> None:
+            command(Connection(control_url, key, org), **given)
+
+        # What typer reads to build the command: the command's own parameters, then the options.
+        params = [*own, *options]
+        run.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in params}
+        return run
+
+    return decorate

@@ -10,41 +10,40 @@ import typer
 from rich.markup import escape
 
 from karta.cli import manage_render as show
-from karta.cli.control import ControlUrl, Key, Org, control, stderr, stdout
+from karta.cli.control import Connection, connected, stderr, stdout
 
 projects_app = typer.Typer(help="Projects of the organization.", no_args_is_help=True)
 
 
 @projects_app.command("list")
-def projects_list(control_url: ControlUrl = None, key: Key = None, org: Org = None) -> None:
+@connected()
+def projects_list(connection: Connection) -> None:
     """List projects."""
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         stdout().print(show.projects_table(client.list_projects()))
 
 
 @projects_app.command("create")
+@connected()
 def projects_create(
+    connection: Connection,
     slug: Annotated[str, typer.Argument(help="Lower-case letters, digits and -.")],
     name: Annotated[str | None, typer.Option(help="A display name (default: the slug).")] = None,
-    control_url: ControlUrl = None,
-    key: Key = None,
-    org: Org = None,
 ) -> None:
     """Create a project (karta publish also creates the one it publishes to)."""
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         project = client.create_project(slug, name)
     stdout().print(f"Created project {project['id']} [bold]{escape(project['slug'])}[/].")
 
 
 @projects_app.command("show")
+@connected()
 def projects_show(
+    connection: Connection,
     ref: Annotated[str, typer.Argument(metavar="SLUG", help="The project's slug or id.")],
-    control_url: ControlUrl = None,
-    key: Key = None,
-    org: Org = None,
 ) -> None:
     """Show one project."""
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         project = client.get_project(ref)
     for line in show.project_summary(project):
         stdout().print(line, markup=False)
@@ -54,27 +53,27 @@ keys_app = typer.Typer(help="API keys of the organization.", no_args_is_help=Tru
 
 
 @keys_app.command("list")
-def keys_list(control_url: ControlUrl = None, key: Key = None, org: Org = None) -> None:
+@connected()
+def keys_list(connection: Connection) -> None:
     """List API keys (never their secrets)."""
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         answer = client.list_keys()
     stdout().print(show.keys_table(answer))
 
 
 @keys_app.command("create")
+@connected()
 def keys_create(
+    connection: Connection,
     name: Annotated[str, typer.Argument(help="What the key is for.")],
     scope: Annotated[list[str], typer.Option("--scope", help="read, write or admin (repeatable).")],
     token_limit: Annotated[int | None, typer.Option(help="Monthly token sub-limit.")] = None,
     cost_limit_cents: Annotated[
         int | None, typer.Option(help="Monthly cost sub-limit, in cents.")
     ] = None,
-    control_url: ControlUrl = None,
-    key: Key = None,
-    org: Org = None,
 ) -> None:
     """Create an API key. The secret goes to stdout, once; it cannot be shown again."""
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         answer = client.create_key(name, scope, token_limit, cost_limit_cents)
     created = answer["api_key"]
     stderr().print(
@@ -85,14 +84,13 @@ def keys_create(
 
 
 @keys_app.command("revoke")
+@connected()
 def keys_revoke(
+    connection: Connection,
     key_id: Annotated[int, typer.Argument(metavar="ID", help="The key's id (karta keys list).")],
-    control_url: ControlUrl = None,
-    key: Key = None,
-    org: Org = None,
 ) -> None:
     """Revoke an API key; data planes stop accepting it at once."""
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         revoked = client.revoke_key(key_id)
     stdout().print(
         f"Revoked key {revoked['id']} ({escape(revoked['name'])}, {revoked['prefix']}…)."
@@ -103,28 +101,28 @@ budget_app = typer.Typer(help="The organization's monthly caps.", no_args_is_hel
 
 
 @budget_app.command("show")
-def budget_show(control_url: ControlUrl = None, key: Key = None, org: Org = None) -> None:
+@connected()
+def budget_show(connection: Connection) -> None:
     """Show the caps and this month's use against them."""
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         stdout().print(show.budget_table(client.budget()))
 
 
 @budget_app.command("set")
+@connected()
 def budget_set(
+    connection: Connection,
     tokens: Annotated[int | None, typer.Option(help="Monthly token cap.")] = None,
     cost_cents: Annotated[int | None, typer.Option(help="Monthly cost cap, in cents.")] = None,
     clear: Annotated[
         bool, typer.Option("--clear", help="Remove the caps not given (alone: remove both).")
     ] = False,
-    control_url: ControlUrl = None,
-    key: Key = None,
-    org: Org = None,
 ) -> None:
     """Set the monthly caps; a cap not given keeps its value unless --clear."""
     if tokens is None and cost_cents is None and not clear:
         stderr().print("[red]give --tokens, --cost-cents or --clear[/]")
         raise typer.Exit(2)
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         current = {} if clear else client.budget()
         answer = client.set_budget(
             tokens if tokens is not None else current.get("monthly_token_limit"),
@@ -133,16 +131,15 @@ def budget_set(
     stdout().print(show.budget_table(answer))
 
 
+@connected()
 def usage(
+    connection: Connection,
     period: Annotated[
         str | None, typer.Option(help="The month, YYYY-MM (default: this one).")
     ] = None,
-    control_url: ControlUrl = None,
-    key: Key = None,
-    org: Org = None,
 ) -> None:
     """Tokens and cost for a month: totals by model, budget state and a per-day chart."""
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         answer = client.usage(period)
     start = date.fromisoformat(answer["period"]["start"])
     end = date.fromisoformat(answer["period"]["end"])
@@ -158,27 +155,27 @@ audit_app = typer.Typer(help="The organization's audit log.")
 
 
 @audit_app.callback(invoke_without_command=True)
+@connected()
 def audit(
+    connection: Connection,
     ctx: typer.Context,
     after: Annotated[int, typer.Option(help="Only rows after this seq.")] = 0,
-    control_url: ControlUrl = None,
-    key: Key = None,
-    org: Org = None,
 ) -> None:
     """Show the audit log, every row after --after (paging through the API)."""
     if ctx.invoked_subcommand is not None:
         return
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         rows = [row for page in client.audit_pages(after) for row in page["data"]]
     stdout().print(show.audit_table(rows))
 
 
 @audit_app.command("verify")
-def audit_verify(control_url: ControlUrl = None, key: Key = None, org: Org = None) -> None:
+@connected()
+def audit_verify(connection: Connection) -> None:
     """Fetch every row and the chain head and check the hash chain; exit 1 if it is broken."""
     from karta.core import auditchain
 
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         pages = list(client.audit_pages())
     head = pages[0]["head"]
     rows = [row for page in pages for row in page["data"]]

@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 
 from karta.cli import manage_render as show
-from karta.cli.control import ControlUrl, Key, Org, control, stderr, stdout
+from karta.cli.control import Connection, connected, stderr, stdout
 from karta.core.slugs import slugify
 
 if TYPE_CHECKING:
@@ -46,7 +46,9 @@ Project = Annotated[str, typer.Argument(metavar="SLUG", help="The project.")]
 Version = Annotated[str, typer.Argument(metavar="VERSION", help="A release, e.g. v3.")]
 
 
+@connected()
 def publish(
+    connection: Connection,
     directory: Annotated[Path, typer.Argument(help="The harness app folder.")] = Path("."),
     project: Annotated[
         str | None,
@@ -69,9 +71,6 @@ def publish(
             help="Pack files the default ignores drop, e.g. .env.example (repeatable).",
         ),
     ] = None,
-    control_url: ControlUrl = None,
-    key: Key = None,
-    org: Org = None,
 ) -> None:
     """Publish a folder as a new release of a project (created if it does not exist yet)."""
     from karta.client import KartaAPIError
@@ -93,7 +92,7 @@ def publish(
             sha.update(chunk)
         stdout().print(show.packed(len(files), nbytes, sha.hexdigest()), markup=False)
         archive.seek(0)
-        with control(control_url, key, org) as client:
+        with connection.client() as client:
             try:
                 client.get_project(slug)
             except KartaAPIError as exc:
@@ -147,18 +146,17 @@ def _print_release(release: dict[str, Any], log: bool = False) -> None:
             out.print(line, markup=False)
 
 
+@connected()
 def releases(
+    connection: Connection,
     project: Project,
     version: Annotated[
         str | None,
         typer.Argument(metavar="[VERSION]", help="Show one release and its build log."),
     ] = None,
-    control_url: ControlUrl = None,
-    key: Key = None,
-    org: Org = None,
 ) -> None:
     """List a project's releases (newest first), or show one with its build log."""
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         if version is not None:
             _print_release(client.get_release(project, version), log=True)
             return
@@ -169,20 +167,17 @@ def releases(
     stdout().print(show.releases_table(rows, project))
 
 
-def activate(
-    project: Project,
-    version: Version,
-    control_url: ControlUrl = None,
-    key: Key = None,
-    org: Org = None,
-) -> None:
+@connected()
+def activate(connection: Connection, project: Project, version: Version) -> None:
     """Make a release the active one: new sessions start on it."""
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         release = client.activate(project, version)
     stdout().print(f"{escape(project)} {release['name']} is active.")
 
 
+@connected()
 def rollback(
+    connection: Connection,
     project: Project,
     to: Annotated[
         str | None,
@@ -190,12 +185,9 @@ def rollback(
             "--to", metavar="VERSION", help="The release to go back to (default: the previous)."
         ),
     ] = None,
-    control_url: ControlUrl = None,
-    key: Key = None,
-    org: Org = None,
 ) -> None:
     """Go back to the previous ready release (or --to one): new sessions start on it."""
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         release = client.rollback(project, to)
     stdout().print(f"Rolled {escape(project)} back: {release['name']} is active.")
 
@@ -226,7 +218,9 @@ def _assignments(pairs: list[str]) -> list[tuple[str, str]]:
 
 
 @env_app.command("set")
+@connected()
 def env_set(
+    connection: Connection,
     project: Project,
     pairs: Annotated[
         list[str],
@@ -234,13 +228,10 @@ def env_set(
             metavar="NAME=VALUE", help="Vars to set; NAME=- reads the value from stdin."
         ),
     ],
-    control_url: ControlUrl = None,
-    key: Key = None,
-    org: Org = None,
 ) -> None:
     """Set env vars of a project; they reach its harness processes, encrypted at rest."""
     assignments = _assignments(pairs)
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         for name, value in assignments:
             var = client.set_env(project, name, value)
             hint = var.get("value_hint") or "…"
@@ -249,29 +240,24 @@ def env_set(
 
 
 @env_app.command("unset")
+@connected()
 def env_unset(
+    connection: Connection,
     project: Project,
     names: Annotated[list[str], typer.Argument(metavar="NAME", help="Vars to remove.")],
-    control_url: ControlUrl = None,
-    key: Key = None,
-    org: Org = None,
 ) -> None:
     """Remove env vars from a project."""
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         for name in names:
             client.unset_env(project, name)
             stdout().print(f"Removed {escape(name)} from {escape(project)}.")
 
 
 @env_app.command("list")
-def env_list(
-    project: Project,
-    control_url: ControlUrl = None,
-    key: Key = None,
-    org: Org = None,
-) -> None:
+@connected()
+def env_list(connection: Connection, project: Project) -> None:
     """List a project's env vars: names and a hint, never a value."""
-    with control(control_url, key, org) as client:
+    with connection.client() as client:
         variables = client.list_env(project)
     stdout().print(show.env_table(variables, project))
 
