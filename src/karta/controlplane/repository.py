@@ -28,12 +28,7 @@ class OrgRepository(IdentityQueries, ReleaseQueries, MoneyQueries):
 
     async def audit_head(self, *, lock: bool = False) -> AuditHead:
         query = select(AuditHead).where(AuditHead.organization_id == self.organization_id)
-        if lock:
-            query = query.with_for_update()
-        found = await self.session.scalar(query)
-        if found is None:
-            raise NotFound("audit head not found")
-        return found
+        return await self._one(query, NotFound("audit head not found"), lock=lock)
 
     async def reported_audit_event(self, client_event_id: str) -> AuditEvent | None:
         return await self.session.scalar(

@@ -3,14 +3,17 @@ session and the organization it was opened for, and the bounds of an id."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from karta.controlplane import timekeeping
 from karta.controlplane.models import MAX_INTEGER, Organization
 from karta.core.clock import Clock
 from karta.core.errors import NotFound
+
+Row = TypeVar("Row")
 
 
 def storable(n: int) -> bool:
@@ -48,3 +51,21 @@ class OrgScoped:
         if org is None:
             raise NotFound("organization not found")
         return org
+
+    async def _one(
+        self,
+        query: Select[Row],
+        missing: NotFound,
+        *,
+        row_id: int | None = None,
+        lock: bool = False,
+    ) -> Row:
+        """The row `query` finds, else `missing` raised. `row_id` is the id it looks for: one no
+        column can hold is never sent (see `storable`). With `lock`, the row is held until the
+        transaction ends."""
+        if row_id is not None and not storable(row_id):
+            raise missing
+        found = await self.session.scalar(query.with_for_update() if lock else query)
+        if found is None:
+            raise missing
+        return found

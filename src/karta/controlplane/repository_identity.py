@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from karta.controlplane.models import ApiKey, Invitation, Membership, User
-from karta.controlplane.repository_base import OrgScoped, storable
+from karta.controlplane.repository_base import OrgScoped
 from karta.core.errors import NotFound
 
 
@@ -40,10 +40,7 @@ class IdentityQueries(OrgScoped):
         query = select(Membership).where(
             Membership.organization_id == self.organization_id, Membership.user_id == user_id
         )
-        found = await self.session.scalar(query) if storable(user_id) else None
-        if found is None:
-            raise MemberNotFound(f"member {user_id} not found")
-        return found
+        return await self._one(query, MemberNotFound(f"member {user_id} not found"), row_id=user_id)
 
     async def owner_count(self) -> int:
         return int(
@@ -85,10 +82,8 @@ class IdentityQueries(OrgScoped):
         query = select(Invitation).where(
             Invitation.organization_id == self.organization_id, Invitation.id == invitation_id
         )
-        found = await self.session.scalar(query) if storable(invitation_id) else None
-        if found is None:
-            raise InvitationNotFound(f"invitation {invitation_id} not found")
-        return found
+        missing = InvitationNotFound(f"invitation {invitation_id} not found")
+        return await self._one(query, missing, row_id=invitation_id)
 
     # --- keys ----------------------------------------------------------------------------------
 
@@ -102,7 +97,4 @@ class IdentityQueries(OrgScoped):
         query = select(ApiKey).where(
             ApiKey.organization_id == self.organization_id, ApiKey.id == key_id
         )
-        found = await self.session.scalar(query) if storable(key_id) else None
-        if found is None:
-            raise KeyNotFound(f"API key {key_id} not found")
-        return found
+        return await self._one(query, KeyNotFound(f"API key {key_id} not found"), row_id=key_id)

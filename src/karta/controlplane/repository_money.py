@@ -28,12 +28,7 @@ class MoneyQueries(OrgScoped):
         """The org's budget row. With `lock`, held until the transaction ends (PostgreSQL row
         lock; SQLite already serializes write transactions)."""
         query = select(Budget).where(Budget.organization_id == self.organization_id)
-        if lock:
-            query = query.with_for_update()
-        found = await self.session.scalar(query)
-        if found is None:
-            raise NotFound("budget not found")
-        return found
+        return await self._one(query, NotFound("budget not found"), lock=lock)
 
     async def spent(self, start: date, end: date, api_key_id: int | None = None) -> tuple[int, int]:
         """Tokens and cost (micro-cents) metered in [start, end)."""
