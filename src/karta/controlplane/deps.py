@@ -135,8 +135,14 @@ class Tx:
 
 
 @asynccontextmanager
-async def transaction(request: Request, actor: Actor) -> AsyncIterator[Tx]:
+async def transaction(
+    request: Request, actor: Actor, *, invalidate_planes: bool = False
+) -> AsyncIterator[Tx]:
+    """With `invalidate_planes`, a change the data planes must see at once: when it has been
+    committed, they are told to drop what they cached of the organization."""
     assert actor.organization_id is not None, "require() guarantees an organization"
     db: async_sessionmaker = request.app.state.db
     async with db() as session, session.begin():
         yield Tx(actor, OrgRepository(session, actor.organization_id))
+    if invalidate_planes:
+        await request.app.state.planes.invalidate(actor.organization_id)

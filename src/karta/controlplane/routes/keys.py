@@ -49,25 +49,21 @@ async def get_key(key_id: int, request: Request, actor: Reader) -> dict[str, Any
 @router.patch("/{key_id}", response_model=KeyView, responses=error_responses(422))
 async def update_key(key_id: int, body: Limits, request: Request, actor: Manager) -> dict[str, Any]:
     """Set or clear (null) the key's monthly sub-limits; fields left out stay as they are."""
-    async with transaction(request, actor) as tx:
+    async with transaction(request, actor, invalidate_planes=True) as tx:
         key = await tx.repo.key(key_id)
         changes = body.model_dump(include=body.model_fields_set)
         for name, value in changes.items():
             setattr(key, name, value)
         await tx.audit("key.limits_changed", "api_key", key.id, **changes)
-        view = orgs.public_key(key)
-    await request.app.state.planes.invalidate(actor.organization_id)
-    return view
+        return orgs.public_key(key)
 
 
 @router.delete("/{key_id}", response_model=KeyView, responses=error_responses(422))
 async def revoke_key(key_id: int, request: Request, actor: Manager) -> dict[str, Any]:
     """Revoke at once; the data planes are told to drop the key from their caches."""
-    async with transaction(request, actor) as tx:
+    async with transaction(request, actor, invalidate_planes=True) as tx:
         key = await tx.repo.key(key_id)
         if key.revoked_at is None:
             key.revoked_at = utcnow()
             await tx.audit("key.revoked", "api_key", key.id, prefix=key.prefix)
-        view = orgs.public_key(key)
-    await request.app.state.planes.invalidate(actor.organization_id)
-    return view
+        return orgs.public_key(key)

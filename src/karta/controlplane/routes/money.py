@@ -41,7 +41,7 @@ async def get_budget(request: Request, actor: BudgetReader) -> dict[str, Any]:
 @router.put("/budget", response_model=BudgetView, responses=error_responses(422))
 async def set_budget(body: Limits, request: Request, actor: BudgetManager) -> dict[str, Any]:
     """Replace the monthly caps (null clears one). The data planes re-check at once."""
-    async with transaction(request, actor) as tx:
+    async with transaction(request, actor, invalidate_planes=True) as tx:
         budget = await tx.repo.budget(lock=True)
         before = {
             "monthly_token_limit": budget.monthly_token_limit,
@@ -57,9 +57,7 @@ async def set_budget(body: Limits, request: Request, actor: BudgetManager) -> di
             before=before,
             after=body.model_dump(),
         )
-        view = await _this_month(tx.repo)
-    await request.app.state.planes.invalidate(actor.organization_id)
-    return view
+        return await _this_month(tx.repo)
 
 
 @router.get("/usage", response_model=UsageSummary, responses=error_responses(422))

@@ -214,14 +214,12 @@ async def get_release(ref: str, version: str, request: Request, actor: Reader) -
 async def activate_release(
     ref: str, version: str, request: Request, actor: Activator
 ) -> dict[str, Any]:
-    async with transaction(request, actor) as tx:
+    async with transaction(request, actor, invalidate_planes=True) as tx:
         project = await tx.repo.project(ref, lock=True)
         release = await tx.repo.release(project.id, parse_version(version))
         if project.active_release_id != release.id:
             await _activate(tx, project, release, "release.activated")
-        view = public_release(release, project)
-    await request.app.state.planes.invalidate(actor.organization_id)
-    return view
+        return public_release(release, project)
 
 
 @router.post("/rollback", response_model=ReleaseView, responses=error_responses(409))
@@ -232,7 +230,7 @@ async def rollback(
     body: Annotated[Rollback | None, Body()] = None,
 ) -> dict[str, Any]:
     """Back to `to`, or to the newest ready release older than the active one."""
-    async with transaction(request, actor) as tx:
+    async with transaction(request, actor, invalidate_planes=True) as tx:
         project = await tx.repo.project(ref, lock=True)
         if body is not None and body.to is not None:
             target = await tx.repo.release(project.id, parse_version(str(body.to)))
@@ -250,9 +248,7 @@ async def rollback(
             target = older[-1]
         if project.active_release_id != target.id:
             await _activate(tx, project, target, "release.rolled_back")
-        view = public_release(target, project)
-    await request.app.state.planes.invalidate(actor.organization_id)
-    return view
+        return public_release(target, project)
 
 
 # --- env vars ------------------------------------------------------------------------------------
@@ -291,7 +287,7 @@ async def set_env(
             "or the loader), so a project cannot"
         )
     box = request.app.state.secretbox
-    async with transaction(request, actor) as tx:
+    async with transaction(request, actor, invalidate_planes=True) as tx:
         project = await tx.repo.project(ref)
         var = await tx.repo.env_var(project.id, name)
         if var is None:
@@ -303,21 +299,18 @@ async def set_env(
         var.updated_at = utcnow()
         await tx.session.flush()
         await tx.audit("env.set", "env_var", var.id, project=project.slug, name=name)
-        view = _public_var(var)
-    await request.app.state.planes.invalidate(actor.organization_id)
-    return view
+        return _public_var(var)
 
 
 @router.delete("/env/{name}", status_code=204)
 async def unset_env(ref: str, name: str, request: Request, actor: EnvWriter) -> Response:
-    async with transaction(request, actor) as tx:
+    async with transaction(request, actor, invalidate_planes=True) as tx:
         project = await tx.repo.project(ref)
         var = await tx.repo.env_var(project.id, name)
         if var is None:
             raise EnvVarNotFound(f"{name} is not set on {project.slug}")
         await tx.session.delete(var)
         await tx.audit("env.unset", "env_var", var.id, project=project.slug, name=name)
-    await request.app.state.planes.invalidate(actor.organization_id)
     return Response(status_code=204)
 
 
