@@ -169,8 +169,10 @@ class ClaudeCodeHarness:
         env.update(spec.model_env)
         return with_project_env(env, spec.project_env)
 
-    def _launcher(self, env: dict[str, str]) -> Path:
+    def _launcher(self, spec: SessionSpec, env: dict[str, str]) -> Path:
         names = sorted(set(env) | set(SDK_VARIABLES))
+        if spec.sandbox is not None:
+            return spec.sandbox.launcher(self.binary, names)
         digest = hashlib.sha256(("\0".join([self.binary, *names])).encode()).hexdigest()[:12]
         return write_launcher(self.home / "bin" / f"claude-{digest}", self.binary, names)
 
@@ -196,7 +198,7 @@ class ClaudeCodeHarness:
 
         options = ClaudeAgentOptions(
             cwd=str(spec.workspace),
-            cli_path=str(self._launcher(env)),
+            cli_path=str(self._launcher(spec, env)),
             env=env,
             setting_sources=["project"],
             system_prompt=system_prompt,  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import sys
 from collections.abc import AsyncIterator
@@ -97,13 +98,22 @@ def provider_config(model_env: dict[str, str], model: str) -> dict[str, Any]:
 
 
 class OpenCodeSession:
-    def __init__(self, spec: SessionSpec, process: asyncio.subprocess.Process, url: str) -> None:
+    def __init__(
+        self, spec: SessionSpec, process: asyncio.subprocess.Process, url: str, password: str
+    ) -> None:
         self.agent = spec.agent
         self.harness_session_id = spec.harness_session_id
         self._spec = spec
         self._process = process
+        # Sandboxed, the server listens in the sandbox's own network namespace: Karta reaches
+        # it through a UNIX socket only the server can open. Either way it wants a password.
+        socket = spec.sandbox.harness_socket if spec.sandbox is not None else None
         self._http = httpx.AsyncClient(
-            base_url=url, timeout=30, params={"directory": str(spec.workspace)}
+            base_url=url,
+            timeout=30,
+            params={"directory": str(spec.workspace)},
+            auth=("opencode", password),
+            transport=httpx.AsyncHTTPTransport(uds=str(socket)) if socket else None,
         )
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._listener: asyncio.Task[None] | None = None
@@ -278,12 +288,20 @@ class OpenCodeHarness:
 
     async def open(self, spec: SessionSpec) -> OpenCodeSession:
         env = await asyncio.to_thread(self._env, spec)
+        password = secrets.token_urlsafe(24)
+        env["OPENCODE_SERVER_PASSWORD"] = password
+        command, port = self.binary, 0
+        if spec.sandbox is not None:
+            rg = shutil.which("rg", path=env["PATH"])
+            readonly = [Path(rg)] if rg else []
+            launcher = spec.sandbox.launcher(self.binary, env, readonly=readonly)
+            command, port = str(launcher), spec.sandbox.harness_port
         try:
             process = await asyncio.create_subprocess_exec(
-                self.binary,
+                command,
                 "serve",
                 "--port",
-                "0",
+                str(port),
                 "--hostname",
                 "127.0.0.1",
                 cwd=spec.workspace,
@@ -295,7 +313,7 @@ class OpenCodeHarness:
         except OSError as exc:
             raise HarnessFailure(f"cannot start OpenCode ({self.binary}): {exc}") from exc
         url = await _listening_url(process)
-        session = OpenCodeSession(spec, process, url)
+        session = OpenCodeSession(spec, process, url, password)
         try:
             await session.start()
         except Exception as exc:

@@ -17,6 +17,7 @@ from karta.releases.store import ReleaseStore
 from karta.runtime.apps import Apps, ReleaseSource, WorkingCopyOnly
 from karta.runtime.metering import Metering
 from karta.runtime.service import Runtime
+from karta.sandbox.setup import open_isolation
 from karta.store import db as store
 
 
@@ -51,17 +52,18 @@ async def open_runtime(
     engine = store.create_engine(settings.db_url)
     try:
         await store.migrate(engine)
-        runtime = Runtime(
-            settings,
-            store.sessionmaker(engine),
-            apps_for(app, settings, releases),
-            model_env,
-            metering,
-        )
-        await runtime.start()
-        try:
-            yield runtime
-        finally:
-            await runtime.stop()
+        async with open_isolation(settings, model_env) as isolation:
+            runtime = Runtime(
+                settings,
+                store.sessionmaker(engine),
+                apps_for(app, settings, releases),
+                isolation,
+                metering,
+            )
+            await runtime.start()
+            try:
+                yield runtime
+            finally:
+                await runtime.stop()
     finally:
         await engine.dispose()

@@ -16,6 +16,7 @@ from typing import Any
 
 from karta import events as ev
 from karta.app import AgentDefinition, HarnessApp
+from karta.app.loader import OPENCODE
 from karta.config import Settings
 from karta.errors import NoTurnRunning
 from karta.eventlog import SqlEventLog
@@ -37,6 +38,9 @@ from karta.runtime.metering import Billing, Metering
 from karta.runtime.records import usage_row
 from karta.runtime.repository import Repository
 from karta.runtime.workspace import session_files
+from karta.sandbox.base import SandboxRequest
+from karta.sandbox.session import SandboxedSession
+from karta.sandbox.setup import Isolation
 from karta.store.models import SessionRow
 
 log = logging.getLogger(__name__)
@@ -95,7 +99,7 @@ class TurnPipeline:
         events: SqlEventLog,
         approvals: ApprovalBroker,
         apps: Apps,
-        model_env: dict[str, str],
+        isolation: Isolation,
         metering: Metering | None,
     ) -> None:
         self.settings = settings
@@ -103,7 +107,7 @@ class TurnPipeline:
         self.events = events
         self.approvals = approvals
         self.apps = apps
-        self.model_env = model_env
+        self.isolation = isolation
         self.metering = metering
         self.live = LiveHarnesses(
             idle_timeout=settings.idle_timeout,
@@ -258,7 +262,7 @@ class TurnPipeline:
             state_dir=files.state,
             harness_session_id=binding.harness_session_id,
             resume=False,
-            model_env=self.model_env,
+            model_env={},  # the model proxy's, given to each process as it opens (`_open`)
             project_env=env,
         )
         harness = self.apps.harness(app.harness)
@@ -267,12 +271,42 @@ class TurnPipeline:
         return spec
 
     async def _open(self, turn: LiveTurn) -> HarnessSession:
+        """Open the session's harness in a sandbox of its own, with a model credential that
+        only the model proxy knows (revoked, and the sandbox destroyed, when it closes)."""
         spec = await self._spec(turn.session_id, turn.app, turn.agent, turn.env)
-        session = await self.apps.harness(turn.app.harness).open(spec)
+        harness = self.apps.harness(turn.app.harness)
+        files = session_files(self.settings.home, turn.session_id)
+        sandbox, proxy = self.isolation.sandbox, self.isolation.proxy
+        handle = await sandbox.prepare(
+            SandboxRequest(
+                turn.session_id,
+                files.root,
+                (files.workspace, files.state),
+                files.workspace,
+                serves=harness.kind == OPENCODE,
+            )
+        )
+        billing = turn.billing
+        grant = proxy.grant(
+            turn.session_id,
+            billing.organization_id if billing else None,
+            billing.project_id if billing else None,
+        )
+
+        async def cleanup() -> None:
+            proxy.revoke(grant)
+            await handle.destroy()
+
+        spec = replace(spec, model_env=proxy.harness_env(handle.model_url, grant), sandbox=handle)
+        try:
+            session = await harness.open(spec)
+        except BaseException:
+            await cleanup()
+            raise
         if session.harness_session_id != spec.harness_session_id:
             # Harnesses that name their own conversations (OpenCode) report the id on open.
             await self.repo.rebind(turn.session_id, session.harness_session_id)
-        return session
+        return SandboxedSession(session, cleanup)
 
     async def transcript(self, row: SessionRow, app: HarnessApp) -> list[dict[str, Any]]:
         """The session's conversation as its harness stored it (nothing before its first
@@ -338,3 +372,5 @@ class TurnPipeline:
             turn.task.cancel()
             await asyncio.gather(turn.task, return_exceptions=True)
         await self.live.discard(session_id)
+        root = session_files(self.settings.home, session_id).root
+        await self.isolation.sandbox.forget(session_id, root)

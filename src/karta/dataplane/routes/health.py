@@ -21,4 +21,5 @@ async def readyz(request: Request) -> JSONResponse:
         return JSONResponse({"error": "unavailable", "message": f"database: {problem}"}, 503)
     if not runtime.ready():
         return JSONResponse({"error": "unavailable", "message": "harness binary not found"}, 503)
-    return JSONResponse({"status": "ready"})
+    # Whether harnesses are isolated is part of being ready to serve: say it, in plain words.
+    return JSONResponse({"status": "ready", "sandbox": runtime.sandbox})
