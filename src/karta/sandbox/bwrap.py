@@ -296,8 +296,7 @@ class BwrapSandbox:
         self.home = home
         self.model_socket = model_socket
         self.limits = limits or BwrapLimits.from_env()
-        group = "karta-" + hashlib.sha256(str(home).encode()).hexdigest()[:10]
-        self.layout = layout or CgroupLayout.detect(group)
+        self.layout = layout or CgroupLayout.detect(cgroup_group(home))
         self.base = home / "sandbox"
         self.runs = self.base / "sessions"
         self.seccomp_file = self.base / "seccomp.bpf"
@@ -362,6 +361,12 @@ class BwrapSandbox:
                 parent.rmdir()
             except OSError as exc:
                 log.info("sandbox cgroup %s not removed: %s", parent, exc)
+
+
+def cgroup_group(home: Path) -> str:
+    """The cgroup parent of one server's sandboxes: named after its home, so servers with
+    different homes never touch each other's."""
+    return "karta-" + hashlib.sha256(str(home).encode()).hexdigest()[:10]
 
 
 def unavailable_reason(home: Path) -> str | None:
