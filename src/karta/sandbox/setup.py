@@ -40,7 +40,7 @@ def choose_backend(settings: Settings) -> tuple[str, str]:
         if reason is not None:
             name, why = "none", f"auto: bwrap is unavailable ({reason})"
         elif wanted == "auto":
-            why = "auto: bwrap works on this host"
+            name, why = "bwrap", "auto: bwrap works on this host"
     if name == "none" and settings.production and not settings.allow_unsandboxed:
         raise ConfigError(
             "refusing to run harnesses without a sandbox in production "
