@@ -17,7 +17,7 @@ import pytest
 
 from karta.sandbox.bwrap import cgroup_group
 from karta.sandbox.cgroups import CgroupLayout
-from karta.testing import ScriptedModel, text, tool_use
+from karta.testing import Reply, ScriptedModel, text, tool_use
 from tests.conftest import Database, KartaServer, stream_events
 from tests.sandbox.conftest import traversable_dir
 
@@ -284,3 +284,18 @@ def _is_sleep(pid: int) -> bool:
         return Path(f"/proc/{pid}/comm").read_text().strip() == "sleep"
     except OSError:
         return False
+
+
+def test_the_turns_usage_is_what_the_proxy_metered(sandboxed, api, model):
+    sid = new_session(api)
+    model.enqueue(
+        Reply(
+            [tool_use("Bash", {"command": "true", "description": "x"})],
+            usage={"input_tokens": 100, "output_tokens": 7},
+        )
+    )
+    model.enqueue(Reply([text("done")], usage={"input_tokens": 150, "output_tokens": 5}))
+    body = api.post(f"/v1/sessions/{sid}/messages", json={"text": "meter me"}).json()
+    assert body["status"] == "completed"
+    usage = body["usage"]
+    assert (usage["input_tokens"], usage["output_tokens"]) == (250, 12)

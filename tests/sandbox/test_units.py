@@ -15,7 +15,7 @@ from karta.config import ConfigError, Settings
 from karta.sandbox import bwrap, setup
 from karta.sandbox.bwrap import BwrapLimits, View, bwrap_args, inner_script, launcher_script
 from karta.sandbox.cgroups import Cgroup, CgroupLayout, Limits, own_cgroups
-from karta.sandbox.meter import UsageMeter
+from karta.sandbox.meter import CallUsage, UsageMeter, turn_usage
 from karta.sandbox.seccomp import (
     AUDIT_ARCH_X86_64,
     DENIED_IOCTLS,
@@ -274,3 +274,18 @@ def test_openai_usage_from_the_last_chunk_and_from_json():
     plain.feed(b'{"model": "m", "usage": {"input_tokens": 9, "output_tokens": 2}}')
     usage = plain.finish("application/json")
     assert (usage.model, usage.input_tokens, usage.output_tokens) == ("m", 9, 2)
+
+
+def test_a_turns_usage_is_the_sum_of_its_calls():
+    calls = [
+        CallUsage("anthropic", "big", 10, 50, cache_read_tokens=4),
+        CallUsage("anthropic", "small", 3, 2, cache_write_tokens=1),
+    ]
+    assert turn_usage(calls) == {
+        "input_tokens": 18,
+        "output_tokens": 52,
+        "total_tokens": 70,
+        "cache_read_tokens": 4,
+        "cache_write_tokens": 1,
+        "model": "big",
+    }

@@ -39,6 +39,7 @@ from karta.runtime.records import usage_row
 from karta.runtime.repository import Repository
 from karta.runtime.workspace import session_files
 from karta.sandbox.base import SandboxRequest
+from karta.sandbox.meter import CallUsage, turn_usage
 from karta.sandbox.session import SandboxedSession
 from karta.sandbox.setup import Isolation
 from karta.store.models import SessionRow
@@ -82,6 +83,8 @@ class LiveTurn:
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     harness: HarnessSession | None = None
     task: asyncio.Task[None] | None = None
+    # The model calls the proxy forwarded for this turn, with the provider's own usage.
+    calls: list[CallUsage] = field(default_factory=list)
 
     @property
     def harness_config(self) -> tuple[str, str]:
@@ -291,6 +294,7 @@ class TurnPipeline:
             turn.session_id,
             billing.organization_id if billing else None,
             billing.project_id if billing else None,
+            on_usage=lambda usage: self._metered(turn.session_id, usage),
         )
 
         async def cleanup() -> None:
@@ -307,6 +311,13 @@ class TurnPipeline:
             # Harnesses that name their own conversations (OpenCode) report the id on open.
             await self.repo.rebind(turn.session_id, session.harness_session_id)
         return SandboxedSession(session, cleanup)
+
+    def _metered(self, session_id: str, usage: CallUsage) -> None:
+        """A model call of this session's harness finished: it counts toward the running turn
+        (a call outside any turn, such as a title, counts toward none)."""
+        turn = self._turns.get(session_id)
+        if turn is not None:
+            turn.calls.append(usage)
 
     async def transcript(self, row: SessionRow, app: HarnessApp) -> list[dict[str, Any]]:
         """The session's conversation as its harness stored it (nothing before its first
@@ -325,6 +336,9 @@ class TurnPipeline:
         billing: Billing | None,
         turn: LiveTurn | None = None,
     ) -> None:
+        if turn is not None and turn.calls:
+            # Metered by the proxy from the provider's own answers, not as the harness says.
+            done = Event(ev.DONE, {**done.data, "usage": turn_usage(turn.calls)})
         # The client learns the turn ended first, and may start the next one at once (no await
         # between the `done` and freeing the slot); the bookkeeping follows.
         await self.emit(session_id, turn_id, done)

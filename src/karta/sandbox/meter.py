@@ -90,3 +90,24 @@ class UsageMeter:
         ):
             if _int(usage.get(key)):
                 setattr(u, field, _int(usage.get(key)))
+
+
+def turn_usage(calls: list[CallUsage]) -> dict[str, Any]:
+    """A turn's usage: the sum of its model calls, in Karta's shape (input counts cache reads
+    and writes: they are input too). The model is the one that produced the most output."""
+    cache_read = sum(c.cache_read_tokens for c in calls)
+    cache_write = sum(c.cache_write_tokens for c in calls)
+    inp = sum(c.input_tokens for c in calls) + cache_read + cache_write
+    out = sum(c.output_tokens for c in calls)
+    models: dict[str, int] = {}
+    for call in calls:
+        if call.model:
+            models[call.model] = models.get(call.model, 0) + call.output_tokens
+    return {
+        "input_tokens": inp,
+        "output_tokens": out,
+        "total_tokens": inp + out,
+        "cache_read_tokens": cache_read,
+        "cache_write_tokens": cache_write,
+        "model": max(models, key=lambda m: models[m]) if models else None,
+    }
