@@ -130,14 +130,15 @@ def bwrap_args(view: View) -> list[str]:
 
 def inner_script(serves: bool) -> str:
     """What runs first inside the sandbox: the forwarders, then the harness (`"$@"`)."""
+    # nodelay: a streamed answer's small writes must not wait for delayed ACKs.
     lines = [
-        f"socat TCP-LISTEN:{MODEL_PORT},bind=127.0.0.1,fork,reuseaddr "
+        f"socat TCP-LISTEN:{MODEL_PORT},bind=127.0.0.1,fork,reuseaddr,nodelay "
         f"UNIX-CONNECT:{INSIDE_MODEL_SOCKET} 2>/dev/null &",
     ]
     if serves:
         lines.append(
             f"socat UNIX-LISTEN:{INSIDE_RUN}/harness.sock,fork,mode=600,unlink-early "
-            f"TCP:127.0.0.1:{HARNESS_PORT} 2>/dev/null &"
+            f"TCP:127.0.0.1:{HARNESS_PORT},nodelay 2>/dev/null &"
         )
     # The harness's first model call must find the forwarder listening.
     lines.append(

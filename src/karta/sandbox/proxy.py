@@ -219,6 +219,9 @@ class ModelProxy:
             self.socket_path = unix_path
         if tcp:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            # Accepted connections inherit it: a streamed answer's small writes must not wait
+            # for the client's delayed ACK (40 ms a call otherwise).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.bind(("127.0.0.1", 0))
             self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
             sockets.append(sock)
