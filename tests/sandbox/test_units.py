@@ -123,7 +123,7 @@ def test_the_launcher_drops_to_the_session_uid_before_bwrap(tmp_path):
     command = script.split("\n", 4)[4].rstrip("\n")  # the exec, with the multi-line inner script
     assert command.startswith("exec /usr/bin/env -i ")
     assert '${HOME+"HOME=$HOME"}' in command and "SECRET_NAME=$SECRET_NAME" in command
-    order = [command.index(part) for part in ("prlimit", "setpriv", "/usr/bin/bwrap", "claude")]
+    order = [command.index(part) for part in ("setpriv", "/usr/bin/bwrap", "claude")]
     assert order == sorted(order)
     for flag in ("--reuid=200123", "--clear-groups", "--bounding-set=-all", "--nnp"):
         assert flag in command
