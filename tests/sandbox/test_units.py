@@ -120,7 +120,8 @@ def test_the_launcher_drops_to_the_session_uid_before_bwrap(tmp_path):
     )
     lines = script.splitlines()
     assert str(tmp_path / "pids/x/cgroup.procs") in lines[3]  # joins before anything runs
-    command = script.split("\n", 4)[4].rstrip("\n")  # the exec, with the multi-line inner script
+    assert lines[4] == "ulimit -f 2097152; ulimit -n 4096; ulimit -c 0"
+    command = script.split("\n", 5)[5].rstrip("\n")  # the exec, with the multi-line inner script
     assert command.startswith("exec /usr/bin/env -i ")
     assert '${HOME+"HOME=$HOME"}' in command and "SECRET_NAME=$SECRET_NAME" in command
     order = [command.index(part) for part in ("setpriv", "/usr/bin/bwrap", "claude")]
