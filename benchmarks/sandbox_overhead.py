@@ -105,7 +105,7 @@ def turn_times(server: KartaServer, warm: int) -> tuple[float, list[float]]:
     return cold, warm_times
 
 
-def turns(sessions: int, warm: int) -> dict[str, tuple[list[float], list[float]]]:
+def turns(sessions: int, warm: int, cpus: str) -> dict[str, tuple[list[float], list[float]]]:
     top = traversable("karta-bench-turns-")
     app = top / "app"
     app.mkdir()
@@ -118,7 +118,11 @@ def turns(sessions: int, warm: int) -> dict[str, tuple[list[float], list[float]]
                 top / f"home-{name}",
                 model,
                 Database("sqlite"),
-                env={"KARTA_SANDBOX": name, "KARTA_MAX_LIVE_HARNESSES": "1"},
+                env={
+                    "KARTA_SANDBOX": name,
+                    "KARTA_MAX_LIVE_HARNESSES": "1",
+                    "KARTA_SANDBOX_CPUS": cpus,
+                },
             ).start()
             for name in ("bwrap", "none")
         }
@@ -194,6 +198,7 @@ def main() -> None:
     parser.add_argument("--warm-turns", type=int, default=5)
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--starts", type=int, default=40)
+    parser.add_argument("--cpus", default="2", help="the sandbox's CPU limit (KARTA_SANDBOX_CPUS)")
     args = parser.parse_args()
 
     starts = asyncio.run(sandbox_start(args.starts))
@@ -204,8 +209,8 @@ def main() -> None:
     added = statistics.median(starts["bwrap"]) - statistics.median(starts["none"])
     print(f"| added by bwrap | {added * 1000:.1f} ms | |")
 
-    timed = turns(args.sessions, args.warm_turns)
-    print(f"\n## Turns ({args.sessions} sessions, {args.warm_turns} warm turns each)\n")
+    timed = turns(args.sessions, args.warm_turns, args.cpus)
+    print(f"\n## Turns ({args.sessions} sessions, {args.warm_turns} warm turns, {args.cpus} CPU)\n")
     print("| backend | first turn p50 | warm turn p50 |\n|---|---|---|")
     for name, (cold, warm) in timed.items():
         print(f"| {name} | {ms(cold)} | {ms(warm)} |")
