@@ -299,3 +299,36 @@ def test_the_turns_usage_is_what_the_proxy_metered(sandboxed, api, model):
     assert body["status"] == "completed"
     usage = body["usage"]
     assert (usage["input_tokens"], usage["output_tokens"]) == (250, 12)
+
+
+def _leaves(home: Path) -> list[Any]:
+    return CgroupLayout.detect(cgroup_group(home)).leaves()
+
+
+DAEMONS = (
+    "setsid sleep 300 >/dev/null 2>&1 </dev/null & "
+    "nohup sleep 300 >/dev/null 2>&1 </dev/null & echo started"
+)
+
+
+def test_no_sandboxed_process_outlives_the_server_stopped_or_crashed(sandboxed, api, model):
+    sid = new_session(api)
+    assert "started" in bash(api, model, sid, DAEMONS)
+    assert len(_sandbox_pids(sandboxed.home)) >= 3
+    sandboxed.stop()
+    assert _sandbox_pids(sandboxed.home) == [] and _leaves(sandboxed.home) == []
+
+    sandboxed.start()
+    with sandboxed.client() as again:
+        sid = new_session(again)
+        assert "started" in bash(again, model, sid, DAEMONS)
+    assert sandboxed.proc is not None
+    sandboxed.proc.kill()  # the server alone, not its process group: a crash
+    sandboxed.proc.wait(10)
+    deadline = time.monotonic() + 10
+    while _sandbox_pids(sandboxed.home):  # the sandboxes die with their parent
+        assert time.monotonic() < deadline, _sandbox_pids(sandboxed.home)
+        time.sleep(0.1)
+    sandboxed.proc = None
+    sandboxed.start()  # and the next server removes what is left of them
+    assert _leaves(sandboxed.home) == []

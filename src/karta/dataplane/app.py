@@ -24,6 +24,7 @@ from karta.dataplane.releases import ControlPlaneReleases, LocalProject
 from karta.dataplane.routes import health, internal, sessions, turns
 from karta.dataplane.usage import ControlPlaneMetering
 from karta.runtime.factory import open_runtime
+from karta.sandbox.setup import choose_backend
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ def release_source(settings: Settings, control: ControlPlaneClient | None) -> Co
 
 def create_app(harness_app: HarnessApp, settings: Settings, model_env: dict[str, str]) -> FastAPI:
     control = control_client(settings)  # fail fast, before binding a port
+    choose_backend(settings)  # likewise: a refused sandbox choice stops the start here
     metering = ControlPlaneMetering(control) if control is not None else None
     releases = release_source(settings, control)
 
