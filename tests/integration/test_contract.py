@@ -25,7 +25,8 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
 
 def test_health_and_readiness_need_no_auth(server):
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok", "api_version": 1}
-    assert httpx.get(f"{server.url}/readyz").json() == {"status": "ready"}
+    ready = httpx.get(f"{server.url}/readyz").json()
+    assert ready.keys() == {"status", "sandbox"} and ready["status"] == "ready"
 
 
 @pytest.mark.parametrize(
