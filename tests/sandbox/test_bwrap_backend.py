@@ -247,3 +247,15 @@ def test_the_home_is_traversable_but_not_listable(home, model_socket):
     BwrapSandbox(home, model_socket, LIMITS).start()
     assert home.stat().st_mode & 0o777 == 0o711
     assert os.stat(home / "sandbox" / "seccomp.bpf").st_size > 0
+
+
+async def test_a_planted_symlink_never_makes_the_server_chown_outside(sandbox, home):
+    request = session_root(home, "sess_a")
+    outside = home.parent / "host-file"
+    outside.write_text("host")
+    (request.cwd / "link").symlink_to(outside)
+    (request.cwd / "dir-link").symlink_to(home.parent, target_is_directory=True)
+    handle = await sandbox.prepare(request)
+    handle.launcher("/usr/bin/true", [])
+    assert outside.stat().st_uid == 0 and home.parent.stat().st_uid == 0
+    await handle.destroy()

@@ -204,16 +204,16 @@ def _etc_files(uid: int) -> dict[str, str]:
 
 
 def _own_tree(paths: Iterable[Path], uid: int) -> None:
-    """Hand the session's folders to its uid. Never follows symlinks: a link the harness
-    planted must not make the server chown a file outside."""
+    """Hand the session's folders to its uid. Everything goes through directory descriptors
+    and never follows a symlink: a link (or a directory swapped for one mid-walk) that the
+    harness planted must not make the server chown a file outside the session."""
     for top in paths:
-        if top.stat().st_uid != uid:
+        if top.lstat().st_uid != uid:
             os.chown(top, uid, uid, follow_symlinks=False)
-        for parent, dirs, files in os.walk(top):
+        for _, dirs, files, fd in os.fwalk(top):
             for name in (*dirs, *files):
-                path = os.path.join(parent, name)
-                if os.lstat(path).st_uid != uid:
-                    os.chown(path, uid, uid, follow_symlinks=False)
+                if os.stat(name, dir_fd=fd, follow_symlinks=False).st_uid != uid:
+                    os.chown(name, uid, uid, dir_fd=fd, follow_symlinks=False)
 
 
 class BwrapHandle:
