@@ -7,6 +7,7 @@ import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -258,4 +259,17 @@ async def test_a_planted_symlink_never_makes_the_server_chown_outside(sandbox, h
     handle = await sandbox.prepare(request)
     handle.launcher("/usr/bin/true", [])
     assert outside.stat().st_uid == 0 and home.parent.stat().st_uid == 0
+    await handle.destroy()
+
+
+async def test_the_server_never_follows_a_swapped_harness_socket(sandbox, home):
+    request = session_root(home, "sess_a")
+    handle = await sandbox.prepare(replace(request, serves=True))
+    assert isinstance(handle, BwrapHandle)
+    decoy = socket.socket(socket.AF_UNIX)  # a socket of the host's that the sandbox points at
+    decoy.bind(str(home.parent / "host.sock"))
+    (handle.run_dir / "harness.sock").symlink_to(home.parent / "host.sock")
+    with pytest.raises(OSError):
+        _ = handle.harness_socket
+    decoy.close()
     await handle.destroy()

@@ -27,6 +27,7 @@ import os
 import secrets
 import shlex
 import shutil
+import stat
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -228,10 +229,23 @@ class BwrapHandle:
         self.cgroup = sandbox.layout.leaf(name)
         self._sandbox = sandbox
         self.harness_port = HARNESS_PORT if request.serves else 0
+        self._socket_fd: int | None = None
 
     @property
     def harness_socket(self) -> Path | None:
-        return self.run_dir / "harness.sock" if self.request.serves else None
+        """The harness's socket, pinned: the run folder is the sandbox's to change, so a path
+        the server connects to there could be swapped for a link to any socket on the host.
+        The server holds the socket itself (O_PATH, no symlinks) and connects through that."""
+        if not self.request.serves:
+            return None
+        if self._socket_fd is None:
+            fd = os.open(self.run_dir / "harness.sock", os.O_PATH | os.O_NOFOLLOW)
+            found = os.fstat(fd)
+            if not stat.S_ISSOCK(found.st_mode) or found.st_uid != self.uid:
+                os.close(fd)
+                raise PermissionError("the sandbox's harness socket is not its own socket")
+            self._socket_fd = fd
+        return Path(f"/proc/self/fd/{self._socket_fd}")
 
     def setup(self) -> None:
         self.dir.mkdir(mode=0o755)
@@ -277,6 +291,9 @@ class BwrapHandle:
         await asyncio.to_thread(self._teardown)
 
     def _teardown(self) -> None:
+        if self._socket_fd is not None:
+            os.close(self._socket_fd)
+            self._socket_fd = None
         self.cgroup.destroy()
         shutil.rmtree(self.dir, ignore_errors=True)
 
