@@ -273,3 +273,24 @@ async def test_the_server_never_follows_a_swapped_harness_socket(sandbox, home):
         _ = handle.harness_socket
     decoy.close()
     await handle.destroy()
+
+
+async def test_what_the_server_writes_for_a_harness_never_follows_a_planted_link(sandbox, home):
+    request = session_root(home, "sess_a")
+    handle = await sandbox.prepare(request)
+    host_file = home.parent / "host-config"
+    host_file.write_text("host's own")
+    config = request.writable[1] / "config"
+    config.symlink_to(home.parent, target_is_directory=True)  # what a sandbox could plant
+    (request.writable[1] / "seed.json").symlink_to(host_file)
+    with handle.as_owner():
+        with pytest.raises(PermissionError):
+            (request.writable[1] / "seed.json").write_text("{}")
+        with pytest.raises(PermissionError):
+            (config / "opencode").mkdir(parents=True, exist_ok=True)
+        (request.writable[1] / "fresh.json").write_text("{}")
+    assert host_file.read_text() == "host's own" and not (home.parent / "opencode").exists()
+    assert isinstance(handle, BwrapHandle)
+    assert (request.writable[1] / "fresh.json").stat().st_uid == handle.uid
+    handle.launcher("/usr/bin/true", [])  # and the server is root again afterwards
+    await handle.destroy()

@@ -39,6 +39,7 @@ from karta.harness.base import (
 from karta.harness.claude_events import ClaudeEventMapper
 from karta.harness.environment import (
     SDK_VARIABLES,
+    as_session_owner,
     base_env,
     session_dirs,
     with_project_env,
@@ -177,7 +178,8 @@ class ClaudeCodeHarness:
         return write_launcher(self.home / "bin" / f"claude-{digest}", self.binary, names)
 
     def options(self, spec: SessionSpec, session: ClaudeCodeSession) -> ClaudeAgentOptions:
-        env = self._env(spec)
+        with as_session_owner(spec.sandbox):
+            env = self._env(spec)
         agent = spec.agent
         system_prompt: dict[str, Any] = {"type": "preset", "preset": "claude_code"}
         if agent.prompt:

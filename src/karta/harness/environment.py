@@ -14,7 +14,10 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+
+from karta.sandbox.base import SandboxHandle
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,12 @@ RESERVED_NAMES = frozenset(
     {*HOST_PASSTHROUGH, *SDK_VARIABLES, "HOME", "TMPDIR", "USER", "SHELL", "NODE_OPTIONS"}
     | {"NODE_PATH", "DISABLE_AUTOUPDATER", "PYTHONPATH", "PYTHONSTARTUP", "BASH_ENV", "ENV"}
 )
+
+
+def as_session_owner(sandbox: SandboxHandle | None) -> AbstractContextManager[None]:
+    """Run the harness's folder preparation as the sandbox's user (see `karta.sandbox.fsuid`):
+    the sandbox owns those folders and may have planted links in them."""
+    return sandbox.as_owner() if sandbox is not None else nullcontext()
 
 
 def session_dirs(state_dir: Path) -> dict[str, Path]:

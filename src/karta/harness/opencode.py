@@ -34,7 +34,7 @@ from karta.harness.base import (
     TurnContext,
     Verdict,
 )
-from karta.harness.environment import base_env, with_project_env
+from karta.harness.environment import as_session_owner, base_env, with_project_env
 from karta.harness.opencode_events import OpenCodeEventMapper
 
 log = logging.getLogger(__name__)
@@ -274,6 +274,10 @@ class OpenCodeHarness:
         env["OPENCODE_CONFIG_CONTENT"] = json.dumps(config)
         return with_project_env(env, spec.project_env)
 
+    def _owned_env(self, spec: SessionSpec) -> dict[str, str]:
+        with as_session_owner(spec.sandbox):
+            return self._env(spec)
+
     @staticmethod
     def _seed(config_dir: Path) -> None:
         """Make OpenCode believe its plugin package is installed, so it never runs npm."""
@@ -287,7 +291,7 @@ class OpenCodeHarness:
         return []  # read from the harness's own storage: see the transcript readers
 
     async def open(self, spec: SessionSpec) -> OpenCodeSession:
-        env = await asyncio.to_thread(self._env, spec)
+        env = await asyncio.to_thread(self._owned_env, spec)
         password = secrets.token_urlsafe(24)
         env["OPENCODE_SERVER_PASSWORD"] = password
         command, port = self.binary, 0

@@ -12,6 +12,7 @@ A backend that runs harnesses elsewhere (a microVM provider) implements the same
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -48,6 +49,11 @@ class SandboxHandle(Protocol):
         """An executable running `binary` (and its arguments) in the sandbox with only the
         variables in `env_names` from its own environment; `readonly`: more host files the
         harness needs to see."""
+        ...
+
+    def as_owner(self) -> AbstractContextManager[None]:
+        """Within it, the calling thread touches files as the sandbox's own user: what the
+        server writes into the session's folders never follows a link the sandbox planted."""
         ...
 
     async def destroy(self) -> None:

@@ -30,11 +30,13 @@ import shutil
 import stat
 import subprocess
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from karta.sandbox.base import HARNESS_PORT, MODEL_PORT, SandboxHandle, SandboxRequest
 from karta.sandbox.cgroups import Cgroup, CgroupLayout, Limits, v1_usable, v2_usable
+from karta.sandbox.fsuid import acting_as
 from karta.sandbox.seccomp import build_filter
 from karta.sandbox.uids import UidPool
 
@@ -267,10 +269,19 @@ class BwrapHandle:
             tmp_bytes=self._sandbox.limits.tmp_bytes,
         )
 
+    def as_owner(self) -> AbstractContextManager[None]:
+        return acting_as(self.uid)
+
     def launcher(
         self, binary: str, env_names: Iterable[str], *, readonly: Iterable[Path] = ()
     ) -> Path:
-        # The adapter has just created its folders (as root): they become the session's.
+        with acting_as(0):  # the adapter may call this as the session's user
+            return self._write_launcher(binary, env_names, readonly)
+
+    def _write_launcher(
+        self, binary: str, env_names: Iterable[str], readonly: Iterable[Path]
+    ) -> Path:
+        # Whatever the adapter created as root (outside `as_owner`) becomes the session's.
         _own_tree(self.request.writable, self.uid)
         script = launcher_script(
             self.view([Path(binary), *readonly]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from karta.harness.environment import write_launcher
@@ -31,6 +32,9 @@ class UnsandboxedHandle:
         names = sorted(set(env_names))
         digest = hashlib.sha256("\0".join([binary, *names]).encode()).hexdigest()[:12]
         return write_launcher(self.launch_dir / f"{Path(binary).name}-{digest}", binary, names)
+
+    def as_owner(self) -> AbstractContextManager[None]:
+        return nullcontext()  # no sandbox user: the harness runs as the server's
 
     async def destroy(self) -> None:
         return None
