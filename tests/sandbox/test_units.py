@@ -153,7 +153,8 @@ def test_v1_leaves_nest_under_the_servers_own_cgroup(tmp_path):
     assert files[leaf.dirs["memory"] / "memory.limit_in_bytes"] == str(512 << 20)
     assert files[leaf.dirs["pids"] / "pids.max"] == "64"
     assert files[leaf.dirs["cpu"] / "cpu.cfs_quota_us"] == "50000"
-    assert leaf.dirs["freezer"] / "cgroup.procs" in leaf.procs_files
+    assert leaf.dirs["cpu"] / "cgroup.procs" in leaf.procs_files
+    assert len(leaf.procs_files) == 3  # each join costs an RCU grace period: no more than needed
 
 
 def test_v2_uses_one_tree_when_it_has_memory_and_pids(tmp_path):

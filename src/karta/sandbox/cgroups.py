@@ -4,8 +4,7 @@ kind of host delegates) or v2 (one unified tree), whichever gives memory and pid
 Every sandbox gets its own leaf, nested under the server's own cgroup so the server's limits
 still cap the sum, under a parent named after the server's home so two servers on one host never
 touch each other's sandboxes. The launcher joins the leaf before it execs anything, so every
-process the harness starts is in it; teardown kills whatever is left, frozen first so a fork
-bomb cannot outrun the kill loop.
+process the harness starts is in it; teardown kills whatever is left.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-V1_CONTROLLERS = ("memory", "pids", "cpu", "freezer")
+V1_CONTROLLERS = ("memory", "pids", "cpu")
 CPU_PERIOD_US = 100_000
 
 
@@ -138,25 +137,21 @@ class Cgroup:
         return {k: int(v) for k, v in (line.split() for line in lines) if v.isdigit()}
 
     def kill(self, timeout: float = 5.0) -> None:
-        """Kill every process in the leaf and wait until it is empty."""
+        """Kill every process in the leaf and wait until it is empty. No freezer is needed
+        against a fork bomb: the leaf's processes include the sandbox's pid-namespace init,
+        and once it dies the kernel kills the whole namespace and refuses it new forks."""
         deadline = time.monotonic() + timeout
         kill_file = self.dirs[""] / "cgroup.kill" if self.version == 2 else None
         while self.pids():
             if kill_file is not None and kill_file.exists():
                 kill_file.write_text("1")
             else:
-                self._freeze("FROZEN")
                 for pid in self.pids():
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                self._freeze("THAWED")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"processes survive in {self.dirs}")
             time.sleep(0.005)
-
-    def _freeze(self, state: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            (self._dir("freezer") / "freezer.state").write_text(state)
 
     def destroy(self) -> None:
         self.kill()
