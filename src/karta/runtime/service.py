@@ -70,7 +70,7 @@ class Runtime:
     @property
     def sandbox(self) -> str:
         """Where harness processes run, in plain words (the banner and /readyz say it)."""
-        return self.isolation.sandbox.describe()
+        return f"{self.isolation.sandbox.describe()} ({self.isolation.choice})"
 
     async def database_ok(self) -> str | None:
         """None when the database answers, else why not."""
