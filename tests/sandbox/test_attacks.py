@@ -332,3 +332,27 @@ def test_no_sandboxed_process_outlives_the_server_stopped_or_crashed(sandboxed, 
     sandboxed.proc = None
     sandboxed.start()  # and the next server removes what is left of them
     assert _leaves(sandboxed.home) == []
+
+
+CURL_MODEL = (
+    "curl -s -o /dev/null -w '%{http_code}' -H \"x-api-key: $ANTHROPIC_API_KEY\" "
+    "-H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' "
+    '-d \'{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}\' '
+    "$ANTHROPIC_BASE_URL/v1/messages"
+)
+
+
+def test_the_model_is_reachable_during_a_turn_only(sandboxed, api, model):
+    sid = new_session(api)
+    late = sandboxed.workspace(sid) / "late.txt"
+    command = (
+        f"cat > late.sh <<'EOF'\nsleep 2\n{CURL_MODEL} > late.txt\nEOF\n"
+        f"echo now=$({CURL_MODEL}); setsid sh late.sh >/dev/null 2>&1 </dev/null &"
+    )
+    out = bash(api, model, sid, command)
+    assert "now=200" in out  # a call of its own, during the turn: forwarded (and metered)
+    deadline = time.monotonic() + 20
+    while not late.exists() or not late.read_text():
+        assert time.monotonic() < deadline, "the background call never finished"
+        time.sleep(0.2)
+    assert late.read_text() == "409"  # between turns: refused, never reaches the provider

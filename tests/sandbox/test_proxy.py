@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from karta.sandbox.meter import CallUsage
-from karta.sandbox.proxy import ModelProxy, OrgLimits, upstreams
+from karta.sandbox.proxy import ModelProxy, OrgLimits, Refusal, upstreams
 from karta.testing import Reply, ScriptedModel, text
 
 PLATFORM_KEY = "sk-platform-test-key"
@@ -130,9 +130,9 @@ async def test_each_organization_is_rate_limited_on_its_own(proxy, scripted_mode
     assert answer.status_code == 200
 
 
-async def test_a_refused_budget_stops_the_call_before_the_provider(proxy, scripted_model):
-    async def over_budget() -> str | None:
-        return "budget_exhausted: the organization's monthly cap is spent"
+async def test_a_refused_call_stops_before_the_provider(proxy, scripted_model):
+    async def over_budget() -> Refusal | None:
+        return Refusal(402, "budget_exhausted", "the organization's monthly cap is spent")
 
     grant = proxy.grant("sess_1", 1, None, admit=over_budget)
     answer = await call(proxy, "/v1/messages", {"x-api-key": grant.credential}, messages())

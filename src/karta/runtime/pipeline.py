@@ -40,6 +40,7 @@ from karta.runtime.repository import Repository
 from karta.runtime.workspace import session_files
 from karta.sandbox.base import SandboxRequest
 from karta.sandbox.meter import CallUsage, turn_usage
+from karta.sandbox.proxy import Refusal
 from karta.sandbox.session import SandboxedSession
 from karta.sandbox.setup import Isolation
 from karta.store.models import SessionRow
@@ -295,6 +296,7 @@ class TurnPipeline:
             billing.organization_id if billing else None,
             billing.project_id if billing else None,
             on_usage=lambda usage: self._metered(turn.session_id, usage),
+            admit=lambda: self._admit(turn.session_id),
         )
 
         async def cleanup() -> None:
@@ -311,6 +313,13 @@ class TurnPipeline:
             # Harnesses that name their own conversations (OpenCode) report the id on open.
             await self.repo.rebind(turn.session_id, session.harness_session_id)
         return SandboxedSession(session, cleanup)
+
+    async def _admit(self, session_id: str) -> Refusal | None:
+        """Model calls are made during the session's turns only: a process the agent left
+        running between turns must not call the model unmetered."""
+        if session_id in self._turns:
+            return None
+        return Refusal(409, "permission_error", "no turn is running in this session")
 
     def _metered(self, session_id: str, usage: CallUsage) -> None:
         """A model call of this session's harness finished: it counts toward the running turn

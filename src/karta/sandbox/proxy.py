@@ -4,7 +4,8 @@ A harness is given a per-session credential (`kps_…`, known only to this proce
 its sandbox is destroyed) and a base URL that reaches this proxy: inside a bwrap sandbox
 through a UNIX socket bound into it, without a sandbox on a loopback port. The proxy
 authenticates the credential, maps it to its session, organization and project, applies the
-organization's concurrency and rate limits and the budget check, replaces the credential with
+organization's concurrency and rate limits and the grant's own admission check (a call
+outside its session's turns is refused: it would be unmetered), replaces the credential with
 the platform's provider key, forwards Anthropic Messages or OpenAI-compatible chat completions,
 and streams the answer back as it arrives while reading the provider's usage from it.
 
@@ -66,7 +67,18 @@ DROPPED_RESPONSE = frozenset(
 )
 
 Usage = Callable[[CallUsage], None]
-Admit = Callable[[], Awaitable[str | None]]  # None: go ahead; else why the call is refused
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a call may not go ahead, as the harness is told (an HTTP status and error type)."""
+
+    status: int
+    kind: str
+    message: str
+
+
+Admit = Callable[[], Awaitable[Refusal | None]]  # None: the call may go ahead
 
 
 @dataclass
@@ -271,7 +283,7 @@ class ModelProxy:
         if grant.admit is not None:
             refused = await grant.admit()
             if refused is not None:
-                return _error(wire, 402, "budget_exhausted", refused)
+                return _error(wire, refused.status, refused.kind, refused.message)
         body = await request.body()
         model, body = _prepare_body(wire, body)
         slot = self.limits.slot(grant.organization_id)
