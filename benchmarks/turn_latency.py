@@ -24,10 +24,10 @@ from pathlib import Path
 from claude_agent_sdk import ClaudeSDKClient, ResultMessage, StreamEvent
 
 from karta.app import load_app
-from karta.sse import iter_events
-from karta.harness.base import ApprovalAnswer, SessionSpec, ToolRequest, Verdict
-from karta.harness.claude_code import ClaudeCodeHarness
-from karta.harness.opencode import OpenCodeHarness
+from karta.core.sse import iter_events
+from karta.dataplane.harness.base import ApprovalAnswer, SessionSpec, ToolRequest, Verdict
+from karta.dataplane.harness.claude_code import ClaudeCodeHarness
+from karta.dataplane.harness.opencode import OpenCodeHarness
 from karta.testing import ScriptedModel
 from tests.conftest import SUPPORT_BOT, Database, KartaServer
 

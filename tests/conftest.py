@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from karta.events import Event
-from karta.sse import iter_events
+from karta.core.events import Event
+from karta.core.sse import iter_events
 from karta.testing import ScriptedModel
 
 ROOT = Path(__file__).resolve().parent.parent

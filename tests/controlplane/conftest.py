@@ -1,11 +1,13 @@
-"""An in-process control plane (the real app and its lifespan, on SQLite or PostgreSQL) with
-helpers to sign up organizations and act as their members, keys and the data plane."""
+"""An in-process control plane (the real app and its lifespan, on SQLite or PostgreSQL, on a
+`FakeClock` that starts at the real time and moves only when a test advances it) with helpers
+to sign up organizations and act as their members, keys and the data plane."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,8 @@ import pytest
 
 from karta.controlplane.app import create_control_app
 from karta.controlplane.settings import ControlSettings
-from karta.internal_auth import InternalAccess
+from karta.core.internal_auth import InternalAccess
+from karta.testing import FakeClock
 from tests.conftest import Database
 
 SERVICE_TOKEN = "svc-" + secrets.token_hex(8)
@@ -39,9 +42,10 @@ class Org:
 
 
 class ControlPlane:
-    def __init__(self, client: httpx.AsyncClient, app: Any) -> None:
+    def __init__(self, client: httpx.AsyncClient, app: Any, clock: FakeClock) -> None:
         self.client = client
         self.app = app
+        self.clock = clock
         self.service = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
 
     async def signup(self, name: str | None = None) -> Org:
@@ -69,7 +73,8 @@ class ControlPlane:
         return str(r.json()["token"])
 
     async def user(self, org: Org, role: str) -> dict[str, str]:
-        """A new user with `role` in `org`: their login headers."""
+        """A new user with `role` in `org` (invited by the owner, accepted): their login
+        headers."""
         email = f"{role}-{secrets.token_hex(3)}@example.com"
         r = await self.client.post(
             "/v1/signup", json={"email": email, "password": "correct horse", "org_name": "own"}
@@ -79,8 +84,10 @@ class ControlPlane:
             "/v1/members", headers=org.owner, json={"email": email, "role": role}
         )
         assert r.status_code == 201, r.text
-        token = await self.login(email)
-        return {"Authorization": f"Bearer {token}", "Karta-Org": org.slug}
+        token = {"Authorization": f"Bearer {await self.login(email)}"}
+        r = await self.client.post(f"/v1/invitations/{r.json()['id']}/accept", headers=token)
+        assert r.status_code == 200, r.text
+        return {**token, "Karta-Org": org.slug}
 
     async def key(self, org: Org, *scopes: str, **limits: int) -> tuple[str, int]:
         r = await self.client.post(
@@ -100,11 +107,12 @@ async def control(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         session_token_secret=TOKEN_SECRET,
         turn_reserve_tokens=1_000,
     )
-    app = create_control_app(settings)
+    clock = FakeClock(datetime.now(UTC))
+    app = create_control_app(settings, clock)
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://cp") as client:
-                yield ControlPlane(client, app)
+                yield ControlPlane(client, app, clock)
     finally:
         db.drop()

@@ -9,8 +9,8 @@ import sqlite3
 import asyncpg
 import pytest
 
-from karta import auditchain
 from karta.controlplane.models import AuditEvent
+from karta.core import auditchain
 from tests.controlplane.conftest import ControlPlane
 
 
@@ -47,7 +47,8 @@ async def test_mutations_are_audited_without_secrets(control: ControlPlane) -> N
         "key.revoked",
         "budget.changed",
         "project.created",
-        "member.added",
+        "member.invited",
+        "member.added",  # by the invitee, accepting
         "member.role_changed",
         "member.removed",
     ]

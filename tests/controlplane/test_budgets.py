@@ -136,3 +136,17 @@ async def test_money_fields_refuse_floats_and_strings(control: ControlPlane) -> 
         assert r.json()["fields"][0]["field"] == "monthly_cost_limit_cents"
     r = await control.client.get("/v1/usage?period=2026-13", headers=org.admin)
     assert r.status_code == 400 and r.json()["field"] == "period"
+
+
+async def test_an_expired_reservation_stops_counting(control: ControlPlane) -> None:
+    org = await control.signup()
+    r = await control.client.put(
+        "/v1/budget", headers=org.admin, json={"monthly_token_limit": 2 * RESERVE + 500}
+    )
+    assert r.status_code == 200
+    assert [(await _reserve(control, org))[0] for _ in range(3)] == [200, 200, 402]
+    ttl = control.app.state.settings.reservation_ttl
+    control.clock.advance(ttl - 1)  # the two turns never report, but have not expired yet
+    assert (await _reserve(control, org))[0] == 402
+    control.clock.advance(1)  # now they have: nothing is held, and two fit again
+    assert [(await _reserve(control, org))[0] for _ in range(3)] == [200, 200, 402]

@@ -42,6 +42,14 @@ ROUTES: list[tuple[str, str, str, Body, Permission]] = [
         P.MEMBERS_MANAGE,
     ),
     ("DELETE", "/v1/members/{user_id}", f"/v1/members/{MISSING}", None, P.MEMBERS_MANAGE),
+    ("GET", "/v1/members/invitations", "/v1/members/invitations", None, P.MEMBERS_MANAGE),
+    (
+        "DELETE",
+        "/v1/members/invitations/{invitation_id}",
+        f"/v1/members/invitations/{MISSING}",
+        None,
+        P.MEMBERS_MANAGE,
+    ),
     ("GET", "/v1/keys", "/v1/keys", None, P.KEYS_READ),
     ("POST", "/v1/keys", "/v1/keys", lambda: {"name": "x", "scopes": ["read"]}, P.KEYS_MANAGE),
     ("GET", "/v1/keys/{key_id}", f"/v1/keys/{MISSING}", None, P.KEYS_READ),
@@ -112,13 +120,17 @@ ROUTES: list[tuple[str, str, str, Body, Permission]] = [
     ("GET", "/v1/usage", "/v1/usage", None, P.USAGE_READ),
     ("GET", "/v1/audit", "/v1/audit", None, P.AUDIT_READ),
 ]
-# Routes about the caller rather than an organization: no permission to check.
+# Routes about the caller rather than an organization (their own invitations included): no
+# permission to check.
 ACCOUNT_ROUTES = {
     ("POST", "/v1/signup"),
     ("POST", "/v1/auth/login"),
     ("GET", "/v1/me"),
     ("GET", "/v1/orgs"),
     ("POST", "/v1/orgs"),
+    ("GET", "/v1/invitations"),
+    ("POST", "/v1/invitations/{invitation_id}/accept"),
+    ("POST", "/v1/invitations/{invitation_id}/decline"),
 }
 
 

@@ -17,6 +17,10 @@ async def test_every_route_denies_a_foreign_org(control: ControlPlane) -> None:
     project_id = r.json()["id"]
     member = await control.user(victim, "developer")
     member_id = (await control.client.get("/v1/me", headers=member)).json()["user"]["id"]
+    r = await control.client.post(
+        "/v1/members", headers=victim.admin, json={"email": "new@victim.io", "role": "viewer"}
+    )
+    invitation_id = r.json()["id"]
     await control.client.post(
         "/internal/usage/events",
         headers=control.service,
@@ -38,6 +42,7 @@ async def test_every_route_denies_a_foreign_org(control: ControlPlane) -> None:
     await control.client.post("/v1/projects", headers=attacker.admin, json={"slug": "bot"})
     foreign = {
         "user_id": member_id,
+        "invitation_id": invitation_id,
         "key_id": victim.admin_key_id,
         "ref": "secret",
         "version": "v1",

@@ -14,6 +14,8 @@ import httpx
 import openai
 import pytest
 
+from karta.dataplane.adapters.common import with_history
+from karta.dataplane.adapters.managed_agents import MESSAGE
 from karta.testing import Reply, text, tool_use
 from tests.conftest import KartaServer
 from tests.integration.test_planes import PROJECT, bearer, eventually, signup
@@ -273,6 +275,59 @@ def test_anthropic_messages_raw_stream_format_on_the_short_path(server, model):
     assert frames[-2][2]["usage"]["output_tokens"] > 0
 
 
+def test_a_call_that_opens_a_session_sends_the_history_it_shows(server, model):
+    history = [
+        {"role": "system", "content": "Answer in one word."},
+        {"role": "user", "content": "My code word is LYCHEE-4."},
+        {"role": "assistant", "content": "Noted."},
+        {"role": "user", "content": "What is my code word?"},
+    ]
+    model.enqueue(Reply([text("LYCHEE-4.")]))
+    completion = oai(server).chat.completions.create(model="m", messages=history)
+    sent = prompts(model)[-1].prompt
+    assert sent == with_history(
+        [
+            ("system", "Answer in one word."),
+            ("user", "My code word is LYCHEE-4."),
+            ("assistant", "Noted."),
+        ],
+        "What is my code word?",
+    )
+    assert sent.startswith("<conversation_history>\n")
+    assert '<message role="assistant">\nNoted.\n</message>' in sent
+    assert sent.endswith("</conversation_history>\n\nWhat is my code word?")
+
+    # Going on in that session sends the newest message only: the harness has the rest.
+    model.enqueue(Reply([text("Yes.")]))
+    oai(server).chat.completions.create(
+        model="m",
+        messages=[
+            *history,
+            {"role": "assistant", "content": "LYCHEE-4."},
+            {"role": "user", "content": "Sure?"},
+        ],
+        metadata={"karta_session_id": completion.model_extra["karta_session_id"]},
+    )
+    assert prompts(model)[-1].prompt == "Sure?"
+    assert "My code word is LYCHEE-4." in prompts(model)[-1].transcript_text
+
+    # Messages: the `system` prompt and the earlier turns, content blocks or strings.
+    model.enqueue(Reply([text("PLUM-2.")]))
+    claude(server).messages.create(
+        model="m",
+        max_tokens=10,
+        system=[{"type": "text", "text": "Be terse."}],
+        messages=[
+            {"role": "user", "content": "Code: PLUM-2."},
+            {"role": "assistant", "content": [{"type": "text", "text": "Got it."}]},
+            {"role": "user", "content": [{"type": "text", "text": "Code?"}]},
+        ],
+    )
+    assert prompts(model)[-1].prompt == with_history(
+        [("system", "Be terse."), ("user", "Code: PLUM-2."), ("assistant", "Got it.")], "Code?"
+    )
+
+
 # --- Managed Agents -------------------------------------------------------------------------
 
 
@@ -282,7 +337,7 @@ def test_managed_agents_tool_call_and_approval_with_the_sdk(server, model):
     assert session.id.startswith("sess_") and session.status == "idle"
     model.enqueue(
         [
-            text("Let me note that."),
+            text("Let me note that in the notes folder."),  # longer than a chunk: two
             tool_use("Write", {"file_path": "notes/ma.md", "content": "hi\n"}),
         ]
     )
@@ -316,8 +371,10 @@ def test_managed_agents_tool_call_and_approval_with_the_sdk(server, model):
     assert (tool.name, tool.input["content"]) == ("Write", "hi\n")
     result = next(e for e in seen if e.type == "agent.tool_result")
     assert result.tool_use_id == tool.tool_use_id and not result.is_error
-    said = "".join(e.content[0].text for e in seen if e.type == "agent.message")
-    assert said == "Let me note that.Noted."
+    # One agent.message per assistant message, whole; no previews unless asked for.
+    said = [e.content[0].text for e in seen if e.type == "agent.message"]
+    assert said == ["Let me note that in the notes folder.", "Noted."]
+    assert not {"event_start", "event_delta"} & set(kinds)
     assert (server.workspace(session.id) / "notes" / "ma.md").read_text() == "hi\n"
     assert client.beta.sessions.retrieve(session.id).status == "idle"
 
@@ -345,6 +402,130 @@ def test_managed_agents_tool_call_and_approval_with_the_sdk(server, model):
             headers={"Last-Event-ID": str(log[3]["seq"])},
         ) as response:
             assert [d for _, _, d in sse_frames(response)] == log[4:]
+
+
+def test_managed_agents_previews_on_request_and_the_event_list_in_pages(server, model):
+    client = claude(server)
+    session = client.beta.sessions.create(agent="triage", environment_id="karta")
+    said = "Previews come chunk by chunk; the message comes whole."
+    model.enqueue(Reply([text(said)], chunk_delay=0.01))
+    seen: list[Any] = []
+    with client.beta.sessions.events.stream(session.id, event_deltas=["agent.message"]) as stream:
+        client.beta.sessions.events.send(
+            session.id,
+            events=[{"type": "user.message", "content": [{"type": "text", "text": "go"}]}],
+        )
+        seen.extend(stream)
+    kinds = [e.type for e in seen]
+    assert kinds[0] == "session.status_running" and kinds[-1] == "session.status_idle"
+    message = next(e for e in seen if e.type == "agent.message")
+    assert message.content[0].text == said
+    start = seen[kinds.index("event_start")]
+    assert (start.event.type, start.event.id) == ("agent.message", message.id)
+    deltas = [e for e in seen if e.type == "event_delta"]
+    assert len(deltas) > 1 and {d.event_id for d in deltas} == {message.id}
+    assert "".join(d.delta.content.text for d in deltas) == said
+    positions = [n for n, k in enumerate(kinds) if k in ("event_start", "event_delta")]
+    assert positions == list(range(positions[0], kinds.index("agent.message")))
+
+    with httpx.Client(base_url=base(server), headers=bearer(server.api_key), timeout=60) as http:
+        path = f"/anthropic/v1/sessions/{session.id}/events"
+        log = http.get(f"/managed-agents/sessions/{session.id}").json()["events"]
+        assert [e["type"] for e in log] == [k for k in kinds if not k.startswith("event_")]
+        # Replayed with previews: they carry no SSE id, so a cursor never points at one.
+        with http.stream(
+            "GET", f"{path}/stream", params={"event_deltas": "agent.message"}
+        ) as response:
+            replayed = sse_frames(response)
+        assert [name for _, name, _ in replayed] == kinds
+        assert all((fid is None) == name.startswith("event_") for fid, name, _ in replayed)
+        bogus = http.get(f"{path}/stream", params={"event_deltas": "agent.everything"})
+        assert bogus.status_code == 422 and bogus.json()["type"] == "error"
+
+        # The event list, in pages: the SDK walks next_page; raw pages link the same way.
+        assert [e.id for e in client.beta.sessions.events.list(session.id, limit=2)] == [
+            e["id"] for e in log
+        ]
+        pages, cursor = [], None
+        while True:
+            page = http.get(path, params={"limit": 2, **({"page": cursor} if cursor else {})})
+            assert page.status_code == 200, page.text
+            pages.append(page.json()["data"])
+            cursor = page.json()["next_page"]
+            if cursor is None:
+                break
+            assert cursor == pages[-1][-1]["id"]
+        assert [len(p) for p in pages[:-1]] == [2] * (len(pages) - 1)
+        assert [e for p in pages for e in p] == log
+        # Filtered by type: the SDK sends `types[]=…`, raw calls may repeat `types=…`.
+        assert [e.id for e in client.beta.sessions.events.list(session.id, types=[MESSAGE])] == [
+            message.id
+        ]
+        typed = http.get(
+            path, params=[("types", "agent.message"), ("types", "session.status_idle")]
+        )
+        assert [e["type"] for e in typed.json()["data"]] == ["agent.message", "session.status_idle"]
+        for params, status in (
+            ({"page": "sevt_x"}, 422),
+            ({"order": "desc"}, 422),
+            ({"created_at[gt]": "2026-01-01T00:00:00Z"}, 400),
+        ):
+            refused = http.get(path, params=params)
+            assert refused.status_code == status, (params, refused.text)
+            assert refused.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_managed_agents_sessions_list_retrieve_and_delete(server, model):
+    client = claude(server)
+    made = [
+        client.beta.sessions.create(agent="triage", environment_id="karta", metadata={"n": str(n)})
+        for n in range(3)
+    ]
+    newest_first = [s.id for s in reversed(made)]
+    page = client.beta.sessions.list(limit=2)
+    assert [s.id for s in page.data] == newest_first[:2]
+    assert page.has_next_page() and page.next_page == newest_first[1]
+    assert page.data[0].status == "idle" and page.data[0].metadata == {"n": "2"}
+    listed = [s.id for s in client.beta.sessions.list(limit=2)]  # every page, via next_page
+    assert len(listed) == len(set(listed)) and listed[:3] == newest_first
+    assert client.beta.sessions.retrieve(made[0].id).status == "idle"
+
+    deleted = client.beta.sessions.delete(made[0].id)
+    assert (deleted.id, deleted.type) == (made[0].id, "session_deleted")
+    assert client.beta.sessions.retrieve(made[0].id).status == "terminated"
+    assert not server.workspace(made[0].id).exists()
+    ended = expect(
+        anthropic.ConflictError,
+        lambda: client.beta.sessions.events.send(
+            made[0].id,
+            events=[{"type": "user.message", "content": [{"type": "text", "text": "hi"}]}],
+        ),
+    )
+    assert ended.body["error"]["code"] == "session_ended"
+
+    # The same on Karta's documented mount, over raw HTTP.
+    with httpx.Client(base_url=base(server), headers=bearer(server.api_key), timeout=60) as http:
+        first = http.get("/managed-agents/sessions", params={"limit": 1}).json()
+        assert set(first) == {"data", "next_page", "prev_page"} and first["prev_page"] is None
+        assert first["data"][0]["id"] == made[2].id and "events" not in first["data"][0]
+        second = http.get(
+            "/managed-agents/sessions", params={"limit": 1, "page": first["next_page"]}
+        ).json()
+        assert second["data"][0]["id"] == made[1].id
+        for _ in range(2):  # deleting an ended session answers the same
+            gone = http.delete(f"/managed-agents/sessions/{made[1].id}")
+            assert (gone.status_code, gone.json()) == (
+                200,
+                {"id": made[1].id, "type": "session_deleted"},
+            )
+        assert http.get(f"/managed-agents/sessions/{made[1].id}").json()["status"] == "terminated"
+        missing = http.delete("/managed-agents/sessions/sess_missing")
+        assert missing.status_code == 404 and missing.headers["x-should-retry"] == "false"
+        assert missing.json()["error"]["type"] == "not_found_error"
+        for params, status in (({"statuses": "idle"}, 400), ({"page": "sess_missing"}, 422)):
+            refused = http.get("/anthropic/v1/sessions", params=params)
+            assert refused.status_code == status, (params, refused.text)
+            assert refused.json()["error"]["type"] == "invalid_request_error"
 
 
 def replayed_data(frames: list[tuple[str | None, str | None, Any]]) -> list[dict[str, Any]]:

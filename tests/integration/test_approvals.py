@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from karta.sse import iter_events
+from karta.core.sse import iter_events
 from karta.testing import text, tool_use
 from tests.conftest import SUPPORT_BOT, Database, KartaServer, texts
 

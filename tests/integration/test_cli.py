@@ -1,17 +1,134 @@
-"""The CLI and the Python client against a real server: `karta chat` with an approval,
-`karta run` without a server, and the client's error mapping."""
+"""The CLI and the Python client against a real server: `karta chat` (approvals, Ctrl-C, the
+spinner, project routes, a mistyped agent), `karta sessions`, `karta run` without a server, and
+the client's session routes and error mapping."""
 
 from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from karta.cli.main import app as cli
 from karta.client import KartaAPIError, KartaClient
-from karta.testing import text, tool_use
-from tests.conftest import SUPPORT_BOT
+from karta.testing import Reply, text, tool_use
+from karta.testing.scripted_model import BUILTIN_MODEL_NAME
+from tests.conftest import SUPPORT_BOT, KartaServer
 
 pytestmark = pytest.mark.harness
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
+PATIENCE = 90.0  # seconds before a wait gives up: a failure, never a measurement
+
+
+def eventually(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + PATIENCE
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+class Repl:
+    """`karta chat` in a subprocess on a pseudo-terminal, read as a person would see it."""
+
+    def __init__(self, server: KartaServer, *args: str) -> None:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("KARTA_", "FORCE_COLOR", "NO_COLOR", "TTY_"))
+        }
+        env.update({"TERM": "xterm", "COLUMNS": "100", "KARTA_HOME": str(server.home)})
+        leader, follower = pty.openpty()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "karta.cli", "chat", "--url", server.url, *args],
+            stdin=follower,
+            stdout=follower,
+            stderr=follower,
+            env=env,
+        )
+        os.close(follower)
+        self._leader = leader
+        self._raw = bytearray()
+        self._seen = 0  # where the next `expect` starts looking
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._leader, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                return
+            if not chunk:
+                return
+            self._raw.extend(chunk)
+
+    @property
+    def screen(self) -> str:
+        """Everything printed so far, without terminal control sequences."""
+        return ANSI.sub("", bytes(self._raw).decode(errors="replace"))
+
+    def expect(self, wanted: str) -> str:
+        """Wait until `wanted` is printed after what the last `expect` matched; returns the
+        output in between."""
+        eventually(lambda: wanted in self.screen[self._seen :], repr(wanted))
+        start = self._seen
+        self._seen = self.screen.index(wanted, start) + len(wanted)
+        return self.screen[start : self._seen]
+
+    def type(self, line: str) -> None:
+        os.write(self._leader, line.encode() + b"\n")
+
+    def ctrl_c(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+
+    def ctrl_d(self) -> None:
+        os.write(self._leader, b"\x04")  # the terminal's end of file, on an empty line
+
+    def finish(self) -> int:
+        code = self.proc.wait(30)
+        self._reader.join(5)
+        os.close(self._leader)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.finish()
+
+
+@pytest.fixture
+def repl(server: KartaServer) -> Iterator[Callable[..., Repl]]:
+    started: list[Repl] = []
+
+    def start(*args: str) -> Repl:
+        started.append(Repl(server, "--key", server.api_key, *args))
+        return started[-1]
+
+    yield start
+    for each in started:
+        each.kill()
+
+
+def session_id_in(output: str) -> str:
+    return output.split("session ")[1].split()[0]
+
+
+def turn_statuses(server: KartaServer, session_id: str, project: str | None = None) -> list[str]:
+    with KartaClient(server.url, server.api_key, project=project) as client:
+        events = list(client.events(session_id, after=0))
+    return [e.data["status"] for e in events if e.type == "done"]
 
 
 def test_client_round_trip(server, model):
@@ -79,3 +196,165 @@ def test_run_denies_tools_when_nobody_can_approve(model, monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     assert "denied" in result.output
     assert model.requests[-1].tool_results[0]["is_error"] is True
+
+
+def test_ctrl_c_interrupts_the_turn_and_the_repl_takes_the_next_line(server, model, repl):
+    model.enqueue(Reply([text("This reply comes too late.")], delay=120))
+    model.enqueue([text("Second answer.")])
+    chat = repl()
+    session_id = session_id_in(chat.expect("you> "))
+    chat.type("first question")
+    # The spinner is up while the model holds its reply back.
+    chat.expect("waiting for the reply")
+    eventually(
+        lambda: any(r.prompt == "first question" for r in model.requests), "the model's request"
+    )
+    assert session_id in listed(server, "--active")
+    chat.ctrl_c()
+    assert "cancelled" in chat.expect("you> ")
+    chat.type("second question")
+    assert "Second answer." in chat.expect("you> ")
+    chat.ctrl_c()  # at the prompt: leaves
+    assert chat.finish() == 0
+    assert "too late" not in chat.screen
+    assert turn_statuses(server, session_id) == ["cancelled", "completed"]
+    assert model.requests[-1].prompt == "second question"
+
+
+@pytest.mark.parametrize("leave", ["ctrl-c", "ctrl-d"])
+def test_ctrl_c_or_ctrl_d_at_the_prompt_leaves(repl, leave):
+    chat = repl()
+    chat.expect("you> ")
+    if leave == "ctrl-c":
+        chat.ctrl_c()
+    else:
+        chat.ctrl_d()
+    assert chat.finish() == 0
+
+
+@pytest.mark.parametrize("family", [[], ["--project", "support-bot"]], ids=["flat", "project"])
+def test_chat_refuses_an_unknown_agent_before_the_first_message(server, family):
+    with KartaClient(server.url, server.api_key) as client:
+        before = client.list_sessions(limit=100)["data"]
+    result = CliRunner().invoke(
+        cli,
+        ["chat", "--url", server.url, "--key", server.api_key, *family, "--agent", "nope"],
+        input="hello\n",
+    )
+    assert result.exit_code == 2, result.output
+    assert "no agent 'nope' in support-bot; its agents are: triage, billing" in result.output
+    assert "you>" not in result.output
+    with KartaClient(server.url, server.api_key) as client:
+        assert client.list_sessions(limit=100)["data"] == before
+
+
+def test_chat_on_a_project_route_family(server, model):
+    model.enqueue([text("Hello from the project.")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "chat",
+            "--url",
+            server.url,
+            "--key",
+            server.api_key,
+            "--project",
+            "support-bot",
+            "--agent",
+            "billing",  # checked against the project's app: GET /v1/projects/support-bot/app
+        ],
+        input="hi\nexit\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Hello from the project." in result.output
+    session_id = session_id_in(result.output)
+    with KartaClient(server.url, server.api_key, project="support-bot") as client:
+        seen = client.get_session(session_id)
+    assert seen["project"]["ref"] == "support-bot" and seen["current_agent"] == "billing"
+    assert turn_statuses(server, session_id, project="support-bot") == ["completed"]
+
+
+def run_sessions(server: KartaServer, *args: str) -> str:
+    result = CliRunner().invoke(
+        cli, ["sessions", "--url", server.url, "--key", server.api_key, *args]
+    )
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def listed(server: KartaServer, *args: str) -> list[str]:
+    return [s["id"] for s in json.loads(run_sessions(server, "--json", *args))["data"]]
+
+
+def test_sessions_filters_pages_and_fits_80_columns(server):
+    suite = f"suite-{uuid.uuid4().hex[:8]}"
+    with KartaClient(server.url, server.api_key, project="support-bot") as project:
+        in_project = project.create_session(metadata={"suite": suite})["id"]
+    with KartaClient(server.url, server.api_key) as client:
+        made = [
+            client.create_session(metadata={"suite": suite, "n": str(n)})["id"] for n in range(3)
+        ]
+        client.end_session(made[0])
+    mine = ("--meta", f"suite={suite}")
+    # An organization's key sees its project's sessions on the flat routes too.
+    newest_first = [*made[::-1], in_project]
+    assert listed(server, *mine) == newest_first
+    assert listed(server, *mine, "--meta", "n=1") == [made[1]]
+    assert listed(server, *mine, "--status", "ended") == [made[0]]
+    assert listed(server, *mine, "--idle", "--status", "active") == [made[2], made[1], in_project]
+    assert listed(server, *mine, "--active") == []
+    assert listed(server, *mine, "--agent", "billing") == []
+    assert listed(server, *mine, "--agent", "triage") == newest_first
+    assert listed(server, "--project", "support-bot", *mine) == [in_project]
+    # One page and the way on, or every page.
+    first = run_sessions(server, *mine, "--limit", "2")
+    assert made[2] in first and made[1] in first and made[0] not in first
+    assert f"--after {made[1]}" in first
+    assert all(len(line) <= 80 for line in first.splitlines()), first
+    assert listed(server, *mine, "--limit", "2", "--after", made[1]) == [made[0], in_project]
+    assert listed(server, *mine, "--limit", "1", "--all") == newest_first
+
+
+def test_sessions_reports_a_bad_filter_and_an_unreachable_server(server):
+    bad = CliRunner().invoke(
+        cli, ["sessions", "--url", server.url, "--key", server.api_key, "--meta", "novalue"]
+    )
+    assert bad.exit_code == 2 and "KEY=VALUE" in bad.output
+    gone = CliRunner().invoke(cli, ["sessions", "--url", "http://127.0.0.1:9", "--key", "k"])
+    assert gone.exit_code == 2 and "cannot reach Karta" in gone.output
+
+
+def test_client_interrupt_and_transcript(server, model):
+    model.enqueue([text("Light: Sunrise.")])
+    with KartaClient(server.url, server.api_key) as client:
+        session = client.create_session()
+        with pytest.raises(KartaAPIError) as idle:
+            client.interrupt(session["id"])
+        assert idle.value.status == 409 and idle.value.code == "no_turn_running"
+        assert client.send(session["id"], "Which roast is light?")["status"] == "completed"
+        # What the page holds is the harness's transcript reader's business (and its tests');
+        # here: the route, its paging parameters and the error for an unknown cursor.
+        page = client.transcript(session["id"], limit=10)
+        assert page["object"] == "list" and isinstance(page["data"], list)
+        with pytest.raises(KartaAPIError) as unknown:
+            client.transcript(session["id"], after="msg_nope")
+        assert unknown.value.status == 422
+
+
+def test_the_builtin_models_turns_are_metered_at_zero(server, model, monkeypatch):
+    # The shared test model answers as the built-in one does (karta.dataplane.modelenv starts
+    # it so).
+    monkeypatch.setattr(model, "model_name", BUILTIN_MODEL_NAME)
+    with KartaClient(server.url, server.api_key) as client:
+        session = client.create_session()
+        assert client.send(session["id"], "What does this cost?")["status"] == "completed"
+
+    def scripted_row() -> dict[str, Any] | None:
+        with server.control() as control:
+            rows = control.get("/v1/usage").json()["by_model"]
+        return next((r for r in rows if r["model"] == BUILTIN_MODEL_NAME), None)
+
+    eventually(lambda: scripted_row() is not None, "the turn's usage on the control plane")
+    row = scripted_row()
+    assert row is not None and row["input_tokens"] > 0
+    assert row["cost_micros"] == 0 and row["cost_cents"] == 0

@@ -1,5 +1,6 @@
 """The management CLI and `ControlClient` against a real `karta controlplane` process: signup,
-login, keys, budget, usage, the audit log and `karta audit verify` catching a tampered row."""
+login, members and invitations, projects, keys, budget, usage, the audit log and
+`karta audit verify` catching a tampered row."""
 
 from __future__ import annotations
 
@@ -256,9 +257,11 @@ def test_the_client_covers_projects_session_tokens_members_and_key_limits(client
         client.create_project("web")
     assert conflict.value.status == 409 and conflict.value.code == "project_exists"
     assert [m["email"] for m in client.list_members()] == [account.email]
-    with pytest.raises(KartaAPIError) as missing:
-        client.add_member("nobody@example.com", "viewer")
-    assert missing.value.code == "user_not_found"
+    invited = client.invite_member("nobody@example.com", "viewer")  # registered or not: alike
+    assert invited["status"] == "pending" and invited["email"] == "nobody@example.com"
+    assert [i["id"] for i in client.list_invitations()] == [invited["id"]]
+    assert client.revoke_invitation(invited["id"])["status"] == "revoked"
+    assert [m["email"] for m in client.list_members()] == [account.email]
     made = client.create_key("limited", ["read"], monthly_token_limit=10)
     key_id = made["api_key"]["id"]
     assert client.update_key(key_id, monthly_cost_limit_cents=99)["monthly_token_limit"] == 10
@@ -314,3 +317,72 @@ def test_a_user_in_two_orgs_names_one(account):
     assert karta(account.home, "login", input=login).exit_code == 0  # keeps the saved org
     assert credentials(account.home)["org"] == account.org
     assert karta(account.home, "budget", "show").exit_code == 0
+
+
+def test_members_join_by_invitation(account, plane, tmp_path):
+    admin = ("--key", account.secret)
+    bob_home, password = tmp_path / "bob", secrets.token_urlsafe(12)
+    signed = karta(
+        bob_home,
+        *("signup", "--control-url", plane.url, "--email", "bob@example.com"),
+        *("--password", password, "--org-name", "Bob's"),
+    )
+    assert signed.exit_code == 0, signed.output
+    assert karta(bob_home, "login", input=f"bob@example.com\n{password}\n").exit_code == 0
+
+    invited = karta(
+        account.home, "members", "invite", "bob@example.com", "--role", "developer", *admin
+    )
+    assert invited.exit_code == 0, invited.output
+    assert f"to {account.org} as developer" in invited.stdout
+    invitation_id = invited.stdout.split("(invitation ")[1].split(",")[0]
+    assert f"karta invitations accept {invitation_id}" in invited.stderr
+    members = karta(account.home, "members", "list", *admin).stdout
+    assert "bob@example.com" not in members  # not before accepting
+
+    mine = karta(bob_home, "invitations", "list")
+    assert mine.exit_code == 0, mine.output
+    row = next(line for line in mine.stdout.splitlines() if f" {invitation_id} " in line)
+    assert account.org in row and "developer" in row
+    accepted = karta(bob_home, "invitations", "accept", invitation_id)
+    assert accepted.exit_code == 0, accepted.output
+    assert f"Joined {account.org} as developer; act in it with --org {account.org}" in (
+        accepted.stdout
+    )
+    row = next(line for line in karta(account.home, "members", "list", *admin).stdout.splitlines()
+               if "bob@example.com" in line)  # fmt: skip
+    assert "developer" in row
+    again = karta(bob_home, "invitations", "accept", invitation_id)
+    assert again.exit_code == 2 and "409 invitation_not_pending" in again.stderr
+    # A key has no invitations of its own.
+    keyed = karta(account.home, "invitations", "list", *admin)
+    assert keyed.exit_code == 2 and "403" in keyed.stderr
+
+    carol = karta(account.home, "members", "invite", "carol@example.com", *admin)
+    carol_id = carol.stdout.split("(invitation ")[1].split(",")[0]
+    pending = karta(account.home, "members", "invitations", *admin).stdout
+    assert "carol@example.com" in pending and "viewer" in pending and "bob@" not in pending
+    revoked = karta(account.home, "members", "revoke", carol_id, *admin)
+    assert revoked.exit_code == 0 and f"Revoked invitation {carol_id}" in revoked.stdout
+    assert "carol@example.com" not in karta(account.home, "members", "invitations", *admin).stdout
+
+    third = karta(account.home, "members", "invite", "bob-two@example.com", *admin)
+    assert third.exit_code == 0
+    declined = karta(bob_home, "invitations", "decline", "999999")
+    assert declined.exit_code == 2 and "404 invitation_not_found" in declined.stderr
+
+
+def test_projects_create_list_show(account):
+    admin = ("--key", account.secret)
+    created = karta(account.home, "projects", "create", "docs-bot", "--name", "Docs bot", *admin)
+    assert created.exit_code == 0, created.output
+    assert "Created project" in created.stdout and "docs-bot" in created.stdout
+    listed = karta(account.home, "projects", "list", *admin)
+    row = next(line for line in listed.stdout.splitlines() if "docs-bot" in line)
+    assert "Docs bot" in row
+    shown = karta(account.home, "projects", "show", "docs-bot", *admin)
+    assert shown.exit_code == 0 and shown.stdout.startswith("docs-bot (Docs bot)")
+    missing = karta(account.home, "projects", "show", "nope", *admin)
+    assert missing.exit_code == 2 and "404 project_not_found" in missing.stderr
+    twice = karta(account.home, "projects", "create", "docs-bot", *admin)
+    assert twice.exit_code == 2 and "409 project_exists" in twice.stderr

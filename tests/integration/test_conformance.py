@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from karta.sse import iter_events
+from karta.core.sse import iter_events
 from karta.testing import Reply, ScriptedModel, error_reply, text, tool_use
 from tests.conftest import ROOT, Database, KartaServer, stream_events, texts
 from tests.integration.test_resilience import harness_processes
@@ -44,14 +44,26 @@ def flavour(request: pytest.FixtureRequest) -> Flavour:
     return FLAVOURS[request.param]
 
 
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def database_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
 def harness_server(
-    flavour: Flavour, model: ScriptedModel, tmp_path_factory: pytest.TempPathFactory
+    flavour: Flavour,
+    model: ScriptedModel,
+    database_kind: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[KartaServer]:
-    db = Database("sqlite")
-    server = KartaServer(flavour.app, tmp_path_factory.mktemp("conformance"), model, db).start()
+    database = Database(database_kind)  # its own, whichever flavour ran before
+    home = tmp_path_factory.mktemp("conformance")
+    server = KartaServer(flavour.app, home, model, database).start()
     yield server
     server.stop()
+    database.drop()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from karta.core.api_keys import LOOKUP_PREFIX_LEN
 from tests.conftest import KartaServer
 
 
@@ -25,8 +26,10 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
 
 def test_health_and_readiness_need_no_auth(server):
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok", "api_version": 1}
+    checks = {"database": "ok", "control_plane": "ok", "harness": "ok"}
     ready = httpx.get(f"{server.url}/readyz").json()
-    assert ready.keys() == {"status", "sandbox"} and ready["status"] == "ready"
+    assert ready.keys() == {"status", "checks", "sandbox"}
+    assert (ready["status"], ready["checks"]) == ("ready", checks)
 
 
 @pytest.mark.parametrize(
@@ -53,9 +56,31 @@ def test_credentials_file_is_private_and_holds_a_live_key(server):
     path = server.home / "credentials.json"
     assert path.stat().st_mode & 0o777 == 0o600
     assert server.api_key.startswith("kt_live_") and len(server.api_key) == 40
-    database = server.home / "karta.db"
-    if database.exists():
-        assert server.api_key.encode() not in database.read_bytes(), "keys are stored hashed"
+    key, prefix = server.api_key, server.api_key[:LOOKUP_PREFIX_LEN]
+    stored = stored_key_rows(server)
+    assert any(prefix in row for row in stored), "the key's row is where the check looks"
+    assert not any(key in row for row in stored), "keys are stored hashed"
+
+
+def stored_key_rows(server) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every `api_keys` row of the control plane's database, as text."""
+    import asyncio
+    import sqlite3
+
+    import asyncpg
+
+    if server.db.control_url is None:
+        with sqlite3.connect(server.home / "control.db") as db:
+            return [repr(row) for row in db.execute("SELECT * FROM api_keys")]
+
+    async def read() -> list[str]:
+        conn = await asyncpg.connect(server.db.control_url)
+        try:
+            return [repr(dict(row)) for row in await conn.fetch("SELECT * FROM api_keys")]
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
 
 
 @pytest.mark.parametrize(

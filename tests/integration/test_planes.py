@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from karta.sse import iter_events
+from karta.core.internal_api import MAX_ID
+from karta.core.sse import iter_events
 from karta.testing import Reply, ScriptedModel, text, tool_use
 from tests.conftest import (
     SUPPORT_BOT,
@@ -76,12 +77,12 @@ def test_the_internal_api_needs_the_service_token_and_stays_out_of_openapi(serve
     assert httpx.get(whoami, headers=bearer(server.api_key)).status_code == 401
     assert httpx.get(whoami).status_code == 401
     invalidate = f"{server.url}/v1/internal/cache/invalidate"
-    for org in (0, -1, 2**63, "x"):
+    for org in (0, -1, MAX_ID + 1, 2**63, "x"):
         bad = httpx.post(invalidate, json={"organization_id": org}, headers=bearer(token))
         assert bad.status_code == 422, org
-    done = httpx.post(invalidate, json={"organization_id": 2**63 - 1}, headers=bearer(token))
+    done = httpx.post(invalidate, json={"organization_id": MAX_ID}, headers=bearer(token))
     assert done.json() == {
-        "organization_id": 2**63 - 1,
+        "organization_id": MAX_ID,
         "evicted": 0,
         "active_release_evicted": 0,
         "env_evicted": 0,

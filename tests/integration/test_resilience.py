@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from karta.sse import iter_events
+from karta.core.sse import iter_events
 from karta.testing import Reply, text, tool_use
 from tests.conftest import SUPPORT_BOT, Database, KartaServer, stream_events, texts
 

@@ -18,6 +18,7 @@ DATA_UNSCOPED = {
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/v1/app"),
+    ("GET", "/v1/projects/{ref}/app"),
     ("POST", "/v1/sessions"),
     ("POST", "/v1/projects/{ref}/sessions"),
     # The adapters open a session in the caller's own project; one naming a foreign session
@@ -94,10 +95,17 @@ def test_every_route_of_both_planes_denies_another_org(server):
     with server.control() as a_admin:
         member = httpx.get(f"{server.control_url}/v1/me", headers=bearer(member_key)).json()
         email = member["organization"]["slug"] + "@example.com"
-        assert (
-            a_admin.post("/v1/members", json={"email": email, "role": "viewer"}).status_code == 201
+        invited = a_admin.post("/v1/members", json={"email": email, "role": "viewer"})
+        assert invited.status_code == 201
+        login = {"email": email, "password": "correct horse"}
+        token = httpx.post(f"{server.control_url}/v1/auth/login", json=login).json()["token"]
+        accepted = httpx.post(
+            f"{server.control_url}/v1/invitations/{invited.json()['id']}/accept",
+            headers=bearer(token),
         )
+        assert accepted.status_code == 200, accepted.text
         a_ids = {
+            "invitation_id": invited.json()["id"],
             "key_id": a_admin.get("/v1/keys").json()["data"][0]["id"],
             "user_id": a_admin.get("/v1/members").json()["data"][0]["user_id"],
             "ref": a_admin.get(f"/v1/projects/{PROJECT}").json()["id"],

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from karta.config import ConfigError, Settings
+from karta.dataplane.settings import ConfigError, Settings
 from karta.sandbox import bwrap, setup
 from karta.sandbox.bwrap import BwrapLimits, View, bwrap_args, inner_script, launcher_script
 from karta.sandbox.cgroups import Cgroup, CgroupLayout, Limits, own_cgroups

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from karta.sse import iter_frames
+from karta.core.sse import iter_frames
 from karta.testing import Reply, ScriptedModel, error_reply, text, thinking, tool_use
 from karta.testing.scripted_model import CALL_LIMIT_TEXT, COMPACTION_SUMMARY
 

@@ -6,7 +6,7 @@ import pytest
 
 from karta.app import DEFAULT_AGENT_NAME, load_app
 from karta.app.jsonc import loads
-from karta.errors import AgentNotFound, AppConfigError
+from karta.core.errors import AgentNotFound, AppConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

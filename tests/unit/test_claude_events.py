@@ -11,7 +11,7 @@ from claude_agent_sdk import (
     UserMessage,
 )
 
-from karta.harness.claude_events import ClaudeEventMapper
+from karta.dataplane.harness.claude_events import ClaudeEventMapper
 
 
 def stream(event: dict) -> StreamEvent:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from rich.console import Console
 from typer.testing import CliRunner
 
-from karta import events as ev
 from karta.app import load_app
 from karta.cli.main import app as cli
 from karta.cli.render import EventRenderer, ask_decision
-from karta.events import Event
+from karta.core import events as ev
+from karta.core.events import Event
 
 
 def rendered(events: list[Event], **kw: bool) -> tuple[str, list[Event]]:

@@ -1,20 +1,20 @@
 """The data plane's memory of the control plane: the key cache (positive, negative, stale
-grace, per-org eviction) and the circuit breaker, on an injected clock."""
+grace, per-org eviction) and the circuit breaker, on a fake clock."""
 
 from __future__ import annotations
 
-from karta.dataplane.breaker import CircuitBreaker
-from karta.dataplane.cache import GraceCache, KeyCache
-from karta.principal import Principal
-from tests.unit.control_fakes import Clock, key
+from karta.dataplane.control.breaker import CircuitBreaker
+from karta.dataplane.control.cache import GraceCache, KeyCache
+from karta.dataplane.principal import Principal
+from karta.testing import FakeClock
+from tests.unit.control_plane_double import key
 
 
 def principal(org: int) -> Principal:
     return Principal(kind="api_key", organization_id=org, scopes=frozenset({"write"}))
 
 
-def test_a_cached_key_is_fresh_then_stale_then_gone():
-    clock = Clock()
+def test_a_cached_key_is_fresh_then_stale_then_gone(clock: FakeClock):
     cache = KeyCache(ttl=5, stale=300, clock=clock)
     cache.put(key(1), principal(1))
     hit = cache.get(key(1))
@@ -32,8 +32,7 @@ def test_keys_are_stored_as_digests_never_in_the_clear():
     assert key(1) not in repr(cache.positive._entries)
 
 
-def test_refused_keys_expire_within_five_seconds_and_never_evict_good_ones():
-    clock = Clock()
+def test_refused_keys_expire_within_five_seconds_and_never_evict_good_ones(clock: FakeClock):
     cache = KeyCache(max_entries=4, negative_ttl=60, clock=clock)
     cache.put(key(0), principal(1))
     for n in range(1, 100):  # a spray of bad keys
@@ -64,8 +63,7 @@ def test_the_positive_cache_is_bounded_least_recently_used_first():
     assert cache.get(key(1)) is not None and cache.get(key(3)) is not None
 
 
-def test_evict_drops_one_orgs_keys_and_flushes_refusals_at_most_once_a_second():
-    clock = Clock()
+def test_evict_drops_one_orgs_keys_and_flushes_refusals_at_most_once_a_second(clock: FakeClock):
     cache = KeyCache(negative_flush_interval=1.0, clock=clock)
     cache.put(key(1), principal(1))
     cache.put(key(2), principal(1))
@@ -92,8 +90,7 @@ def test_grace_cache_evicts_by_organization():
     assert cache.evict(1) == 1 and cache.get("a") is None and cache.get("b") is not None
 
 
-def test_the_breaker_opens_after_consecutive_failures_and_any_answer_closes_it():
-    clock = Clock()
+def test_the_breaker_opens_after_consecutive_failures_and_any_answer_closes_it(clock: FakeClock):
     breaker = CircuitBreaker(threshold=3, window=2.0, clock=clock)
     breaker.failure()
     breaker.failure()

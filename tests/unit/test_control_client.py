@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from karta.client.control import DEFAULT_CONTROL_URL, ControlClient
-from karta.credentials_file import write_credentials
+from karta.core.credentials_file import write_credentials
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""API-key and project resolution and budget reservations against a fake control plane, on an
-injected clock."""
+"""API-key and project resolution and budget reservations against the real control plane, on a
+fake clock, through a transport that injects faults."""
 
 from __future__ import annotations
 
@@ -7,33 +7,24 @@ import asyncio
 
 import pytest
 
+from karta.core.errors import BudgetExhausted, ProjectNotFound, Unauthorized
 from karta.dataplane.auth import Authenticator
-from karta.dataplane.breaker import CircuitBreaker
-from karta.dataplane.cache import CachedLookup, KeyCache
-from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable
-from karta.dataplane.usage import ControlPlaneMetering
-from karta.errors import BudgetExhausted, ProjectNotFound, Unauthorized
-from tests.unit.control_fakes import Clock, FakeControlPlane, key
+from karta.dataplane.control.cache import CachedLookup, KeyCache
+from karta.dataplane.control.client import ControlPlaneClient, ControlPlaneUnavailable
+from karta.dataplane.control.usage import ControlPlaneMetering
+from karta.testing import FakeClock
+from tests.unit.control_plane_double import ControlPlaneDouble, Tenant, key
+
+VALIDATE = "/internal/keys/validate"
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def client(control: ControlPlaneDouble, clock: FakeClock) -> ControlPlaneClient:
+    return control.client(clock)
 
 
 @pytest.fixture
-def fake() -> FakeControlPlane:
-    return FakeControlPlane()
-
-
-@pytest.fixture
-def client(fake: FakeControlPlane, clock: Clock) -> ControlPlaneClient:
-    breaker = CircuitBreaker(threshold=3, window=2.0, clock=clock)
-    return ControlPlaneClient("http://control", "svc", breaker=breaker, transport=fake)
-
-
-@pytest.fixture
-def auth(client: ControlPlaneClient, clock: Clock) -> Authenticator:
+def auth(client: ControlPlaneClient, clock: FakeClock) -> Authenticator:
     return Authenticator(
         client,
         KeyCache(ttl=5, stale=300, clock=clock),
@@ -41,98 +32,154 @@ def auth(client: ControlPlaneClient, clock: Clock) -> Authenticator:
     )
 
 
-async def test_a_valid_key_is_validated_once_per_window(auth, fake, clock):
-    principal = await auth.api_key(key(1))
-    assert principal.organization_id == 1 and principal.scopes == frozenset({"write"})
-    assert principal.api_key_id == 10 and principal.budget_ok
-    await auth.api_key(key(1))
-    assert fake.calls == ["/internal/keys/validate"]
+@pytest.fixture
+async def acme(control: ControlPlaneDouble) -> Tenant:
+    return await control.signup("acme")
+
+
+async def test_a_valid_key_is_validated_once_per_window(auth, control, clock, acme):
+    secret, key_id = await control.issue_key(acme, "write")
+    principal = await auth.api_key(secret)
+    assert (principal.organization_id, principal.organization_slug) == (acme.id, acme.slug)
+    assert principal.scopes == frozenset({"write"}) and principal.api_key_id == key_id
+    assert principal.api_key_prefix == secret[:14] and principal.budget_ok
+    await auth.api_key(secret)
+    assert control.faults.calls == [VALIDATE]
     clock.advance(5)
-    await auth.api_key(key(1))
-    assert len(fake.calls) == 2
+    await auth.api_key(secret)
+    assert control.faults.calls == [VALIDATE] * 2
 
 
-async def test_unknown_and_malformed_keys_are_401_and_refusals_are_remembered(auth, fake):
+async def test_unknown_and_malformed_keys_are_401_and_refusals_are_remembered(auth, control):
     for _ in range(3):
         with pytest.raises(Unauthorized):
             await auth.api_key(key(7))
-    assert len(fake.calls) == 1
+    assert len(control.faults.calls) == 1
     with pytest.raises(Unauthorized):
         await auth.api_key("not-a-key")
-    assert len(fake.calls) == 1, "a malformed key never reaches the control plane"
+    assert len(control.faults.calls) == 1, "a malformed key never reaches the control plane"
 
 
-async def test_revocation_takes_effect_at_the_window_or_at_once_with_a_push(auth, fake, clock):
-    await auth.api_key(key(1))
-    await auth.api_key(key(2))
-    del fake.keys[key(1)], fake.keys[key(2)]
-    assert (await auth.api_key(key(1))).organization_id == 1, "cached within the window"
+async def test_revocation_takes_effect_at_the_window_or_at_once_with_a_push(
+    auth, control, clock, acme
+):
+    globex = await control.signup("globex")
+    (first, first_id), (second, second_id) = [
+        await control.issue_key(acme, "write"),
+        await control.issue_key(globex, "write"),
+    ]
+    await auth.api_key(first)
+    await auth.api_key(second)
+    await control.revoke(acme, first_id)
+    await control.revoke(globex, second_id)
+    assert (await auth.api_key(first)).organization_id == acme.id, "cached within the window"
     clock.advance(5)
     with pytest.raises(Unauthorized):
-        await auth.api_key(key(1))
-    assert auth.evict(2) == 1
+        await auth.api_key(first)
+    assert auth.evict(globex.id) == 1
     with pytest.raises(Unauthorized):
-        await auth.api_key(key(2))
+        await auth.api_key(second)
 
 
-async def test_an_outage_keeps_cached_keys_and_never_grants_access(auth, fake, clock):
-    await auth.api_key(key(1))
+async def test_an_outage_keeps_cached_keys_and_never_grants_access(auth, control, clock, acme):
+    known = acme.admin_key
+    unknown, _ = await control.issue_key(acme, "write")
+    await auth.api_key(known)
     clock.advance(60)  # stale, inside the grace
-    fake.down = True
-    assert (await auth.api_key(key(1))).organization_id == 1
+    control.faults.down = True
+    assert (await auth.api_key(known)).organization_id == acme.id
     with pytest.raises(ControlPlaneUnavailable) as unavailable:
-        await auth.api_key(key(2))
+        await auth.api_key(unknown)
     assert unavailable.value.status == 503 and unavailable.value.retry_after >= 1
-    await auth.api_key(key(1))  # the third consecutive failure opens the breaker
-    calls = len(fake.calls)
+    await auth.api_key(known)  # the third consecutive failure opens the breaker
+    calls = len(control.faults.calls)
     with pytest.raises(ControlPlaneUnavailable) as fast:
-        await auth.api_key(key(2))
-    assert len(fake.calls) == calls, "an open breaker fails fast"
+        await auth.api_key(unknown)
+    assert len(control.faults.calls) == calls, "an open breaker fails fast"
     assert fast.value.retry_after == 2
     clock.advance(240)  # past the stale grace: no access without an answer
     with pytest.raises(ControlPlaneUnavailable):
-        await auth.api_key(key(1))
-    fake.down = False
+        await auth.api_key(known)
+    control.faults.down = False
     clock.advance(2)
-    assert (await auth.api_key(key(2))).organization_id == 2
+    assert (await auth.api_key(unknown)).organization_id == acme.id
 
 
-async def test_concurrent_requests_share_one_validation(auth, fake):
-    fake.gate = asyncio.Event()
-    waiting = [asyncio.create_task(auth.api_key(key(1))) for _ in range(10)]
-    await asyncio.sleep(0.05)
-    fake.gate.set()
-    assert {p.organization_id for p in await asyncio.gather(*waiting)} == {1}
-    assert len(fake.calls) == 1
+@pytest.mark.parametrize("status", [500, 503])
+async def test_a_failing_control_plane_is_an_outage_not_a_refusal(
+    auth, control, clock, acme, status
+):
+    await auth.api_key(acme.admin_key)
+    clock.advance(5)
+    control.faults.status = status
+    assert (await auth.api_key(acme.admin_key)).organization_id == acme.id, "the stale grace"
+    with pytest.raises(ControlPlaneUnavailable):
+        await auth.api_key(key(7))
+    calls = len(control.faults.calls)
+    control.faults.status = None
+    with pytest.raises(Unauthorized):
+        await auth.api_key(key(7))
+    assert len(control.faults.calls) == calls + 1, "the 5xx was not remembered as a refusal"
 
 
-async def test_an_answer_straddling_an_eviction_is_not_cached(auth, fake):
-    fake.gate = asyncio.Event()
-    pending = asyncio.create_task(auth.api_key(key(1)))
-    await asyncio.sleep(0.05)
-    auth.evict(1)
-    fake.gate.set()
+async def test_a_slow_control_plane_times_out_as_unreachable(control, clock, acme):
+    client = control.client(clock, timeout=0.05)
+    control.faults.delay = 0.01
+    assert await client.validate_key(acme.admin_key) is not None, "slow, within the timeout"
+    control.faults.delay = 0.2
+    for _ in range(3):
+        with pytest.raises(ControlPlaneUnavailable):
+            await client.validate_key(acme.admin_key)
+    assert client.breaker.retry_after() == 2, "timeouts count as network failures"
+
+
+async def test_a_refused_service_token_never_reads_as_an_invalid_key(control, clock, acme):
+    client = control.client(clock, token="not-the-service-token")
+    with pytest.raises(ControlPlaneUnavailable) as refused:
+        await client.validate_key(acme.admin_key)
+    assert refused.value.state == "unauthorized"
+    assert client.breaker.retry_after() is None, "an HTTP answer keeps the breaker closed"
+
+
+async def test_concurrent_requests_share_one_validation(auth, control, acme):
+    control.faults.hold()
+    waiting = [asyncio.create_task(auth.api_key(acme.admin_key)) for _ in range(10)]
+    await control.faults.wait_held()
+    control.faults.release()
+    assert {p.organization_id for p in await asyncio.gather(*waiting)} == {acme.id}
+    assert control.faults.calls == [VALIDATE]
+
+
+async def test_an_answer_straddling_an_eviction_is_not_cached(auth, control, acme):
+    control.faults.hold()
+    pending = asyncio.create_task(auth.api_key(acme.admin_key))
+    await control.faults.wait_held()
+    auth.evict(acme.id)
+    control.faults.release()
     await pending
-    fake.gate = None
-    await auth.api_key(key(1))
-    assert len(fake.calls) == 2
+    await auth.api_key(acme.admin_key)
+    assert control.faults.calls == [VALIDATE] * 2
 
 
-async def test_projects_resolve_per_organization_and_are_cached(auth, fake):
-    assert (await auth.project(1, "bot")).id == 11
-    await auth.project(1, "bot")
-    assert fake.calls.count("/internal/projects/bot") == 1
+async def test_projects_resolve_per_organization_and_are_cached(auth, control, acme):
+    globex = await control.signup("globex")
+    bot = await control.project(acme, "bot")
+    assert (await auth.project(acme.id, "bot")).id == bot
+    assert (await auth.project(acme.id, str(bot))).slug == "bot", "by id as well as by slug"
+    await auth.project(acme.id, "bot")
+    assert control.faults.calls.count("/internal/projects/bot") == 1
     with pytest.raises(ProjectNotFound):
-        await auth.project(2, "bot")
+        await auth.project(globex.id, "bot")
 
 
-async def test_reservations_refuse_over_budget_and_admit_during_an_outage(client, fake):
+async def test_reservations_refuse_over_budget_and_admit_during_an_outage(client, control, acme):
     metering = ControlPlaneMetering(client)
-    principal = (await client.validate_key(key(1))) or pytest.fail("valid key")
+    principal = (await client.validate_key(acme.admin_key)) or pytest.fail("a valid key")
     assert (await metering.reserve(principal) or "").startswith("rsv_")
-    fake.budget_ok = False
+    await control.cap_tokens(acme, 10)  # below one turn's reservation
     with pytest.raises(BudgetExhausted) as refused:
         await metering.reserve(principal)
-    assert refused.value.status == 402 and refused.value.extra["reason"] == "tokens"
-    fake.down = True
+    assert refused.value.status == 402
+    assert refused.value.extra["reason"] == "monthly_token_limit"
+    control.faults.down = True
     assert (await metering.reserve(principal) or "").startswith("rsv_")

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from karta.eventlog import SqlEventLog
-from karta.events import Event
-from karta.store import db as store
-from karta.store.models import SessionRow
+from karta.core import db as store
+from karta.core.events import Event
+from karta.dataplane.eventlog import SqlEventLog
+from karta.dataplane.store import MIGRATIONS
+from karta.dataplane.store.models import SessionRow
 from tests.conftest import Database
 
 
@@ -19,7 +20,7 @@ from tests.conftest import Database
 async def log(request, tmp_path) -> AsyncIterator[SqlEventLog]:  # type: ignore[no-untyped-def]
     database = Database(request.param)
     engine = store.create_engine(database.url or f"sqlite:///{tmp_path / 'k.db'}")
-    await store.migrate(engine)
+    await store.migrate(engine, MIGRATIONS)
     sessions = store.sessionmaker(engine)
     async with sessions() as db, db.begin():
         db.add_all([SessionRow(id=s, app_name="t") for s in ("s1", "s2")])

@@ -3,7 +3,7 @@
 import os
 import subprocess
 
-from karta.harness.environment import base_env, with_project_env, write_launcher
+from karta.dataplane.harness.environment import base_env, with_project_env, write_launcher
 
 
 def test_launcher_drops_everything_not_named(tmp_path, monkeypatch):

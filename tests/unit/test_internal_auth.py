@@ -7,8 +7,8 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from karta import http_errors
-from karta.internal_auth import InternalAccess, require_service
+from karta.core import http_errors
+from karta.core.internal_auth import InternalAccess, require_service
 
 
 def _client(access: InternalAccess, client_ip: str = "127.0.0.1") -> TestClient:

@@ -14,7 +14,12 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "karta"
 ROUTE_MODULES = sorted(
     [*(SRC / "dataplane" / "routes").glob("*.py"), *(SRC / "dataplane" / "adapters").glob("*.py")]
 )
-FORBIDDEN_IMPORTS = ("sqlalchemy", "karta.store", "karta.eventlog", "karta.runtime.repository")
+FORBIDDEN_IMPORTS = (
+    "sqlalchemy",
+    "karta.dataplane.store",
+    "karta.dataplane.eventlog",
+    "karta.dataplane.runtime.repository",
+)
 FORBIDDEN_ATTRIBUTES = {"events", "repo", "db", "pipeline", "approvals"}
 
 
@@ -47,11 +52,42 @@ def test_routes_reach_sessions_only_through_handles(path):
 def test_the_check_catches_a_route_reading_the_log(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text(
-        "from karta.store.models import SessionRow\n"
+        "from karta.dataplane.store.models import SessionRow\n"
         "async def h(request):\n"
         "    return await request.app.state.runtime.events.read('sess_x')\n"
     )
     assert offences(bad) == [
-        "imports karta.store.models",
+        "imports karta.dataplane.store.models",
         "reaches request.app.state.runtime.events (line 3)",
     ]
+
+
+def karta_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("karta"):
+            found.add(node.module or "")
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("karta")}
+    return found
+
+
+# (package, what it may never import): shared primitives depend on nothing of Karta's, and the
+# planes talk over HTTP, never through each other's modules.
+BOUNDARIES = [
+    ("core", ("karta.",), ("karta.core",)),
+    ("controlplane", ("karta.dataplane",), ()),
+    ("dataplane", ("karta.controlplane",), ()),
+]
+
+
+@pytest.mark.parametrize(("package", "forbidden", "allowed"), BOUNDARIES, ids=lambda b: str(b))
+def test_packages_keep_their_boundaries(package, forbidden, allowed):
+    crossings = {
+        f"{path.relative_to(SRC)} imports {name}"
+        for path in (SRC / package).rglob("*.py")
+        for name in karta_imports(path)
+        if name.startswith(forbidden) and not name.startswith(allowed)
+    }
+    assert crossings == set()

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from karta.app.agents import AgentDefinition
-from karta.errors import HarnessCapacity
-from karta.runtime.live import LiveHarnesses
+from karta.core.errors import HarnessCapacity
+from karta.dataplane.runtime.live import LiveHarnesses
 
 
 @dataclass
@@ -19,7 +19,7 @@ class FakeSession:
     closed: bool = False
     log: list[str] = field(default_factory=list)
 
-    async def close(self) -> None:
+    async def close(self, *, force: bool = False) -> None:
         self.closed = True
 
 

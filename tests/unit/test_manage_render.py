@@ -221,3 +221,55 @@ def test_env_table_shows_names_and_hints_only():
         ["API_TOKEN", "…xy", "2026-11-24 11:00:00"],
         ["ZED", "…", "2026-11-24 10:00:00"],
     ]
+
+
+def _fits(table: RenderableType, width: int = 80) -> str:
+    console = Console(record=True, width=width, color_system=None)
+    console.print(table)
+    out = console.export_text()
+    assert max(len(line) for line in out.splitlines()) <= width, out
+    return out
+
+
+def test_members_and_invitation_tables_fit_80_columns():
+    members = [
+        {
+            "user_id": 12,
+            "email": "ada.lovelace@analytical-engines.example.com",
+            "role": "developer",
+            "created_at": "2026-11-24T21:49:25.123456+00:00",
+        }
+    ]
+    out = _fits(show.members_table(members))
+    assert "12" in out and "developer" in out and "2026-11-24" in out and "21:49" not in out
+    pending = [
+        {
+            "id": 7,
+            "email": "charles.babbage@difference-engines.example.com",
+            "role": "viewer",
+            "status": "expired",
+            "expires_at": "2026-12-01T21:49:25+00:00",
+            "organization": {"slug": "analytical-engines", "name": "Analytical Engines Ltd"},
+            "invited_by": "user:12",
+        }
+    ]
+    out = _fits(show.invitations_table(pending))
+    assert "expired" in out and "2026-12-01 21:49" in out
+    out = _fits(show.my_invitations_table(pending))
+    assert "analytical-engines" in out and "user:12" in out
+
+
+def test_projects_table_and_summary():
+    project = {
+        "id": 3,
+        "slug": "support-bot",
+        "name": "The [bold]support[/] bot",
+        "created_at": "2026-11-24T21:49:25+00:00",
+    }
+    out = _fits(show.projects_table([project]))
+    assert "support-bot" in out and "[bold]" in out  # names are escaped, not rendered
+    assert show.project_summary(project) == [
+        "support-bot (The [bold]support[/] bot)",
+        "  id:      3",
+        "  created: 2026-11-24 21:49:25",
+    ]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from karta.money import Cents, Micros, PriceBook, TokenUsage, dollars_per_mtok
+from karta.core.money import Cents, Micros, PriceBook, TokenUsage, dollars_per_mtok
 
 
 def test_units_do_not_mix() -> None:

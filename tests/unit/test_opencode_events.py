@@ -1,6 +1,6 @@
 """Mapping OpenCode's bus events to Karta events."""
 
-from karta.harness.opencode_events import OpenCodeEventMapper
+from karta.dataplane.harness.opencode_events import OpenCodeEventMapper
 
 
 def assistant(mapper: OpenCodeEventMapper, message_id: str = "m1") -> None:

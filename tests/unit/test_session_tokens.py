@@ -8,7 +8,7 @@ import time
 
 import jwt
 
-from karta import session_tokens as st
+from karta.core import session_tokens as st
 
 SECRET = "s" * 32
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from karta import events as ev
-from karta import sse
-from karta.errors import BadRequest
-from karta.events import Event
+from karta.core import events as ev
+from karta.core import sse
+from karta.core.errors import BadRequest
+from karta.core.events import Event
 
 
 def test_a_native_event_round_trips_with_its_seq_as_the_frame_id():

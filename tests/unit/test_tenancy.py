@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from karta.app import load_app
-from karta.config import Settings
-from karta.errors import IdentityMismatch, InvalidEndUserId, SessionNotFound
-from karta.principal import OPEN, Principal
-from karta.runtime.factory import open_runtime
-from karta.runtime.queries import SessionFilter
+from karta.core.errors import IdentityMismatch, InvalidEndUserId, SessionNotFound
+from karta.dataplane.principal import OPEN, Principal
+from karta.dataplane.runtime.factory import open_runtime
+from karta.dataplane.runtime.queries import SessionFilter
+from karta.dataplane.settings import Settings
 from tests.conftest import SUPPORT_BOT
 
 ORG_A = Principal(kind="api_key", organization_id=1)

@@ -1,83 +1,177 @@
-"""The usage outbox: rows leave only after the control plane accepted them, survive an outage,
-drain in batches on recovery, and a resent batch counts once."""
+"""The outboxes against the real control plane: rows leave only after the control plane
+accepted them, survive an outage, drain in batches on recovery, a resent batch counts once, a
+malformed event holds up nothing, and the shipper runs on its clock."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable
-from karta.dataplane.usage import ControlPlaneMetering, wire
-from karta.runtime.metering import Billing
-from karta.runtime.records import usage_row
-from karta.store import db as store
-from karta.store.models import UsageOutbox
-from tests.unit.control_fakes import FakeControlPlane
+from karta.core import db as store
+from karta.core import internal_api as api
+from karta.dataplane.control.client import ControlPlaneUnavailable
+from karta.dataplane.control.usage import USAGE, ControlPlaneMetering
+from karta.dataplane.principal import Principal
+from karta.dataplane.runtime.metering import Billing
+from karta.dataplane.runtime.records import usage_row
+from karta.dataplane.store import MIGRATIONS
+from karta.dataplane.store.models import AuditOutbox, UsageOutbox
+from karta.testing import FakeClock
+from tests.unit.control_plane_double import ControlPlaneDouble, Tenant
 
 
 @pytest.fixture
 async def db(tmp_path) -> AsyncIterator[async_sessionmaker]:
     engine = store.create_engine(f"sqlite:///{tmp_path / 'karta.db'}")
-    await store.migrate(engine)
+    await store.migrate(engine, MIGRATIONS)
     yield store.sessionmaker(engine)
     await engine.dispose()
 
 
-async def outbox(db: async_sessionmaker) -> int:
+@pytest.fixture
+async def acme(control: ControlPlaneDouble) -> Tenant:
+    return await control.signup("acme")
+
+
+@pytest.fixture
+def metering(control: ControlPlaneDouble, clock: FakeClock) -> ControlPlaneMetering:
+    return ControlPlaneMetering(control.client(clock), clock=clock)
+
+
+async def waiting(db: async_sessionmaker, table: type[UsageOutbox] | type[AuditOutbox]) -> int:
     async with db() as s:
-        return int(await s.scalar(select(func.count()).select_from(UsageOutbox)) or 0)
+        return int(await s.scalar(select(func.count()).select_from(table)) or 0)
 
 
-async def test_the_outbox_drains_only_into_a_live_control_plane(db):
-    fake = FakeControlPlane()
-    metering = ControlPlaneMetering(ControlPlaneClient("http://control", "svc", transport=fake))
-    billing = Billing(organization_id=1, api_key_id=10, project_id=11, reservation_id="rsv_1")
+async def turns(db: async_sessionmaker, tenant: Tenant, count: int) -> list[UsageOutbox]:
+    rows = [
+        usage_row(Billing(tenant.id, None, None, None), "sess_a", f"t{n}", {}) for n in range(count)
+    ]
+    async with db() as s, s.begin():
+        s.add_all(rows)
+    return rows
+
+
+async def test_the_outbox_drains_only_into_a_live_control_plane(db, control, acme, metering):
+    principal = Principal(kind="api_key", organization_id=acme.id, api_key_id=acme.admin_key_id)
+    reservation = await metering.reserve(principal)
+    billing = Billing(acme.id, acme.admin_key_id, 11, reservation)
     async with db() as s, s.begin():
         for n in range(250):
             usage = {"input_tokens": n, "output_tokens": 1, "model": "claude-sonnet-4-5"}
             s.add(usage_row(billing, "sess_a", f"turn_{n}", usage))
 
-    fake.down = True
+    control.faults.down = True
     with pytest.raises(ControlPlaneUnavailable):
         await metering.drain(db)
-    assert await outbox(db) == 250, "nothing leaves while the control plane is down"
+    assert await waiting(db, UsageOutbox) == 250, "nothing leaves while the control plane is down"
 
-    fake.down = False
+    control.faults.down = False
     await metering.drain(db)
-    assert await outbox(db) == 0
-    assert fake.calls.count("/internal/usage/events") == 1 + 3, "batches of at most 100"
-    events = list(fake.usage.values())
-    assert sum(e["input_tokens"] for e in events) == sum(range(250))
-    first = fake.usage[min(fake.usage)]
-    assert first["reservation_id"] == "rsv_1" and first["project_id"] == 11
-    assert first["cache_read_tokens"] == 0 and first["model"] == "claude-sonnet-4-5"
+    assert await waiting(db, UsageOutbox) == 0
+    assert control.faults.calls.count(api.USAGE_EVENTS) == 1 + 3, "batches of at most 100"
+    ledger = await control.ledger(acme)
+    assert len(ledger) == 250 and sum(e.input_tokens for e in ledger) == sum(range(250))
+    first = min(ledger, key=lambda e: e.input_tokens)
+    assert (first.api_key_id, first.project_id, first.session_id) == (
+        acme.admin_key_id,
+        11,
+        "sess_a",
+    )
+    assert (first.turn_id, first.model, first.output_tokens) == ("turn_0", "claude-sonnet-4-5", 1)
+    held = await control.reservation(reservation or "")
+    assert held is not None and held.settled_at is not None, "the usage settled the reservation"
 
 
-async def test_a_resent_batch_counts_once(db):
-    fake = FakeControlPlane()
-    client = ControlPlaneClient("http://control", "svc", transport=fake)
-    metering = ControlPlaneMetering(client)
-    async with db() as s, s.begin():
-        s.add(usage_row(Billing(1, None, None, None), "sess_a", "turn_1", {}))
+async def test_a_resent_batch_counts_once(db, control, acme, metering):
+    rows = await turns(db, acme, 1)
     async with db() as s:
-        rows = list((await s.scalars(select(UsageOutbox))).all())
-    await client.send_events(
-        "/internal/usage/events", [wire(r) for r in rows]
-    )  # the answer was "lost"
+        stored = list((await s.scalars(select(UsageOutbox))).all())
+    answer = await metering.client.send_events(USAGE.path, USAGE.body(stored))  # then "lost"
+    assert (answer.accepted, answer.duplicates) == (1, 0)
     await metering.drain(db)
-    assert len(fake.usage) == 1 and await outbox(db) == 0
+    assert [e.client_event_id for e in await control.ledger(acme)] == [rows[0].event_id]
+    assert await waiting(db, UsageOutbox) == 0
 
 
-async def test_one_malformed_event_does_not_hold_up_the_rest(db):
-    fake = FakeControlPlane()
-    metering = ControlPlaneMetering(ControlPlaneClient("http://control", "svc", transport=fake))
+async def test_one_malformed_event_does_not_hold_up_the_rest(db, control, acme, metering):
+    rows = await turns(db, acme, 5)
+    control.faults.poison = {rows[2].event_id}
+    await metering.drain(db)
+    assert await waiting(db, UsageOutbox) == 0, "the refused event is dropped, not retried"
+    shipped = {e.client_event_id for e in await control.ledger(acme)}
+    assert shipped == {r.event_id for r in rows} - control.faults.poison
+    assert control.faults.calls.count(api.USAGE_EVENTS) == 1 + 5, "split into single events"
+
+
+async def test_a_failing_control_plane_keeps_the_rows(db, control, acme, metering):
+    await turns(db, acme, 3)
+    control.faults.status = 503
+    with pytest.raises(ControlPlaneUnavailable):
+        await metering.drain(db)
+    assert await waiting(db, UsageOutbox) == 3, "a 5xx is an outage, not a refusal"
+
+
+async def test_decided_approvals_reach_the_audit_log_and_a_bad_one_stays_behind(
+    db, control, acme, metering
+):
+    def decision(n: int, details: dict) -> AuditOutbox:
+        return AuditOutbox(
+            event_id=f"aud_{n}",
+            organization_id=acme.id,
+            actor_type="api_key",
+            api_key_id=acme.admin_key_id,
+            action="approval.decided",
+            resource_type="approval",
+            resource_id=f"req_{n}",
+            details=details,
+            occurred_at=datetime(2026, 11, 24, 10, 0),
+        )
+
     async with db() as s, s.begin():
-        rows = [usage_row(Billing(1, None, None, None), "sess_a", f"t{n}", {}) for n in range(5)]
-        s.add_all(rows)
-    fake.poison = {rows[2].event_id}
+        s.add(decision(1, {"tool": "Write", "decision": "deny"}))
+        s.add(decision(2, {"tool": ["not", "a", "scalar"]}))  # outside the contract
     await metering.drain(db)
-    assert await outbox(db) == 0
-    assert set(fake.usage) == {r.event_id for r in rows} - fake.poison
+    assert await waiting(db, AuditOutbox) == 0
+    reported = [r for r in await control.audit(acme) if r["action"] == "approval.decided"]
+    assert [r["resource_id"] for r in reported] == ["req_1"]
+    assert reported[0]["actor_id"] == f"key:{acme.admin_key_id}"
+    assert reported[0]["details"]["reported"] == {"tool": "Write", "decision": "deny"}
+    assert control.faults.calls.count(api.AUDIT_EVENTS) == 1, "the bad row never left"
+
+
+async def test_the_shipper_wakes_on_each_turn_and_on_its_interval(db, control, acme, clock):
+    metering = ControlPlaneMetering(control.client(clock), interval=30, clock=clock)
+    shipper = asyncio.create_task(metering.run(db))
+    try:
+        await turns(db, acme, 1)  # written without a wake-up: it waits for the interval
+        await asyncio.sleep(0.05)
+        clock.advance(29)
+        await asyncio.sleep(0.05)
+        assert control.faults.calls == []
+        clock.advance(1)
+        await drained(db)
+        await turns(db, acme, 1)
+        metering.recorded()  # a turn finished: shipped at once
+        await drained(db)
+    finally:
+        shipper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await shipper
+    assert len(await control.ledger(acme)) == 2
+    assert control.faults.calls == [api.USAGE_EVENTS] * 2
+
+
+async def drained(db: async_sessionmaker) -> None:
+    """Until the shipper has emptied the usage outbox (a few seconds at most)."""
+    for _ in range(500):
+        if await waiting(db, UsageOutbox) == 0:
+            return
+        await asyncio.sleep(0.01)
+    pytest.fail("the shipper did not drain the outbox")

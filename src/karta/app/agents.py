@@ -8,7 +8,7 @@ from typing import Any
 
 import frontmatter
 
-from karta.errors import AppConfigError
+from karta.core.errors import AppConfigError
 
 DEFAULT_AGENT_NAME = "karta-default"
 

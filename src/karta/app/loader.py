@@ -9,7 +9,7 @@ from typing import Any
 
 from karta.app import jsonc
 from karta.app.agents import AgentDefinition, discover_agents, resolve_default_agent
-from karta.errors import AgentNotFound, AppConfigError
+from karta.core.errors import AgentNotFound, AppConfigError
 
 CLAUDE_CODE = "claude-code"
 OPENCODE = "opencode"

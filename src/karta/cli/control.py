@@ -1,5 +1,6 @@
-"""The management commands against the control plane: signup, login, orgs, keys, budget, usage
-and audit (with `audit verify`, which checks the hash chain from the rows the API returns)."""
+"""The management commands against the control plane: signup, login, orgs, members and
+invitations, projects, keys, budget, usage and audit (with `audit verify`, which checks the hash
+chain from the rows the API returns)."""
 
 from __future__ import annotations
 
@@ -71,8 +72,8 @@ def control(url: str | None, key: str | None, org: str | None) -> Iterator[Contr
 
 def _save(**fields: str | None) -> str:
     """Merge into $KARTA_HOME/credentials.json (mode 0600); None removes a field."""
-    from karta.config import karta_home
-    from karta.credentials_file import read_credentials, write_credentials
+    from karta.core.credentials_file import read_credentials, write_credentials
+    from karta.core.home import karta_home
 
     home = karta_home()
     data = {**read_credentials(home), **fields}
@@ -138,6 +139,137 @@ def orgs_create(
     with control(control_url, key, None) as client:
         org = client.create_org(name, slug)
     stdout().print(f"Created organization [bold]{escape(org['slug'])}[/] — use it with --org.")
+
+
+members_app = typer.Typer(
+    help="Members of the organization, and invitations to join it.", no_args_is_help=True
+)
+
+
+@members_app.command("list")
+def members_list(control_url: ControlUrl = None, key: Key = None, org: Org = None) -> None:
+    """List members and their roles."""
+    with control(control_url, key, org) as client:
+        stdout().print(show.members_table(client.list_members()))
+
+
+@members_app.command("invite")
+def members_invite(
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="Who to invite.")],
+    role: Annotated[
+        str, typer.Option(help="owner, admin, developer, billing or viewer.")
+    ] = "viewer",
+    control_url: ControlUrl = None,
+    key: Key = None,
+    org: Org = None,
+) -> None:
+    """Invite an email to a role; they become a member when they accept it."""
+    with control(control_url, key, org) as client:
+        invitation = client.invite_member(email, role)
+    slug = invitation["organization"]["slug"]
+    stdout().print(
+        f"Invited {escape(invitation['email'])} to {escape(slug)} as {invitation['role']} "
+        f"(invitation {invitation['id']}, expires {invitation['expires_at'][:10]})."
+    )
+    stderr().print(
+        f"Once logged in with that email, they run: karta invitations accept {invitation['id']}"
+    )
+
+
+@members_app.command("invitations")
+def members_invitations(control_url: ControlUrl = None, key: Key = None, org: Org = None) -> None:
+    """List the invitations nobody has answered yet."""
+    with control(control_url, key, org) as client:
+        stdout().print(show.invitations_table(client.list_invitations()))
+
+
+@members_app.command("revoke")
+def members_revoke(
+    invitation_id: Annotated[
+        int, typer.Argument(metavar="ID", help="The invitation's id (karta members invitations).")
+    ],
+    control_url: ControlUrl = None,
+    key: Key = None,
+    org: Org = None,
+) -> None:
+    """Withdraw a pending invitation."""
+    with control(control_url, key, org) as client:
+        revoked = client.revoke_invitation(invitation_id)
+    stdout().print(f"Revoked invitation {revoked['id']} ({escape(revoked['email'])}).")
+
+
+invitations_app = typer.Typer(
+    help="Invitations addressed to you (needs a login token).", no_args_is_help=True
+)
+InvitationId = Annotated[
+    int, typer.Argument(metavar="ID", help="The invitation's id (karta invitations list).")
+]
+
+
+@invitations_app.command("list")
+def invitations_list(control_url: ControlUrl = None, key: Key = None) -> None:
+    """List the pending invitations addressed to your email."""
+    with control(control_url, key, None) as client:
+        stdout().print(show.my_invitations_table(client.my_invitations()))
+
+
+@invitations_app.command("accept")
+def invitations_accept(
+    invitation_id: InvitationId, control_url: ControlUrl = None, key: Key = None
+) -> None:
+    """Join the organization with the invitation's role."""
+    with control(control_url, key, None) as client:
+        accepted = client.accept_invitation(invitation_id)
+    slug = escape(accepted["organization"]["slug"])
+    stdout().print(f"Joined [bold]{slug}[/] as {accepted['role']}; act in it with --org {slug}.")
+
+
+@invitations_app.command("decline")
+def invitations_decline(
+    invitation_id: InvitationId, control_url: ControlUrl = None, key: Key = None
+) -> None:
+    """Turn an invitation down."""
+    with control(control_url, key, None) as client:
+        declined = client.decline_invitation(invitation_id)
+    stdout().print(f"Declined the invitation to {escape(declined['organization']['slug'])}.")
+
+
+projects_app = typer.Typer(help="Projects of the organization.", no_args_is_help=True)
+
+
+@projects_app.command("list")
+def projects_list(control_url: ControlUrl = None, key: Key = None, org: Org = None) -> None:
+    """List projects."""
+    with control(control_url, key, org) as client:
+        stdout().print(show.projects_table(client.list_projects()))
+
+
+@projects_app.command("create")
+def projects_create(
+    slug: Annotated[str, typer.Argument(help="Lower-case letters, digits and -.")],
+    name: Annotated[str | None, typer.Option(help="A display name (default: the slug).")] = None,
+    control_url: ControlUrl = None,
+    key: Key = None,
+    org: Org = None,
+) -> None:
+    """Create a project (karta publish also creates the one it publishes to)."""
+    with control(control_url, key, org) as client:
+        project = client.create_project(slug, name)
+    stdout().print(f"Created project {project['id']} [bold]{escape(project['slug'])}[/].")
+
+
+@projects_app.command("show")
+def projects_show(
+    ref: Annotated[str, typer.Argument(metavar="SLUG", help="The project's slug or id.")],
+    control_url: ControlUrl = None,
+    key: Key = None,
+    org: Org = None,
+) -> None:
+    """Show one project."""
+    with control(control_url, key, org) as client:
+        project = client.get_project(ref)
+    for line in show.project_summary(project):
+        stdout().print(line, markup=False)
 
 
 keys_app = typer.Typer(help="API keys of the organization.", no_args_is_help=True)
@@ -286,6 +418,9 @@ def register(app: typer.Typer) -> None:
     app.command()(signup)
     app.command()(login)
     app.add_typer(orgs_app, name="orgs")
+    app.add_typer(members_app, name="members")
+    app.add_typer(invitations_app, name="invitations")
+    app.add_typer(projects_app, name="projects")
     app.add_typer(keys_app, name="keys")
     app.add_typer(budget_app, name="budget")
     app.command()(usage)

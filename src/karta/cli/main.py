@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from karta import __version__
-from karta.cli import control, releases
+from karta.cli import control, flags, releases, sessions
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -85,13 +85,16 @@ def chat(
     key: Annotated[str | None, typer.Option(help="API key (default: credentials.json).")] = None,
     session: Annotated[str | None, typer.Option(help="Resume this session id.")] = None,
     agent: Annotated[str | None, typer.Option(help="Route the first message to an agent.")] = None,
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="Chat on this project's routes.")
+    ] = None,
     thinking: Annotated[bool, typer.Option(help="Show the model's reasoning.")] = False,
 ) -> None:
-    """Chat with a running Karta server; replies stream as they come."""
+    """Chat with a running Karta server; replies stream as they come, Ctrl-C stops one."""
     from karta.cli.chat import chat as run_chat
     from karta.client import KartaClient
 
-    with KartaClient(url, key) as client:
+    with KartaClient(url, key, project=project) as client:
         code = run_chat(
             client, Console(highlight=False), session_id=session, agent=agent, thinking=thinking
         )
@@ -110,7 +113,7 @@ def run(
     import asyncio
 
     from karta.cli.run import run_once
-    from karta.errors import AppConfigError
+    from karta.core.errors import AppConfigError
 
     try:
         code = asyncio.run(
@@ -159,6 +162,8 @@ def mock_model(
 
 control.register(app)
 releases.register(app)
+sessions.register(app)
+flags.install()
 
 
 def main() -> None:

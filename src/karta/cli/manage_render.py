@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from karta.money import Micros
+from karta.core.money import Micros
 
 EIGHTHS = " ▏▎▍▌▋▊▉"
 FULL = "█"
@@ -160,6 +160,70 @@ def keys_table(keys: Sequence[Mapping[str, Any]]) -> Table:
             style="dim" if key.get("revoked_at") else None,
         )
     return table
+
+
+def members_table(members: Sequence[Mapping[str, Any]]) -> Table:
+    table = _table("Members", ("user", "email", "role", "since"), right=("user",))
+    for member in members:
+        table.add_row(
+            str(member["user_id"]),
+            escape(str(member["email"])),
+            str(member["role"]),
+            _when(member.get("created_at"))[:10],
+        )
+    return table
+
+
+def invitations_table(invitations: Sequence[Mapping[str, Any]]) -> Table:
+    """An organization's pending invitations, as its admins see them."""
+    columns = ("id", "email", "role", "status", "expires")
+    table = _table("Pending invitations", columns, right=("id",))
+    for invitation in invitations:
+        table.add_row(
+            str(invitation["id"]),
+            escape(str(invitation["email"])),
+            str(invitation["role"]),
+            str(invitation["status"]),
+            _when(invitation.get("expires_at"))[:16],
+            style="dim" if invitation["status"] != "pending" else None,
+        )
+    return table
+
+
+def my_invitations_table(invitations: Sequence[Mapping[str, Any]]) -> Table:
+    """Invitations addressed to the caller, one organization each."""
+    columns = ("id", "organization", "role", "invited by", "expires")
+    table = _table("Your invitations", columns, right=("id",))
+    for invitation in invitations:
+        org = invitation.get("organization") or {}
+        table.add_row(
+            str(invitation["id"]),
+            escape(f"{org.get('slug', '')} ({org.get('name', '')})"),
+            str(invitation["role"]),
+            escape(str(invitation.get("invited_by") or "")),
+            _when(invitation.get("expires_at"))[:16],
+        )
+    return table
+
+
+def projects_table(projects: Sequence[Mapping[str, Any]]) -> Table:
+    table = _table("Projects", ("id", "slug", "name", "created"), right=("id",))
+    for project in projects:
+        table.add_row(
+            str(project["id"]),
+            escape(str(project["slug"])),
+            escape(str(project.get("name") or "")),
+            _when(project.get("created_at"))[:16],
+        )
+    return table
+
+
+def project_summary(project: Mapping[str, Any]) -> list[str]:
+    return [
+        f"{project['slug']} ({project.get('name') or project['slug']})",
+        f"  id:      {project['id']}",
+        f"  created: {_when(project.get('created_at'))}",
+    ]
 
 
 def orgs_table(orgs: Sequence[Mapping[str, Any]]) -> Table:

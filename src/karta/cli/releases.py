@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from karta.cli import manage_render as show
 from karta.cli.control import ControlUrl, Key, Org, control, stderr, stdout
-from karta.slugs import slugify
+from karta.core.slugs import slugify
 
 if TYPE_CHECKING:
     from karta.client.control import ControlClient

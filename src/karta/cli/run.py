@@ -12,12 +12,12 @@ from rich.console import Console
 
 from karta.app import load_app
 from karta.cli.render import EventRenderer, ask_decision
-from karta.config import Settings
-from karta.modelenv import resolve_model_endpoint
-from karta.principal import OPEN
-from karta.runtime.factory import open_runtime
-from karta.runtime.lifecycle import Decision
-from karta.runtime.pipeline import TurnRequest
+from karta.dataplane.modelenv import resolve_model_endpoint
+from karta.dataplane.principal import OPEN
+from karta.dataplane.runtime.factory import open_runtime
+from karta.dataplane.runtime.lifecycle import Decision
+from karta.dataplane.runtime.pipeline import TurnRequest
+from karta.dataplane.settings import Settings
 
 
 def decider(console: Console, yes: bool, ask: Callable[[str], str]) -> Callable[..., str]:

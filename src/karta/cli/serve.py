@@ -23,11 +23,12 @@ from rich.console import Console
 
 from karta import __version__
 from karta.app import HarnessApp, load_app
-from karta.config import ConfigError, Settings
-from karta.credentials_file import read_credentials
-from karta.errors import AppConfigError
-from karta.modelenv import ModelEndpoint, resolve_model_endpoint
-from karta.serve_state import plane_secrets
+from karta.cli.serve_state import plane_secrets
+from karta.core.credentials_file import read_credentials
+from karta.core.errors import AppConfigError
+from karta.core.http_limits import Limits
+from karta.dataplane.modelenv import ModelEndpoint, resolve_model_endpoint
+from karta.dataplane.settings import ConfigError, Settings
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -51,8 +52,18 @@ class PlaneServer(uvicorn.Server):
 
 
 def plane_server(api: FastAPI, host: str, port: int, log_level: str) -> PlaneServer:
+    # Under h11 (when httptools is missing) a request head over 16 KiB would get h11's plain
+    # 400 before the planes' header limit could answer 431; leave it room for the request line.
+    head = Limits.from_env().max_header_bytes + (16 << 10)
     return PlaneServer(
-        uvicorn.Config(api, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+        uvicorn.Config(
+            api,
+            host=host,
+            port=port,
+            log_level=log_level,
+            timeout_graceful_shutdown=5,
+            h11_max_incomplete_event_size=head,
+        )
     )
 
 
@@ -173,8 +184,8 @@ def run_server(
     from karta.controlplane.app import create_control_app
     from karta.controlplane.bootstrap import LOCAL_ORG, LocalBootstrap
     from karta.controlplane.settings import ControlSettings
+    from karta.core.slugs import slugify
     from karta.dataplane.app import create_app
-    from karta.slugs import slugify
 
     control_port = control_port or port + 1
     url = f"http://{_loopback(host)}:{port}"

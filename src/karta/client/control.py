@@ -1,5 +1,5 @@
-"""`ControlClient`: the control plane's management API (orgs, keys, projects, releases, env
-vars, budgets, usage, audit).
+"""`ControlClient`: the control plane's management API (orgs, members and invitations, keys,
+projects, releases, env vars, budgets, usage, audit).
 
 client = ControlClient()      # url and credential from the environment or credentials.json
 key = client.create_key("backend", ["write"], monthly_cost_limit_cents=5_000)
@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from karta.client.base import JSONClient, raise_for
-from karta.config import karta_home
-from karta.credentials_file import read_credentials
+from karta.core.credentials_file import read_credentials
+from karta.core.home import karta_home
 
 DEFAULT_CONTROL_URL = "http://127.0.0.1:8001"
 AUDIT_PAGE = 100
@@ -111,14 +111,32 @@ class ControlClient(JSONClient):
     def list_members(self) -> list[dict[str, Any]]:
         return self._list("/v1/members")
 
-    def add_member(self, email: str, role: str) -> dict[str, Any]:
+    def invite_member(self, email: str, role: str) -> dict[str, Any]:
+        """A pending invitation: `email` becomes a member once they accept it."""
         return dict(self._json("POST", "/v1/members", json={"email": email, "role": role}))
+
+    def list_invitations(self) -> list[dict[str, Any]]:
+        """The organization's invitations nobody has answered (expired ones included)."""
+        return self._list("/v1/members/invitations")
+
+    def revoke_invitation(self, invitation_id: int) -> dict[str, Any]:
+        return dict(self._json("DELETE", f"/v1/members/invitations/{invitation_id}"))
 
     def set_role(self, user_id: int, role: str) -> dict[str, Any]:
         return dict(self._json("PATCH", f"/v1/members/{user_id}", json={"role": role}))
 
     def remove_member(self, user_id: int) -> None:
         self._json("DELETE", f"/v1/members/{user_id}")
+
+    # The caller's own invitations (a login token)
+    def my_invitations(self) -> list[dict[str, Any]]:
+        return self._list("/v1/invitations")
+
+    def accept_invitation(self, invitation_id: int) -> dict[str, Any]:
+        return dict(self._json("POST", f"/v1/invitations/{invitation_id}/accept"))
+
+    def decline_invitation(self, invitation_id: int) -> dict[str, Any]:
+        return dict(self._json("POST", f"/v1/invitations/{invitation_id}/decline"))
 
     # API keys
     def list_keys(self) -> list[dict[str, Any]]:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from karta import __version__, http_errors
+from karta import __version__
+from karta.controlplane import timekeeping
 from karta.controlplane.bootstrap import ensure_local
 from karta.controlplane.notify import DataPlanes
 from karta.controlplane.releases import ArtifactStore
@@ -17,6 +18,7 @@ from karta.controlplane.routes import (
     account,
     audit,
     internal,
+    invitations,
     keys,
     members,
     money,
@@ -25,13 +27,16 @@ from karta.controlplane.routes import (
 )
 from karta.controlplane.secretbox import SecretBox
 from karta.controlplane.settings import ControlSettings
-from karta.money import PriceBook
-from karta.store import db as store
+from karta.core import db as store
+from karta.core import http_errors, http_limits
+from karta.core.clock import SYSTEM, Clock
+from karta.core.money import PriceBook
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def create_control_app(settings: ControlSettings) -> FastAPI:
+def create_control_app(settings: ControlSettings, clock: Clock = SYSTEM) -> FastAPI:
+    """`clock` governs expiry and periods (tokens, invitations, reservations, budget months)."""
     prices = PriceBook.load()  # a bad price book or secrets key fails here, before binding
     box = SecretBox.load(settings.secrets_key, settings.home)
 
@@ -43,6 +48,7 @@ def create_control_app(settings: ControlSettings) -> FastAPI:
         try:
             await store.migrate(engine, MIGRATIONS)
             api.state.db = store.sessionmaker(engine)
+            timekeeping.bind(api.state.db, clock)
             api.state.planes = planes
             if settings.local is not None:
                 await ensure_local(api.state.db, settings.home, settings.local)
@@ -58,6 +64,7 @@ def create_control_app(settings: ControlSettings) -> FastAPI:
     api.state.secretbox = box
     api.state.artifacts = ArtifactStore(settings.artifacts)
     http_errors.install(api)
+    http_limits.install(api, settings.limits, self_bounded=[releases.UPLOAD])
 
     @api.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -67,6 +74,6 @@ def create_control_app(settings: ControlSettings) -> FastAPI:
     async def readyz() -> dict[str, str]:
         return {"status": "ready"}
 
-    for module in (account, members, keys, projects, releases, money, audit, internal):
+    for module in (account, members, invitations, keys, projects, releases, money, audit, internal):
         api.include_router(module.router)
     return api

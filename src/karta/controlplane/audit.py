@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from karta import auditchain
 from karta.controlplane.actor import Actor
 from karta.controlplane.models import AuditEvent, AuditHead
 from karta.controlplane.repository import OrgRepository
-from karta.store.models import utcnow
+from karta.core import auditchain
+from karta.core.clock import utcnow
 
 SYSTEM = "system"
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from karta.controlplane import credentials, orgs
 from karta.controlplane.repository import OrgRepository
-from karta.credentials_file import read_credentials, write_credentials
+from karta.core.credentials_file import read_credentials, write_credentials
 
 LOCAL_ORG = "local"
 

@@ -15,21 +15,28 @@ from typing import Any
 
 from karta.controlplane.models import ApiKey, Budget, Reservation
 from karta.controlplane.repository import OrgRepository
-from karta.errors import BudgetExhausted
-from karta.money import Cents, Micros, PriceBook
-from karta.store.models import utcnow
+from karta.core.errors import BudgetExhausted
+from karta.core.money import Cents, Micros, PriceBook
+
+
+class PeriodOutOfRange(ValueError):
+    """A well-formed month that dates cannot bound (December 9999 has no next month)."""
 
 
 def period_bounds(day: date) -> tuple[date, date]:
     """The calendar month (UTC) holding `day`, as [start, end)."""
     start = day.replace(day=1)
+    if (start.year, start.month) == (date.max.year, 12):
+        raise PeriodOutOfRange(f"{start:%Y-%m} is past the last supported month")
     end = (start + timedelta(days=32)).replace(day=1)
     return start, end
 
 
-def period_of(label: str | None) -> tuple[date, date]:
+def period_of(label: str | None, today: date) -> tuple[date, date]:
+    """The month named `YYYY-MM`, or the one holding `today`. A malformed label is a
+    ValueError, a month out of range a `PeriodOutOfRange`."""
     if not label:
-        return period_bounds(utcnow().date())
+        return period_bounds(today)
     try:
         start = datetime.strptime(label, "%Y-%m").date()
     except ValueError as exc:
@@ -80,7 +87,7 @@ def key_caps(key: ApiKey) -> Caps:
 
 async def exhausted(repo: OrgRepository, api_key: ApiKey | None = None) -> str | None:
     """Why no turn can run now (a cap is fully spent), or None."""
-    start, end = period_bounds(utcnow().date())
+    start, end = period_bounds(repo.clock.now().date())
     caps = org_caps(await repo.budget())
     if caps.any:
         reason = caps.reached(*await repo.spent(start, end))
@@ -97,7 +104,7 @@ async def state(repo: OrgRepository, start: date, end: date) -> dict[str, Any]:
     budget = await repo.budget()
     caps = org_caps(budget)
     tokens, cost = await repo.spent(start, end)
-    current = start <= utcnow().date() < end
+    current = start <= repo.clock.now().date() < end
     reason = caps.reached(tokens, cost) if current else None
     return {
         "monthly_token_limit": caps.tokens,
@@ -125,7 +132,7 @@ async def reserve(
     if existing is not None:
         return existing
     cost = prices.most(tokens).value
-    now = utcnow()
+    now = repo.clock.now()
     start, end = period_bounds(now.date())
     checks: list[tuple[Caps, int | None, str]] = [(org_caps(budget), None, "")]
     if api_key is not None:

@@ -11,10 +11,18 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from karta import api_keys
 from karta.controlplane import security
-from karta.controlplane.models import ApiKey, Membership, Organization, User, UserToken
-from karta.store.models import utcnow
+from karta.controlplane.models import (
+    ApiKey,
+    Invitation,
+    Membership,
+    Organization,
+    User,
+    UserToken,
+)
+from karta.controlplane.repository import storable
+from karta.controlplane.timekeeping import clock_of
+from karta.core import api_keys
 
 # `last_used_at` is refreshed at most this often, so a busy key does not write on every call.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -37,7 +45,7 @@ async def find_api_key(session: AsyncSession, presented: str) -> ApiKey | None:
         if security.verify_secret(key.key_hash, presented):
             if key.revoked_at is not None:
                 return None
-            now = utcnow()
+            now = clock_of(session).now()
             if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
                 key.last_used_at = now
             return key
@@ -50,7 +58,7 @@ async def find_user_by_token(session: AsyncSession, presented: str) -> User | No
     token = await session.scalar(
         select(UserToken).where(UserToken.token_hash == security.digest(presented))
     )
-    if token is None or token.expires_at <= utcnow():
+    if token is None or token.expires_at <= clock_of(session).now():
         return None
     return await session.get(User, token.user_id)
 
@@ -67,6 +75,33 @@ async def memberships(session: AsyncSession, user_id: int) -> list[tuple[Members
         .order_by(Organization.id)
     )
     return [(m, o) for m, o in rows.tuples()]
+
+
+async def invitations_for(
+    session: AsyncSession, email: str
+) -> list[tuple[Invitation, Organization]]:
+    """The pending invitations addressed to `email`, in every organization."""
+    rows = await session.execute(
+        select(Invitation, Organization)
+        .join(Organization, Organization.id == Invitation.organization_id)
+        .where(Invitation.email == email, Invitation.status == "pending")
+        .order_by(Invitation.id)
+    )
+    return [(i, o) for i, o in rows.tuples()]
+
+
+async def invitation_for(
+    session: AsyncSession, invitation_id: int, email: str
+) -> Invitation | None:
+    """One invitation, only if it is addressed to `email`; locked until the transaction ends,
+    so it is answered once."""
+    if not storable(invitation_id):
+        return None
+    return await session.scalar(
+        select(Invitation)
+        .where(Invitation.id == invitation_id, Invitation.email == email)
+        .with_for_update()
+    )
 
 
 async def organization_by_slug(session: AsyncSession, slug: str) -> Organization | None:

@@ -7,18 +7,22 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from karta.controlplane import audit, credentials, permissions
 from karta.controlplane.actor import Actor, RequestContext
 from karta.controlplane.permissions import Permission
 from karta.controlplane.repository import OrgRepository
-from karta.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from karta.core.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from karta.core.http_errors import error_responses
 
 ORG_HEADER = "karta-org"
+# What resolving `require(...)` can answer on any route of an organization: no credential (401),
+# no organization chosen (400), a permission missing (403), a `Karta-Org` not joined (404).
+ORG_ERRORS = error_responses(400, 401, 403, 404)
 
 
 class OrganizationRequired(BadRequest):
@@ -82,6 +86,17 @@ async def caller(request: Request) -> Actor:
                 api_key_id=key.id,
             )
     raise Unauthorized("invalid, expired or revoked credential")
+
+
+Caller = Annotated[Actor, Depends(caller)]
+
+
+def user_only(actor: Actor, has: str) -> int:
+    """The caller's user id; an API key belongs to an organization, not to a person, so it
+    has no organizations or invitations of its own (`has` names what it lacks)."""
+    if actor.kind != "user" or actor.user_id is None:
+        raise Forbidden(f"only a logged-in user has {has}: use 'karta login'")
+    return actor.user_id
 
 
 def require(permission: Permission) -> Callable[[Request], Awaitable[Actor]]:

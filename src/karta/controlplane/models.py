@@ -24,10 +24,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from karta.store.models import utcnow
-from karta.store.types import UTCDateTime as DateTime
+from karta.core.clock import utcnow
+from karta.core.dbtypes import UTCDateTime as DateTime
+from karta.core.internal_api import MAX_ID
 
 Money = BigInteger().with_variant(Integer, "sqlite")
+# The largest value an `Integer` column (ids, versions, audit seq) holds on every backend.
+MAX_INTEGER = MAX_ID
 
 
 class Base(DeclarativeBase):
@@ -85,6 +88,23 @@ class Membership(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
 
     __table_args__ = (UniqueConstraint("organization_id", "user_id"),)
+
+
+class Invitation(Base):
+    """An offer of a role, addressed to an email: it makes no member until a user logged in with
+    that email accepts it, and it says nothing about whether the email has an account."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # pending | accepted | declined | revoked
+    invited_by: Mapped[str | None] = mapped_column(String(64))  # the inviter's actor id
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime())
+    responded_at: Mapped[datetime | None] = mapped_column(DateTime())
 
 
 class ApiKey(Base):
@@ -229,7 +249,7 @@ class UsageDaily(Base):
 
 
 class AuditEvent(Base):
-    """Append-only and hash-chained per organization (see `karta.auditchain`)."""
+    """Append-only and hash-chained per organization (see `karta.core.auditchain`)."""
 
     __tablename__ = "audit_events"
 

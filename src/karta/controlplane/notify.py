@@ -8,6 +8,8 @@ import logging
 
 import httpx
 
+from karta.core import internal_api as api
+
 log = logging.getLogger(__name__)
 PUSH_TIMEOUT = 2.0
 
@@ -28,8 +30,8 @@ class DataPlanes:
     async def _push(self, url: str, organization_id: int) -> None:
         try:
             response = await self._client.post(
-                f"{url}/v1/internal/cache/invalidate",
-                json={"organization_id": organization_id},
+                url + api.INVALIDATE,
+                json=api.Invalidate(organization_id=organization_id).model_dump(mode="json"),
                 headers={"Authorization": f"Bearer {self.token}"},
             )
             if response.status_code != 200:

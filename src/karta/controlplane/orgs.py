@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from karta import api_keys
 from karta.controlplane import audit, credentials, security
 from karta.controlplane.actor import Actor
 from karta.controlplane.models import ApiKey, Budget, Membership, Organization, Project
 from karta.controlplane.repository import OrgRepository
-from karta.slugs import slugify
-from karta.store.models import utcnow
+from karta.core import api_keys
+from karta.core.clock import utcnow
+from karta.core.slugs import slugify
 
 ORG_SLUG_MAX = 48  # room for a "-2" suffix within the column
 

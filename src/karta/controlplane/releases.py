@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from karta.app import load_app
-from karta.errors import KartaError
+from karta.core.errors import KartaError
 from karta.releases.archive import extract
 
 

@@ -14,11 +14,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from karta.controlplane import timekeeping
 from karta.controlplane.models import (
+    MAX_INTEGER,
     ApiKey,
     AuditEvent,
     AuditHead,
     Budget,
+    Invitation,
     Membership,
     Organization,
     Project,
@@ -29,8 +32,8 @@ from karta.controlplane.models import (
     UsageEvent,
     User,
 )
-from karta.errors import NotFound, ProjectNotFound
-from karta.store.models import utcnow
+from karta.core.clock import Clock
+from karta.core.errors import NotFound, ProjectNotFound
 
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
@@ -53,10 +56,32 @@ class MemberNotFound(NotFound):
     code = "member_not_found"
 
 
+class InvitationNotFound(NotFound):
+    code = "invitation_not_found"
+
+
+def storable(n: int) -> bool:
+    """Whether `n` fits an id column. An id that does not names no row, so it is never sent to
+    the database, whose driver would fail on it instead of finding nothing."""
+    return 1 <= n <= MAX_INTEGER
+
+
+def spelled_id(text: str) -> int | None:
+    """The storable id `text` spells in ASCII digits (`"12"`, not `"١٢"` nor `"²"`), or None."""
+    if text.isascii() and text.isdigit() and len(text) <= len(str(MAX_INTEGER)):
+        n = int(text)
+        return n if storable(n) else None
+    return None
+
+
 class OrgRepository:
     def __init__(self, session: AsyncSession, organization_id: int) -> None:
         self.session = session
         self.organization_id = organization_id
+
+    @property
+    def clock(self) -> Clock:
+        return timekeeping.clock_of(self.session)
 
     def add(self, row: Any) -> None:
         """Stage a new tenant row; it always lands in this organization."""
@@ -81,12 +106,10 @@ class OrgRepository:
         return [(m, u) for m, u in rows.tuples()]
 
     async def membership(self, user_id: int) -> Membership:
-        found = await self.session.scalar(
-            select(Membership).where(
-                Membership.organization_id == self.organization_id,
-                Membership.user_id == user_id,
-            )
+        query = select(Membership).where(
+            Membership.organization_id == self.organization_id, Membership.user_id == user_id
         )
+        found = await self.session.scalar(query) if storable(user_id) else None
         if found is None:
             raise MemberNotFound(f"member {user_id} not found")
         return found
@@ -103,6 +126,39 @@ class OrgRepository:
             or 0
         )
 
+    # --- invitations ---------------------------------------------------------------------------
+
+    async def pending_invitations(self) -> list[Invitation]:
+        """Not yet answered nor revoked (expired ones included: they show as expired)."""
+        rows = await self.session.scalars(
+            select(Invitation)
+            .where(
+                Invitation.organization_id == self.organization_id, Invitation.status == "pending"
+            )
+            .order_by(Invitation.id)
+        )
+        return list(rows.all())
+
+    async def open_invitation(self, email: str, now: datetime) -> Invitation | None:
+        """The email's pending invitation that has not expired, if any."""
+        return await self.session.scalar(
+            select(Invitation).where(
+                Invitation.organization_id == self.organization_id,
+                Invitation.email == email,
+                Invitation.status == "pending",
+                Invitation.expires_at > now,
+            )
+        )
+
+    async def invitation(self, invitation_id: int) -> Invitation:
+        query = select(Invitation).where(
+            Invitation.organization_id == self.organization_id, Invitation.id == invitation_id
+        )
+        found = await self.session.scalar(query) if storable(invitation_id) else None
+        if found is None:
+            raise InvitationNotFound(f"invitation {invitation_id} not found")
+        return found
+
     # --- keys ----------------------------------------------------------------------------------
 
     async def keys(self) -> list[ApiKey]:
@@ -112,11 +168,10 @@ class OrgRepository:
         return list(rows.all())
 
     async def key(self, key_id: int) -> ApiKey:
-        found = await self.session.scalar(
-            select(ApiKey).where(
-                ApiKey.organization_id == self.organization_id, ApiKey.id == key_id
-            )
+        query = select(ApiKey).where(
+            ApiKey.organization_id == self.organization_id, ApiKey.id == key_id
         )
+        found = await self.session.scalar(query) if storable(key_id) else None
         if found is None:
             raise KeyNotFound(f"API key {key_id} not found")
         return found
@@ -134,8 +189,8 @@ class OrgRepository:
     async def find_project(self, ref: str) -> Project | None:
         """By slug, or by numeric id."""
         match = Project.slug == ref
-        if ref.isdigit():
-            match = match | (Project.id == int(ref))
+        if (project_id := spelled_id(ref)) is not None:
+            match = match | (Project.id == project_id)
         return await self.session.scalar(
             select(Project).where(Project.organization_id == self.organization_id, match).limit(1)
         )
@@ -319,7 +374,7 @@ class OrgRepository:
                 Reservation.organization_id == self.organization_id,
                 Reservation.id == reservation_id,
             )
-            .values(settled_at=utcnow())
+            .values(settled_at=self.clock.now())
         )
 
     async def usage_days(self, start: date, end: date) -> list[UsageDaily]:

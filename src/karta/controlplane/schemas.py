@@ -1,18 +1,18 @@
-"""Request bodies of the control plane's APIs. Money and token counts are strict integers: a
-float or a numeric string is a 422, never silently rounded."""
+"""Request bodies of the control plane's management API (the internal API's are the planes'
+contract, `karta.core.internal_api`). Money and token counts are strict integers: a float or a
+numeric string is a 422, never silently rounded."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from karta.controlplane.permissions import ROLES
-from karta.session_tokens import DEFAULT_TTL, MAX_TTL
+from karta.core.internal_api import Count
+from karta.core.session_tokens import DEFAULT_TTL, MAX_TTL
 
-Count = Annotated[int, Field(strict=True, ge=0, le=2**62)]
-Id = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
+Int64 = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
 Role = Literal["owner", "admin", "developer", "billing", "viewer"]
 Scope = Literal["read", "write", "admin"]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
@@ -49,7 +49,7 @@ class CreateOrg(Body):
     slug: Slug | None = None
 
 
-class AddMember(Body):
+class InviteMember(Body):
     email: str
     role: Role
 
@@ -80,58 +80,11 @@ class MintSessionToken(Body):
     ttl_seconds: int = Field(default=DEFAULT_TTL, strict=True, ge=1, le=MAX_TTL)
 
 
-class ValidateKey(BaseModel):  # internal: tolerate newer senders
-    key: str = Field(max_length=200)
-
-
-class Reserve(BaseModel):  # internal: tolerate newer senders
-    reservation_id: str = Field(min_length=1, max_length=40)
-    organization_id: Id
-    api_key_id: Id | None = None
-
-
-class UsageEventIn(BaseModel):  # internal: tolerate newer senders
-    event_id: str = Field(min_length=1, max_length=64)
-    organization_id: Id
-    api_key_id: Id | None = None
-    project_id: Id | None = None
-    session_id: str | None = Field(default=None, max_length=64)
-    turn_id: str | None = Field(default=None, max_length=64)
-    reservation_id: str | None = Field(default=None, max_length=40)
-    model: str | None = Field(default=None, max_length=128)
-    input_tokens: Count = 0
-    output_tokens: Count = 0
-    cache_read_tokens: Count = 0
-    cache_write_tokens: Count = 0
-    occurred_at: datetime
-
-
-class UsageBatch(BaseModel):  # internal: tolerate newer senders
-    events: list[UsageEventIn] = Field(max_length=1000)
-
-
 class Rollback(Body):
-    to: str | int | None = Field(default=None, description="a version, e.g. 'v3' or 3")
+    to: Annotated[str, Field(max_length=16)] | Int64 | None = Field(
+        default=None, description="a version, e.g. 'v3' or 3"
+    )
 
 
 class SetEnvVar(Body):
     value: str = Field(max_length=32_768)
-
-
-class ReportedAuditEvent(BaseModel):  # internal: what the data plane may write to the audit log
-    event_id: str = Field(min_length=1, max_length=64)
-    organization_id: Id
-    actor_type: Literal["api_key", "end_user"]
-    api_key_id: Id | None = None
-    subject: str | None = Field(default=None, max_length=200)
-    action: Literal["approval.decided"]
-    resource_type: Literal["approval"]
-    resource_id: str = Field(max_length=64)
-    details: dict[str, str | int | bool | None] = Field(default_factory=dict, max_length=20)
-    request_id: str | None = Field(default=None, max_length=64)
-    ip: str | None = Field(default=None, max_length=64)
-    occurred_at: datetime
-
-
-class ReportedAuditBatch(BaseModel):
-    events: list[ReportedAuditEvent] = Field(max_length=1000)

@@ -13,7 +13,7 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from karta.api_keys import random_string
+from karta.core.api_keys import random_string
 
 USER_TOKEN_PREFIX = "ktu_"
 

@@ -6,9 +6,10 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from karta.config import karta_home
 from karta.controlplane.bootstrap import LocalBootstrap
-from karta.internal_auth import InternalAccess
+from karta.core.home import karta_home
+from karta.core.http_limits import Limits
+from karta.core.internal_auth import InternalAccess
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -27,8 +28,10 @@ class ControlSettings:
     turn_reserve_tokens: int = 20_000
     reservation_ttl: float = 900.0
     login_ttl: float = 30 * 86400.0
+    invitation_ttl: float = 7 * 86400.0
     secrets_key: str | None = None  # KARTA_SECRETS_KEY; generated under home when unset
     release_max_bytes: int = 200 << 20  # compressed upload
+    limits: Limits = field(default_factory=Limits)  # every other request (karta.core.http_limits)
     # `karta serve`: create the local org, key and project, and write credentials.json.
     local: LocalBootstrap | None = None
 
@@ -52,7 +55,9 @@ class ControlSettings:
             not in ("off", "0", "false", "no"),
             turn_reserve_tokens=int(os.environ.get("KARTA_TURN_RESERVE_TOKENS") or 20_000),
             reservation_ttl=float(os.environ.get("KARTA_RESERVATION_TTL") or 900),
+            invitation_ttl=float(os.environ.get("KARTA_INVITATION_TTL") or 7 * 86400),
             secrets_key=os.environ.get("KARTA_SECRETS_KEY") or None,
             release_max_bytes=int(os.environ.get("KARTA_RELEASE_MAX_BYTES") or 200 << 20),
+            limits=Limits.from_env(),
         )
         return replace(settings, **overrides)  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from karta.controlplane.models import LoginFailure
-from karta.errors import TooManyRequests
+from karta.core.errors import TooManyRequests
 
 WINDOW = timedelta(minutes=15)
 MAX_PER_EMAIL = 10

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from karta.controlplane import budgets
 from karta.controlplane.models import UsageDaily
 from karta.controlplane.repository import TOKEN_FIELDS, OrgRepository
-from karta.errors import NotFound
-from karta.money import Micros, PriceBook, TokenUsage
-from karta.store.models import utcnow
+from karta.core.clock import utcnow
+from karta.core.errors import NotFound
+from karta.core.money import Micros, PriceBook, TokenUsage
 
 
 @dataclass(frozen=True)

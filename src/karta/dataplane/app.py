@@ -9,21 +9,25 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from karta import __version__, http_errors
+from karta import __version__
 from karta.app import HarnessApp
-from karta.config import ConfigError, Settings
+from karta.core import http_errors, http_limits
+from karta.core.clock import SYSTEM, Clock
 from karta.dataplane import adapters
 from karta.dataplane.auth import Authenticator, flat_principal, project_principal
-from karta.dataplane.breaker import CircuitBreaker
-from karta.dataplane.cache import CachedLookup, KeyCache
-from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable
-from karta.dataplane.releases import ControlPlaneReleases, LocalProject
+from karta.dataplane.control.breaker import CircuitBreaker
+from karta.dataplane.control.cache import CachedLookup, KeyCache
+from karta.dataplane.control.client import ControlPlaneClient, ControlPlaneUnavailable
+from karta.dataplane.control.readiness import ControlPlaneProbe
+from karta.dataplane.control.releases import ControlPlaneReleases, LocalProject
+from karta.dataplane.control.usage import ControlPlaneMetering
 from karta.dataplane.routes import health, internal, sessions, turns
-from karta.dataplane.usage import ControlPlaneMetering
-from karta.runtime.factory import open_runtime
+from karta.dataplane.runtime.factory import open_runtime
+from karta.dataplane.settings import ConfigError, Settings
 from karta.sandbox.setup import choose_backend
 
 log = logging.getLogger(__name__)
@@ -34,21 +38,26 @@ PROJECT_ERRORS = (401, 403, 404, 409, 503)
 FINAL_FLUSH_TIMEOUT = 2.0
 
 
-def control_client(settings: Settings) -> ControlPlaneClient | None:
+def control_client(
+    settings: Settings, clock: Clock, transport: httpx.AsyncBaseTransport | None = None
+) -> ControlPlaneClient | None:
     if settings.open_auth:
         return None
     if not settings.control_plane_url:
         raise ConfigError("KARTA_CONTROL_PLANE_URL is not set (or serve with --open)")
     if settings.internal.outbound_token is None:
         raise ConfigError("KARTA_SERVICE_TOKENS is not set: the control plane would refuse us")
-    breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_window)
+    breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_window, clock)
     return ControlPlaneClient(
-        settings.control_plane_url, settings.internal.outbound_token, breaker=breaker
+        settings.control_plane_url,
+        settings.internal.outbound_token,
+        breaker=breaker,
+        transport=transport,
     )
 
 
 def authenticator(
-    settings: Settings, control: ControlPlaneClient | None, app: HarnessApp
+    settings: Settings, control: ControlPlaneClient | None, app: HarnessApp, clock: Clock
 ) -> Authenticator:
     ttl, stale = settings.key_cache_ttl, settings.key_cache_stale
     return Authenticator(
@@ -58,15 +67,18 @@ def authenticator(
             stale=stale,
             max_entries=settings.key_cache_max,
             negative_flush_interval=settings.negative_flush_interval,
+            clock=clock,
         ),
-        CachedLookup(ttl=ttl, stale=stale, max_entries=settings.key_cache_max),
+        CachedLookup(ttl=ttl, stale=stale, max_entries=settings.key_cache_max, clock=clock),
         session_secret=settings.session_token_secret,
         open_auth=settings.open_auth,
         open_project=settings.local_project or app.name,
     )
 
 
-def release_source(settings: Settings, control: ControlPlaneClient | None) -> ControlPlaneReleases:
+def release_source(
+    settings: Settings, control: ControlPlaneClient | None, clock: Clock
+) -> ControlPlaneReleases:
     local = None
     if settings.local_project is not None:
         local = LocalProject(settings.local_organization, settings.local_project)
@@ -76,14 +88,24 @@ def release_source(settings: Settings, control: ControlPlaneClient | None) -> Co
         stale=settings.key_cache_stale,
         max_entries=settings.key_cache_max,
         local=local,
+        clock=clock,
     )
 
 
-def create_app(harness_app: HarnessApp, settings: Settings, model_env: dict[str, str]) -> FastAPI:
-    control = control_client(settings)  # fail fast, before binding a port
+def create_app(
+    harness_app: HarnessApp,
+    settings: Settings,
+    model_env: dict[str, str],
+    *,
+    clock: Clock = SYSTEM,
+    control_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """`clock` drives the caches, the breaker and the shipper; `control_transport` carries the
+    calls to the control plane (tests put an in-process one with injected faults there)."""
+    control = control_client(settings, clock, control_transport)  # fail fast, before binding
     choose_backend(settings)  # likewise: a refused sandbox choice stops the start here
-    metering = ControlPlaneMetering(control) if control is not None else None
-    releases = release_source(settings, control)
+    metering = ControlPlaneMetering(control, clock=clock) if control is not None else None
+    releases = release_source(settings, control, clock)
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
@@ -109,12 +131,13 @@ def create_app(harness_app: HarnessApp, settings: Settings, model_env: dict[str,
     api = FastAPI(title="Karta data plane", version=__version__, lifespan=lifespan)
     api.state.settings = settings
     api.state.internal_access = settings.internal
-    api.state.auth = authenticator(settings, control, harness_app)
+    api.state.auth = authenticator(settings, control, harness_app, clock)
     api.state.releases = releases
+    api.state.control_probe = ControlPlaneProbe(control, clock=clock) if control else None
     http_errors.install(api)
+    http_limits.install(api, http_limits.Limits.from_env(http_limits.DATA_PLANE))
     api.include_router(health.router)
     api.include_router(internal.router)
-    api.include_router(sessions.app_router)
     for resolve, prefix, family_errors in (
         (flat_principal, "/v1", FLAT_ERRORS),
         (project_principal, "/v1/projects/{ref}", PROJECT_ERRORS),

@@ -20,12 +20,13 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from karta import session_tokens
-from karta.api_keys import looks_like_api_key
-from karta.dataplane.cache import CachedLookup, KeyCache, SingleFlight, digest
-from karta.dataplane.control import ControlPlaneClient, ControlPlaneUnavailable, Project
-from karta.errors import Forbidden, ProjectNotFound, Unauthorized
-from karta.principal import OPEN, SESSION_SCOPES, Principal
+from karta.core import session_tokens
+from karta.core.api_keys import looks_like_api_key
+from karta.core.errors import Forbidden, ProjectNotFound, Unauthorized
+from karta.core.internal_api import ProjectInfo
+from karta.dataplane.control.cache import CachedLookup, KeyCache, SingleFlight, digest
+from karta.dataplane.control.client import ControlPlaneClient, ControlPlaneUnavailable
+from karta.dataplane.principal import OPEN, SESSION_SCOPES, Principal
 
 PROJECT_REF = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 Resolver = Callable[..., Awaitable[Principal]]
@@ -36,7 +37,7 @@ class Authenticator:
         self,
         control: ControlPlaneClient | None,
         keys: KeyCache,
-        projects: CachedLookup[tuple[int, str], Project],
+        projects: CachedLookup[tuple[int, str], ProjectInfo],
         *,
         session_secret: str | None = None,
         open_auth: bool = False,
@@ -89,8 +90,8 @@ class Authenticator:
     async def _validate(self, key: str) -> Principal | None:
         return await self._control().validate_key(key)
 
-    async def project(self, organization_id: int, ref: str) -> Project:
-        async def lookup() -> Project:
+    async def project(self, organization_id: int, ref: str) -> ProjectInfo:
+        async def lookup() -> ProjectInfo:
             found = await self._control().project(ref, organization_id)
             if found is None:
                 raise ProjectNotFound(f"project {ref!r} not found")

@@ -12,10 +12,10 @@ from typing import Protocol
 
 from fastapi.responses import StreamingResponse
 
-from karta import events as ev
-from karta import sse
-from karta.events import Event
-from karta.runtime.handle import SessionHandle
+from karta.core import events as ev
+from karta.core import sse
+from karta.core.events import Event
+from karta.dataplane.runtime.handle import SessionHandle
 
 Stop = Callable[[Event], bool]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from karta.errors import KartaError
+from karta.core.errors import KartaError
 
 IGNORE_FILE = ".kartaignore"
 # Never packed unless a `!pattern` line in .kartaignore asks for it: secrets and VCS state.

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from karta.errors import KartaError
+from karta.core.errors import KartaError
 from karta.releases.archive import extract
 
 log = logging.getLogger(__name__)

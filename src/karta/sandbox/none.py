@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-from karta.harness.environment import write_launcher
+from karta.dataplane.harness.environment import write_launcher
 from karta.sandbox.base import SandboxHandle, SandboxRequest
 
 DESCRIPTION = (

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from karta.events import Event
-from karta.harness.base import HarnessSession, TurnContext
+from karta.core.events import Event
+from karta.dataplane.harness.base import HarnessSession, TurnContext
 
 
 class SandboxedSession:
@@ -22,10 +22,11 @@ class SandboxedSession:
     async def interrupt(self) -> None:
         await self.inner.interrupt()
 
-    async def close(self) -> None:
-        """The harness closes itself first (gracefully); then nothing of it may survive."""
+    async def close(self, *, force: bool = False) -> None:
+        """The harness closes itself first (gracefully unless `force`); then nothing of it may
+        survive."""
         try:
-            await self.inner.close()
+            await self.inner.close(force=force)
         finally:
             await self._cleanup()
 

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from karta.config import ConfigError, Settings
+from karta.dataplane.settings import ConfigError, Settings
 from karta.sandbox.base import Sandbox
 from karta.sandbox.bwrap import BwrapSandbox, unavailable_reason
 from karta.sandbox.none import NoSandbox

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -31,19 +31,28 @@ class FakeClock:
             if not future.done():
                 future.set_result(None)
 
+    def _timer(self, seconds: float) -> asyncio.Future[None]:
+        """A future that `advance` resolves once `seconds` from now have passed. Registered
+        when called, so a deadline counts from the call even before anything awaits it."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if seconds <= 0:
+            future.set_result(None)
+        else:
+            self._sleepers.append((self._elapsed + seconds, future))
+        return future
+
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sleepers.append((self._elapsed + seconds, future))
-        await future
+        await self._timer(seconds)
 
     async def wait_for(self, awaitable: Awaitable[T], seconds: float) -> T:
         task = asyncio.ensure_future(awaitable)
-        timer = asyncio.ensure_future(self.sleep(seconds))
+        timer = self._timer(seconds)
+        first: set[asyncio.Future[Any]] = {task, timer}
         try:
-            await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             task.cancel()
             raise

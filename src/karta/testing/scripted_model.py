@@ -28,6 +28,9 @@ Script = Reply | list[dict[str, Any]] | Callable[[ModelRequest], "Reply | list[d
 COMPACTION_SUMMARY = "<summary>The conversation so far, summarised by the scripted model.</summary>"
 CALL_LIMIT_TEXT = "(scripted model: call limit reached)"
 TITLE = "Scripted session"
+# The name the built-in scripted model (and `karta mock-model`) answers as, so its turns are
+# metered under it: the price book prices it at zero.
+BUILTIN_MODEL_NAME = "karta-scripted"
 
 
 def echo(request: ModelRequest) -> Reply:
@@ -39,9 +42,14 @@ def _as_reply(item: Reply | list[dict[str, Any]]) -> Reply:
 
 
 class ScriptedModel:
-    def __init__(self, max_calls: int = 500, chunk_size: int = 24) -> None:
+    def __init__(
+        self, max_calls: int = 500, chunk_size: int = 24, model_name: str | None = None
+    ) -> None:
+        """`model_name`: the model every reply says it came from; None answers as whatever
+        model the request named (a test then sees the real model's name, and price)."""
         self.max_calls = max_calls
         self.chunk_size = chunk_size
+        self.model_name = model_name
         self.default: Callable[[ModelRequest], Reply | list[dict[str, Any]]] = echo
         self.url = ""
         self._lock = threading.Lock()
@@ -131,7 +139,7 @@ class ScriptedModel:
         codec = openai_wire if wire == "openai" else anthropic_wire
         if reply.status is not None:
             return JSONResponse(codec.error_body(reply), status_code=reply.status)
-        model = str(body.get("model", "scripted"))
+        model = self.model_name or str(body.get("model", "scripted"))
         if not body.get("stream"):
             return JSONResponse(codec.message(reply, model))
         return StreamingResponse(
@@ -214,4 +222,5 @@ class ScriptedModel:
 
 def serve_forever(port: int, host: str = "127.0.0.1") -> None:
     """`karta mock-model`: the echoing scripted model in the foreground until Ctrl-C."""
-    uvicorn.run(ScriptedModel().app(), host=host, port=port, log_level="warning")
+    model = ScriptedModel(model_name=BUILTIN_MODEL_NAME)
+    uvicorn.run(model.app(), host=host, port=port, log_level="warning")

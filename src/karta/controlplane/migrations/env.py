@@ -1,4 +1,4 @@
-"""Alembic environment for the control plane's own database (see `karta.store.db.migrate`)."""
+"""Alembic environment for the control plane's own database (see `karta.core.db.migrate`)."""
 
 from alembic import context
 

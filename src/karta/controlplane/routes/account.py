@@ -9,17 +9,25 @@ from fastapi import APIRouter, Depends, Request
 
 from karta.controlplane import credentials, orgs, security, throttle
 from karta.controlplane.actor import Actor
-from karta.controlplane.deps import caller, request_context, require, transaction
+from karta.controlplane.deps import (
+    ORG_ERRORS,
+    Caller,
+    request_context,
+    require,
+    transaction,
+    user_only,
+)
 from karta.controlplane.models import User, UserToken
 from karta.controlplane.permissions import Permission
 from karta.controlplane.repository import OrgRepository
 from karta.controlplane.schemas import CreateOrg, Login, Signup
-from karta.errors import Conflict, Forbidden, Unauthorized
-from karta.http_errors import error_responses
-from karta.store.models import utcnow
+from karta.controlplane.timekeeping import clock_of
+from karta.controlplane.views import Listing, LoggedIn, Me, OrgView, OrgWithRole, Signed
+from karta.core.clock import utcnow
+from karta.core.errors import Conflict, Forbidden, Unauthorized
+from karta.core.http_errors import error_responses
 
 router = APIRouter(prefix="/v1", tags=["account"])
-Caller = Annotated[Actor, Depends(caller)]
 
 
 class EmailTaken(Conflict):
@@ -38,7 +46,9 @@ def _user(user: User) -> dict[str, Any]:
     return {"id": user.id, "object": "user", "email": user.email}
 
 
-@router.post("/signup", status_code=201, responses=error_responses(403, 409, 422))
+@router.post(
+    "/signup", status_code=201, response_model=Signed, responses=error_responses(403, 409, 422)
+)
 async def signup(body: Signup, request: Request) -> dict[str, Any]:
     """A user, a new organization they own and its first admin key (the secret is shown once)."""
     if not request.app.state.settings.signup_enabled:
@@ -63,12 +73,12 @@ async def signup(body: Signup, request: Request) -> dict[str, Any]:
     }
 
 
-@router.post("/auth/login", responses=error_responses(401, 422, 429))
+@router.post("/auth/login", response_model=LoggedIn, responses=error_responses(401, 422, 429))
 async def login(body: Login, request: Request) -> dict[str, Any]:
     settings = request.app.state.settings
     email, ip = body.email.strip().lower(), request_context(request).ip
-    now = utcnow()
     async with request.app.state.db() as session, session.begin():
+        now = clock_of(session).now()
         await throttle.check(session, email, ip, now)
         user = await credentials.user_by_email(session, email)
         # The hash is checked even for an unknown email, so timing does not reveal accounts.
@@ -92,7 +102,7 @@ async def login(body: Login, request: Request) -> dict[str, Any]:
     return {"token": token, "expires_at": expires.isoformat(), "user": _user(user)}
 
 
-@router.get("/me", responses=error_responses(401))
+@router.get("/me", response_model=Me, responses=error_responses(401, 404))
 async def me(request: Request, actor: Caller) -> dict[str, Any]:
     async with request.app.state.db() as session:
         if actor.kind == "api_key":
@@ -114,23 +124,22 @@ async def me(request: Request, actor: Caller) -> dict[str, Any]:
     }
 
 
-def _user_only(actor: Actor) -> int:
-    if actor.kind != "user" or actor.user_id is None:
-        raise Forbidden("only a logged-in user has organizations: use 'karta login'")
-    return actor.user_id
-
-
-@router.get("/orgs", responses=error_responses(401, 403))
+@router.get("/orgs", response_model=Listing[OrgWithRole], responses=error_responses(401, 403, 404))
 async def list_orgs(request: Request, actor: Caller) -> dict[str, Any]:
-    user_id = _user_only(actor)
+    user_id = user_only(actor, "organizations")
     async with request.app.state.db() as session:
         joined = await credentials.memberships(session, user_id)
     return {"data": [{**orgs.public_org(o), "role": m.role} for m, o in joined]}
 
 
-@router.post("/orgs", status_code=201, responses=error_responses(401, 403, 409, 422))
+@router.post(
+    "/orgs",
+    status_code=201,
+    response_model=OrgWithRole,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
 async def create_org(body: CreateOrg, request: Request, actor: Caller) -> dict[str, Any]:
-    user_id = _user_only(actor)
+    user_id = user_only(actor, "organizations")
     async with request.app.state.db() as session, session.begin():
         if body.slug is not None:
             if await credentials.organization_by_slug(session, body.slug) is not None:
@@ -143,7 +152,7 @@ async def create_org(body: CreateOrg, request: Request, actor: Caller) -> dict[s
     return {**orgs.public_org(org), "role": "owner"}
 
 
-@router.get("/org", responses=error_responses(401, 403))
+@router.get("/org", response_model=OrgView, responses=ORG_ERRORS)
 async def current_org(
     request: Request, actor: Annotated[Actor, Depends(require(Permission.ORG_READ))]
 ) -> dict[str, Any]:

@@ -1,10 +1,12 @@
-"""The internal API the data plane calls: key validation, project lookup, budget reservations
-and usage ingestion. Guarded by the service token and allowlists; absent from OpenAPI."""
+"""The internal API the data plane calls: key validation, project lookup, active releases and
+their archives, project env vars, budget reservations, and usage and audit ingestion. Its
+bodies and answers are the planes' contract (`karta.core.internal_api`). Guarded by the service
+token and allowlists; absent from OpenAPI."""
 
 from __future__ import annotations
 
 from datetime import UTC
-from typing import Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
@@ -13,50 +15,54 @@ from karta.controlplane import audit, budgets, credentials, usage
 from karta.controlplane.actor import Actor, RequestContext
 from karta.controlplane.models import Project, Release
 from karta.controlplane.repository import OrgRepository
-from karta.controlplane.routes.projects import public_project
 from karta.controlplane.routes.releases import project_env
-from karta.controlplane.schemas import ReportedAuditBatch, Reserve, UsageBatch, ValidateKey
-from karta.errors import NoActiveRelease, NotFound
-from karta.internal_auth import require_service
-from karta.money import TokenUsage
+from karta.core import internal_api as api
+from karta.core.errors import NoActiveRelease, NotFound
+from karta.core.internal_auth import require_service
+from karta.core.money import TokenUsage
 
-router = APIRouter(
-    prefix="/internal", dependencies=[Depends(require_service)], include_in_schema=False
-)
-
-
-@router.get("/whoami")
-async def whoami() -> dict[str, str]:
-    return {"principal_kind": "service"}
+router = APIRouter(dependencies=[Depends(require_service)], include_in_schema=False)
+OrgId = Annotated[int, Query(ge=1, le=api.MAX_ID)]  # the organization whose data is asked for
 
 
-@router.post("/keys/validate")
-async def validate_key(body: ValidateKey, request: Request) -> dict[str, Any]:
+@router.get(api.WHOAMI)
+async def whoami() -> api.ServicePrincipal:
+    return api.ServicePrincipal(principal_kind="service")
+
+
+@router.post(api.VALIDATE_KEY, response_model=api.KeyValidation)
+async def validate_key(
+    body: api.ValidateKey, request: Request
+) -> api.KeyRefused | api.KeyValidated:
     async with request.app.state.db() as session, session.begin():
         key = await credentials.find_api_key(session, body.key)
         if key is None:
-            return {"valid": False}
+            return api.KeyRefused()
         repo = OrgRepository(session, key.organization_id)
         org = await repo.organization()
         reason = await budgets.exhausted(repo, key)
-    return {
-        "valid": True,
-        "organization_id": org.id,
-        "organization_slug": org.slug,
-        "api_key_id": key.id,
-        "api_key_prefix": key.prefix,
-        "scopes": key.scopes,
-        "budget_ok": reason is None,
-        "budget_reason": reason,
-    }
+    return api.KeyValidated(
+        organization_id=org.id,
+        organization_slug=org.slug,
+        api_key_id=key.id,
+        api_key_prefix=key.prefix,
+        scopes=key.scopes,
+        budget_ok=reason is None,
+        budget_reason=reason,
+    )
 
 
-@router.get("/projects/{ref}")
-async def find_project(
-    ref: str, request: Request, organization_id: int = Query(ge=1)
-) -> dict[str, Any]:
+@router.get(api.PROJECT)
+async def find_project(ref: str, request: Request, organization_id: OrgId) -> api.ProjectInfo:
     async with request.app.state.db() as session:
-        return public_project(await OrgRepository(session, organization_id).project(ref))
+        project = await OrgRepository(session, organization_id).project(ref)
+    return api.ProjectInfo(
+        id=project.id,
+        slug=project.slug,
+        name=project.name,
+        organization_id=project.organization_id,
+        created_at=project.created_at,
+    )
 
 
 async def _active(repo: OrgRepository, ref: str) -> tuple[Project, Release]:
@@ -67,40 +73,36 @@ async def _active(repo: OrgRepository, ref: str) -> tuple[Project, Release]:
     return project, release
 
 
-def _release_view(project: Project, release: Release) -> dict[str, Any]:
-    return {
-        "project_id": project.id,
-        "project_slug": project.slug,
-        "organization_id": project.organization_id,
-        "version": release.version,
-        "digest": release.digest,
-        "harness": release.harness,
-        "status": release.status,
-    }
+def _release_info(project: Project, release: Release) -> api.ReleaseInfo:
+    return api.ReleaseInfo(
+        project_id=project.id,
+        project_slug=project.slug,
+        organization_id=project.organization_id,
+        version=release.version,
+        digest=release.digest,
+        harness=release.harness,
+        status=release.status,
+    )
 
 
-@router.get("/projects/{ref}/active_release")
-async def active_release(
-    ref: str, request: Request, organization_id: int = Query(ge=1)
-) -> dict[str, Any]:
+@router.get(api.ACTIVE_RELEASE)
+async def active_release(ref: str, request: Request, organization_id: OrgId) -> api.ReleaseInfo:
     async with request.app.state.db() as session:
-        return _release_view(*await _active(OrgRepository(session, organization_id), ref))
+        return _release_info(*await _active(OrgRepository(session, organization_id), ref))
 
 
-@router.get("/projects/{ref}/releases/{version}")
+@router.get(api.RELEASE)
 async def pinned_release(
-    ref: str, version: int, request: Request, organization_id: int = Query(ge=1)
-) -> dict[str, Any]:
+    ref: str, version: int, request: Request, organization_id: OrgId
+) -> api.ReleaseInfo:
     async with request.app.state.db() as session:
         repo = OrgRepository(session, organization_id)
         project = await repo.project(ref)
-        return _release_view(project, await repo.release(project.id, version))
+        return _release_info(project, await repo.release(project.id, version))
 
 
-@router.get("/artifacts/{digest}")
-async def artifact(
-    digest: str, request: Request, organization_id: int = Query(ge=1)
-) -> FileResponse:
+@router.get(api.ARTIFACT)
+async def artifact(digest: str, request: Request, organization_id: OrgId) -> FileResponse:
     """A release archive, only to a caller naming an org that published it."""
     async with request.app.state.db() as session:
         held = await OrgRepository(session, organization_id).holds_digest(digest)
@@ -110,16 +112,16 @@ async def artifact(
     return FileResponse(store.path(digest), media_type="application/gzip")
 
 
-@router.get("/projects/{ref}/env")
-async def env(ref: str, request: Request, organization_id: int = Query(ge=1)) -> dict[str, Any]:
+@router.get(api.PROJECT_ENV)
+async def env(ref: str, request: Request, organization_id: OrgId) -> api.ProjectEnv:
     async with request.app.state.db() as session:
         repo = OrgRepository(session, organization_id)
         project = await repo.project(ref)
-        return {"env": await project_env(repo, request.app.state.secretbox, project)}
+        return api.ProjectEnv(env=await project_env(repo, request.app.state.secretbox, project))
 
 
-@router.post("/budget/reserve")
-async def reserve(body: Reserve, request: Request) -> dict[str, Any]:
+@router.post(api.RESERVE, responses={402: {"model": api.BudgetRefusal}})
+async def reserve(body: api.Reserve, request: Request) -> api.Reservation:
     """Admit a turn (200) or refuse it with 402 budget_exhausted before it runs."""
     settings = request.app.state.settings
     async with request.app.state.db() as session, session.begin():
@@ -133,13 +135,13 @@ async def reserve(body: Reserve, request: Request) -> dict[str, Any]:
             settings.turn_reserve_tokens,
             settings.reservation_ttl,
         )
-    return {"reservation_id": held.id, "tokens": held.tokens, "cost_micros": held.cost_micros}
+    return api.Reservation(reservation_id=held.id, tokens=held.tokens, cost_micros=held.cost_micros)
 
 
-@router.post("/audit/events")
-async def report_audit(body: ReportedAuditBatch, request: Request) -> dict[str, Any]:
+@router.post(api.AUDIT_EVENTS)
+async def report_audit(body: api.ReportedAuditBatch, request: Request) -> api.BatchResult:
     """Audit rows for what happens on the data plane (approvals decided). Only the actions the
-    schema allows can be reported, so a data plane cannot forge control-plane mutations."""
+    contract allows can be reported, so a data plane cannot forge control-plane mutations."""
     accepted, duplicates, rejected = 0, 0, []
     async with request.app.state.db() as session, session.begin():
         for event in body.events:
@@ -173,11 +175,11 @@ async def report_audit(body: ReportedAuditBatch, request: Request) -> dict[str, 
                 reported=dict(event.details),
             )
             accepted += 1
-    return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+    return api.BatchResult(accepted=accepted, duplicates=duplicates, rejected=rejected)
 
 
-@router.post("/usage/events")
-async def ingest_usage(body: UsageBatch, request: Request) -> dict[str, Any]:
+@router.post(api.USAGE_EVENTS)
+async def ingest_usage(body: api.UsageBatch, request: Request) -> api.BatchResult:
     batch = [
         usage.Metered(
             event_id=e.event_id,
@@ -201,8 +203,6 @@ async def ingest_usage(body: UsageBatch, request: Request) -> dict[str, Any]:
         result = await usage.ingest(session, request.app.state.prices, batch)
     for org_id in result.crossed:
         await request.app.state.planes.invalidate(org_id)
-    return {
-        "accepted": result.accepted,
-        "duplicates": result.duplicates,
-        "rejected": result.rejected,
-    }
+    return api.BatchResult(
+        accepted=result.accepted, duplicates=result.duplicates, rejected=result.rejected
+    )

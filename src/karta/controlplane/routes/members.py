@@ -1,4 +1,4 @@
-"""Members of the current organization and their roles."""
+"""Members of the current organization, their roles, and the invitations that add them."""
 
 from __future__ import annotations
 
@@ -6,26 +6,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from karta.controlplane import credentials, permissions
+from karta.controlplane import invitations, permissions
 from karta.controlplane.actor import Actor
-from karta.controlplane.deps import require, transaction
+from karta.controlplane.deps import ORG_ERRORS, require, transaction
 from karta.controlplane.models import Membership, User
 from karta.controlplane.permissions import Permission
-from karta.controlplane.schemas import AddMember, UpdateMember
-from karta.errors import Conflict, Forbidden, NotFound
-from karta.http_errors import error_responses
+from karta.controlplane.schemas import InviteMember, UpdateMember
+from karta.controlplane.views import InvitationView, Listing, MemberView
+from karta.core.errors import Conflict, Forbidden
+from karta.core.http_errors import error_responses
 
-router = APIRouter(prefix="/v1/members", tags=["members"])
+router = APIRouter(prefix="/v1/members", tags=["members"], responses=ORG_ERRORS)
 Reader = Annotated[Actor, Depends(require(Permission.MEMBERS_READ))]
 Manager = Annotated[Actor, Depends(require(Permission.MEMBERS_MANAGE))]
-
-
-class UserNotFound(NotFound):
-    code = "user_not_found"
-
-
-class AlreadyMember(Conflict):
-    code = "already_member"
 
 
 class LastOwner(Conflict):
@@ -48,26 +41,43 @@ def _may_touch(actor: Actor, *roles: str) -> None:
             raise Forbidden("only an owner can make or unmake an owner", permission="owner")
 
 
-@router.get("", responses=error_responses(401, 403))
+@router.get("", response_model=Listing[MemberView])
 async def list_members(request: Request, actor: Reader) -> dict[str, Any]:
     async with transaction(request, actor) as tx:
         return {"data": [_member(m, u) for m, u in await tx.repo.members()]}
 
 
-@router.post("", status_code=201, responses=error_responses(401, 403, 404, 409, 422))
-async def add_member(body: AddMember, request: Request, actor: Manager) -> dict[str, Any]:
+@router.post(
+    "", status_code=201, response_model=InvitationView, responses=error_responses(409, 422)
+)
+async def invite_member(body: InviteMember, request: Request, actor: Manager) -> dict[str, Any]:
+    """Invite an email to a role: they become a member when they accept (logged in with that
+    email). The answer is the same whether or not the email has an account."""
     _may_touch(actor, body.role)
+    ttl = request.app.state.settings.invitation_ttl
     async with transaction(request, actor) as tx:
-        user = await credentials.user_by_email(tx.session, body.email)
-        if user is None:
-            raise UserNotFound("no user has this email: they sign up first")
-        if any(u.id == user.id for _, u in await tx.repo.members()):
-            raise AlreadyMember("this user is already a member")
-        membership = Membership(user_id=user.id, role=body.role)
-        tx.repo.add(membership)
-        await tx.session.flush()
-        await tx.audit("member.added", "member", user.id, role=body.role)
-        return _member(membership, user)
+        invitation = await invitations.invite(tx, body.email, body.role, ttl)
+        return invitations.public(invitation, await tx.repo.organization(), tx.repo.clock.now())
+
+
+@router.get("/invitations", response_model=Listing[InvitationView])
+async def list_invitations(request: Request, actor: Manager) -> dict[str, Any]:
+    """Invitations nobody has answered yet, expired ones included."""
+    async with transaction(request, actor) as tx:
+        org, now = await tx.repo.organization(), tx.repo.clock.now()
+        pending = await tx.repo.pending_invitations()
+        return {"data": [invitations.public(i, org, now) for i in pending]}
+
+
+@router.delete(
+    "/invitations/{invitation_id}",
+    response_model=InvitationView,
+    responses=error_responses(409, 422),
+)
+async def revoke_invitation(invitation_id: int, request: Request, actor: Manager) -> dict[str, Any]:
+    async with transaction(request, actor) as tx:
+        invitation = await invitations.revoke(tx, invitation_id)
+        return invitations.public(invitation, await tx.repo.organization(), tx.repo.clock.now())
 
 
 async def _other_owners(tx: Any, membership: Membership) -> None:
@@ -76,7 +86,7 @@ async def _other_owners(tx: Any, membership: Membership) -> None:
         raise LastOwner("an organization keeps at least one owner")
 
 
-@router.patch("/{user_id}", responses=error_responses(401, 403, 404, 409, 422))
+@router.patch("/{user_id}", response_model=MemberView, responses=error_responses(409, 422))
 async def update_member(
     user_id: int, body: UpdateMember, request: Request, actor: Manager
 ) -> dict[str, Any]:
@@ -93,7 +103,7 @@ async def update_member(
         return _member(membership, user)
 
 
-@router.delete("/{user_id}", status_code=204, responses=error_responses(401, 403, 404, 409))
+@router.delete("/{user_id}", status_code=204, responses=error_responses(409, 422))
 async def remove_member(user_id: int, request: Request, actor: Manager) -> Response:
     async with transaction(request, actor) as tx:
         membership = await tx.repo.membership(user_id)

@@ -8,15 +8,16 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from karta.controlplane import budgets, usage
 from karta.controlplane.actor import Actor
-from karta.controlplane.deps import require, transaction
+from karta.controlplane.deps import ORG_ERRORS, require, transaction
 from karta.controlplane.permissions import Permission
 from karta.controlplane.repository import OrgRepository
 from karta.controlplane.schemas import Limits
-from karta.errors import BadRequest
-from karta.http_errors import error_responses
-from karta.store.models import utcnow
+from karta.controlplane.views import BudgetView, UsageSummary
+from karta.core.clock import utcnow
+from karta.core.errors import BadRequest
+from karta.core.http_errors import ValidationFailed, error_responses
 
-router = APIRouter(prefix="/v1", tags=["money"])
+router = APIRouter(prefix="/v1", tags=["money"], responses=ORG_ERRORS)
 BudgetReader = Annotated[Actor, Depends(require(Permission.BUDGET_READ))]
 BudgetManager = Annotated[Actor, Depends(require(Permission.BUDGET_MANAGE))]
 UsageReader = Annotated[Actor, Depends(require(Permission.USAGE_READ))]
@@ -24,20 +25,20 @@ UsageReader = Annotated[Actor, Depends(require(Permission.USAGE_READ))]
 
 async def _this_month(repo: OrgRepository) -> dict[str, Any]:
     """The caps and the current month's state, as both budget routes answer."""
-    start, end = budgets.period_bounds(utcnow().date())
+    start, end = budgets.period_bounds(repo.clock.now().date())
     return {
         "period": {"start": start.isoformat(), "end": end.isoformat()},
         **await budgets.state(repo, start, end),
     }
 
 
-@router.get("/budget", responses=error_responses(401, 403))
+@router.get("/budget", response_model=BudgetView)
 async def get_budget(request: Request, actor: BudgetReader) -> dict[str, Any]:
     async with transaction(request, actor) as tx:
         return await _this_month(tx.repo)
 
 
-@router.put("/budget", responses=error_responses(401, 403, 422))
+@router.put("/budget", response_model=BudgetView, responses=error_responses(422))
 async def set_budget(body: Limits, request: Request, actor: BudgetManager) -> dict[str, Any]:
     """Replace the monthly caps (null clears one). The data planes re-check at once."""
     async with transaction(request, actor) as tx:
@@ -61,15 +62,17 @@ async def set_budget(body: Limits, request: Request, actor: BudgetManager) -> di
     return view
 
 
-@router.get("/usage", responses=error_responses(400, 401, 403))
+@router.get("/usage", response_model=UsageSummary, responses=error_responses(422))
 async def get_usage(
     request: Request,
     actor: UsageReader,
     period: Annotated[str | None, Query(description="YYYY-MM; default: this month")] = None,
 ) -> dict[str, Any]:
-    try:
-        start, end = budgets.period_of(period)
-    except ValueError as exc:
-        raise BadRequest(str(exc), field="period") from exc
     async with transaction(request, actor) as tx:
+        try:
+            start, end = budgets.period_of(period, tx.repo.clock.now().date())
+        except budgets.PeriodOutOfRange as exc:
+            raise ValidationFailed(("period", str(exc))) from exc
+        except ValueError as exc:
+            raise BadRequest(str(exc), field="period") from exc
         return await usage.summary(tx.repo, start, end)

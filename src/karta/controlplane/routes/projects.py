@@ -7,17 +7,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from karta import session_tokens
 from karta.controlplane import budgets, orgs
 from karta.controlplane.actor import Actor
-from karta.controlplane.deps import require, transaction
+from karta.controlplane.deps import ORG_ERRORS, require, transaction
 from karta.controlplane.models import Project
 from karta.controlplane.permissions import Permission
 from karta.controlplane.schemas import CreateProject, MintSessionToken
-from karta.errors import BudgetExhausted, Conflict, Unavailable
-from karta.http_errors import error_responses
+from karta.controlplane.views import Listing, ProjectView, SessionToken
+from karta.core import session_tokens
+from karta.core.errors import BudgetExhausted, Conflict, Unavailable
+from karta.core.http_errors import error_responses
 
-router = APIRouter(prefix="/v1/projects", tags=["projects"])
+router = APIRouter(prefix="/v1/projects", tags=["projects"], responses=ORG_ERRORS)
 Reader = Annotated[Actor, Depends(require(Permission.PROJECTS_READ))]
 Writer = Annotated[Actor, Depends(require(Permission.PROJECTS_WRITE))]
 Minter = Annotated[Actor, Depends(require(Permission.SESSION_TOKENS_MINT))]
@@ -38,13 +39,13 @@ def public_project(project: Project) -> dict[str, Any]:
     }
 
 
-@router.get("", responses=error_responses(401, 403))
+@router.get("", response_model=Listing[ProjectView])
 async def list_projects(request: Request, actor: Reader) -> dict[str, Any]:
     async with transaction(request, actor) as tx:
         return {"data": [public_project(p) for p in await tx.repo.projects()]}
 
 
-@router.post("", status_code=201, responses=error_responses(401, 403, 409, 422))
+@router.post("", status_code=201, response_model=ProjectView, responses=error_responses(409, 422))
 async def create_project(body: CreateProject, request: Request, actor: Writer) -> dict[str, Any]:
     async with transaction(request, actor) as tx:
         if await tx.repo.find_project(body.slug) is not None:
@@ -53,7 +54,7 @@ async def create_project(body: CreateProject, request: Request, actor: Writer) -
         return public_project(project)
 
 
-@router.get("/{ref}", responses=error_responses(401, 403, 404))
+@router.get("/{ref}", response_model=ProjectView, responses=error_responses(422))
 async def get_project(ref: str, request: Request, actor: Reader) -> dict[str, Any]:
     async with transaction(request, actor) as tx:
         return public_project(await tx.repo.project(ref))
@@ -62,7 +63,8 @@ async def get_project(ref: str, request: Request, actor: Reader) -> dict[str, An
 @router.post(
     "/{ref}/session_tokens",
     status_code=201,
-    responses=error_responses(401, 402, 403, 404, 422, 503),
+    response_model=SessionToken,
+    responses=error_responses(402, 422, 503),
 )
 async def mint_session_token(
     ref: str, body: MintSessionToken, request: Request, actor: Minter

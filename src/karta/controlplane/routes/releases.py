@@ -10,29 +10,42 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from karta.controlplane import releases
 from karta.controlplane.actor import Actor
-from karta.controlplane.deps import Tx, require, transaction
+from karta.controlplane.deps import ORG_ERRORS, Tx, require, transaction
 from karta.controlplane.models import Project, ProjectEnvVar, Release
 from karta.controlplane.permissions import Permission
-from karta.controlplane.repository import OrgRepository
+from karta.controlplane.repository import OrgRepository, spelled_id
 from karta.controlplane.schemas import Rollback, SetEnvVar
 from karta.controlplane.secretbox import SecretBox
-from karta.errors import Conflict, KartaError, NotFound
-from karta.harness.environment import reserved
-from karta.http_errors import error_responses
-from karta.store.models import utcnow
+from karta.controlplane.views import EnvVarView, Listing, PublishedRelease, ReleaseView
+from karta.core.clock import utcnow
+from karta.core.env_names import reserved
+from karta.core.errors import Conflict, KartaError, NotFound
+from karta.core.http_errors import ErrorBody, error_responses
+from karta.core.http_limits import Route
 
-router = APIRouter(prefix="/v1/projects/{ref}", tags=["releases"])
+# Every route names a project (`ref`): a missing one is a 404, like an unknown organization.
+router = APIRouter(
+    prefix="/v1/projects/{ref}", tags=["releases"], responses={**ORG_ERRORS, **error_responses(422)}
+)
 Reader = Annotated[Actor, Depends(require(Permission.PROJECTS_READ))]
 Publisher = Annotated[Actor, Depends(require(Permission.RELEASES_PUBLISH))]
 Activator = Annotated[Actor, Depends(require(Permission.RELEASES_ACTIVATE))]
 EnvReader = Annotated[Actor, Depends(require(Permission.ENV_READ))]
 EnvWriter = Annotated[Actor, Depends(require(Permission.ENV_WRITE))]
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# The upload streams to disk under its own bound (`release_max_bytes`), not the JSON limit.
+UPLOAD = Route("POST", re.compile(r"/v1/projects/[^/]+/releases"))
 
 
 class ReleaseInvalid(KartaError):
     status = 422
     code = "release_invalid"
+
+
+class ReleaseRefused(ErrorBody):
+    """A publish's 422: `release_invalid` carries the failed release (recorded, never active)."""
+
+    release: PublishedRelease | None = None
 
 
 class ReleaseFailed(Conflict):
@@ -73,10 +86,10 @@ def public_release(release: Release, project: Project) -> dict[str, Any]:
 
 
 def parse_version(text: str) -> int:
-    digits = text[1:] if text[:1] in ("v", "V") else text
-    if not digits.isdigit() or int(digits) < 1:
+    version = spelled_id(text[1:] if text[:1] in ("v", "V") else text)
+    if version is None:
         raise NotFound(f"release {text!r} not found (versions look like v3)")
-    return int(digits)
+    return version
 
 
 async def _activate(tx: Tx, project: Project, release: Release, action: str) -> None:
@@ -98,9 +111,14 @@ async def _activate(tx: Tx, project: Project, release: Release, action: str) -> 
 @router.post(
     "/releases",
     status_code=201,
+    response_model=PublishedRelease,
     responses={
-        200: {"description": "the same content was published before (`created: false`)"},
-        **error_responses(401, 403, 404, 413, 422),
+        200: {
+            "model": PublishedRelease,
+            "description": "the same content was published before (`created: false`)",
+        },
+        413: {"model": ErrorBody, "description": "archive_too_large"},
+        422: {"model": ReleaseRefused, "description": "release_invalid (recorded as failed)"},
     },
 )
 async def publish(
@@ -174,7 +192,7 @@ async def _record(
     return release
 
 
-@router.get("/releases", responses=error_responses(401, 403, 404))
+@router.get("/releases", response_model=Listing[ReleaseView])
 async def list_releases(ref: str, request: Request, actor: Reader) -> dict[str, Any]:
     async with transaction(request, actor) as tx:
         project = await tx.repo.project(ref)
@@ -182,14 +200,16 @@ async def list_releases(ref: str, request: Request, actor: Reader) -> dict[str, 
         return {"data": [public_release(r, project) for r in rows]}
 
 
-@router.get("/releases/{version}", responses=error_responses(401, 403, 404))
+@router.get("/releases/{version}", response_model=ReleaseView)
 async def get_release(ref: str, version: str, request: Request, actor: Reader) -> dict[str, Any]:
     async with transaction(request, actor) as tx:
         project = await tx.repo.project(ref)
         return public_release(await tx.repo.release(project.id, parse_version(version)), project)
 
 
-@router.post("/releases/{version}/activate", responses=error_responses(401, 403, 404, 409))
+@router.post(
+    "/releases/{version}/activate", response_model=ReleaseView, responses=error_responses(409)
+)
 async def activate_release(
     ref: str, version: str, request: Request, actor: Activator
 ) -> dict[str, Any]:
@@ -203,7 +223,7 @@ async def activate_release(
     return view
 
 
-@router.post("/rollback", responses=error_responses(401, 403, 404, 409, 422))
+@router.post("/rollback", response_model=ReleaseView, responses=error_responses(409))
 async def rollback(
     ref: str,
     request: Request,
@@ -250,7 +270,7 @@ def _public_var(var: ProjectEnvVar) -> dict[str, Any]:
     }
 
 
-@router.get("/env", responses=error_responses(401, 403, 404))
+@router.get("/env", response_model=Listing[EnvVarView])
 async def list_env(ref: str, request: Request, actor: EnvReader) -> dict[str, Any]:
     """Names and a hint of each value; values are never shown back in full."""
     async with transaction(request, actor) as tx:
@@ -258,7 +278,7 @@ async def list_env(ref: str, request: Request, actor: EnvReader) -> dict[str, An
         return {"data": [_public_var(v) for v in await tx.repo.env_vars(project.id)]}
 
 
-@router.put("/env/{name}", responses=error_responses(401, 403, 404, 422))
+@router.put("/env/{name}", response_model=EnvVarView)
 async def set_env(
     ref: str, name: str, body: SetEnvVar, request: Request, actor: EnvWriter
 ) -> dict[str, Any]:
@@ -287,7 +307,7 @@ async def set_env(
     return view
 
 
-@router.delete("/env/{name}", status_code=204, responses=error_responses(401, 403, 404))
+@router.delete("/env/{name}", status_code=204)
 async def unset_env(ref: str, name: str, request: Request, actor: EnvWriter) -> Response:
     async with transaction(request, actor) as tx:
         project = await tx.repo.project(ref)

@@ -3,8 +3,9 @@ SDK looks with `base_url = …/v1/projects/{ref}/anthropic`): Anthropic Messages
 Karta turn (projection in `anthropic_messages.py`).
 
 A call without a session runs on a new one; the answer names it (`X-Karta-Session-Id` header,
-`karta_session_id` field); the header or `metadata.karta_session_id` continues it. Only the
-newest user message is sent: the harness keeps the conversation."""
+`karta_session_id` field); the header or `metadata.karta_session_id` continues it. A session
+that goes on gets only the newest user message (the harness keeps the conversation); a call
+that opens one sends the earlier messages and `system` too, as history (`http.chat_text`)."""
 
 from typing import Annotated, Any
 
@@ -12,17 +13,16 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from karta.dataplane.adapters.anthropic_messages import MessagesStream, message_object
-from karta.dataplane.adapters.common import last_user_text
 from karta.dataplane.adapters.http import (
     adapter_turn,
-    checked_text,
+    chat_text,
     open_session,
     route_class,
     session_id_of,
     stamp_for,
 )
 from karta.dataplane.auth import Resolver, requiring
-from karta.principal import WRITE, Principal
+from karta.dataplane.principal import WRITE, Principal
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -54,11 +54,13 @@ def anthropic_error(status: int, body: dict[str, Any]) -> dict[str, Any]:
 
 
 class MessagesRequest(BaseModel):
-    """The fields Karta reads; the SDK's others (max_tokens, system, tools, …) are accepted,
-    unused: the harness app decides its prompt, tools and model."""
+    """The fields Karta reads (`system` only as history, when the call opens a session); the
+    SDK's others (max_tokens, tools, …) are accepted, unused: the harness app decides its
+    prompt, tools and model."""
 
     model_config = ConfigDict(extra="allow")
     messages: list[dict[str, Any]] = Field(min_length=1)
+    system: str | list[Any] | None = None
     model: str | None = None
     stream: bool = False
     metadata: dict[str, Any] | None = None
@@ -76,8 +78,8 @@ def router(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
     async def create_message(body: MessagesRequest, request: Request, caller: Writer) -> Any:
         """Anthropic Messages (unary or `stream`) on a Karta turn."""
         runtime = request.app.state.runtime
-        text = checked_text(last_user_text(body.messages), "messages")
         named = session_id_of(request, body.metadata)
+        text = chat_text(body.messages, named, body.system)
         session = await open_session(runtime, caller, named, body.metadata)
         stamp = stamp_for("msg", body.model, session, runtime.clock)
         return await adapter_turn(

@@ -1,13 +1,13 @@
-"""What every consumer adapter shares: the call's stamp, the error of a failed unary call and
-input text extraction. The fold of a turn's events is `karta.runtime.lifecycle.TurnOutcome`;
-SSE framing is `karta.sse`."""
+"""What every consumer adapter shares: the call's stamp, the error of a failed unary call,
+input text extraction and the framing of a stateless call's history. The fold of a turn's
+events is `karta.dataplane.runtime.lifecycle.TurnOutcome`; SSE framing is `karta.core.sse`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from karta.errors import KartaError
+from karta.core.errors import KartaError
 
 
 def input_text(value: Any) -> str:
@@ -26,12 +26,40 @@ def input_text(value: Any) -> str:
     return "\n".join(t for t in texts if t)
 
 
-def last_user_text(messages: list[Any], role_key: str = "role") -> str:
-    """The text of the last `user` message of a chat history (the harness keeps the rest)."""
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get(role_key) == "user":
-            return input_text(message.get("content"))
-    return ""
+# The roles of the chat APIs' messages that can be shown to the agent as history.
+HISTORY_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+HISTORY_PREAMBLE = (
+    "The earlier turns of this conversation, oldest first, as the client sent them. "
+    "Continue the conversation: answer the message after this block."
+)
+
+
+def split_turns(messages: list[Any]) -> tuple[list[tuple[str, str]], str]:
+    """A chat history as its earlier turns, `(role, text)` oldest first, and the text of the
+    newest user message. Earlier turns are the messages before that one with a known role and
+    some text; messages after it (an assistant prefill) are not sent."""
+    newest = max(
+        (i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"),
+        default=None,
+    )
+    if newest is None:
+        return [], ""
+    earlier = [
+        (m["role"], input_text(m.get("content")))
+        for m in messages[:newest]
+        if isinstance(m, dict) and m.get("role") in HISTORY_ROLES
+    ]
+    return [(r, t) for r, t in earlier if t.strip()], input_text(messages[newest].get("content"))
+
+
+def with_history(earlier: list[tuple[str, str]], text: str) -> str:
+    """The first message of a session a stateless call opens: the earlier turns the client
+    showed, in a `<conversation_history>` block (a preamble, then one `<message role="…">` per
+    turn), a blank line, then the newest user message. Without earlier turns: the message."""
+    if not earlier:
+        return text
+    turns = "".join(f'<message role="{role}">\n{body}\n</message>\n' for role, body in earlier)
+    return f"<conversation_history>\n{HISTORY_PREAMBLE}\n{turns}</conversation_history>\n\n{text}"
 
 
 @dataclass(frozen=True)

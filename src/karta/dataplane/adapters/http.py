@@ -16,18 +16,24 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
-from karta.clock import Clock
+from karta.core.clock import Clock
+from karta.core.errors import KartaError, Unavailable
+from karta.core.ids import new_id
 from karta.dataplane import streaming
-from karta.dataplane.adapters.common import Stamp, TurnFailed
+from karta.dataplane.adapters.common import (
+    Stamp,
+    TurnFailed,
+    input_text,
+    split_turns,
+    with_history,
+)
+from karta.dataplane.principal import Principal
+from karta.dataplane.runtime.handle import SessionHandle
+from karta.dataplane.runtime.lifecycle import TurnOutcome
+from karta.dataplane.runtime.pipeline import TurnHandle, TurnRequest
+from karta.dataplane.runtime.service import Runtime
 from karta.dataplane.schemas import MAX_TEXT, CreateSession
 from karta.dataplane.streaming import Projection
-from karta.errors import KartaError, Unavailable
-from karta.ids import new_id
-from karta.principal import Principal
-from karta.runtime.handle import SessionHandle
-from karta.runtime.lifecycle import TurnOutcome
-from karta.runtime.pipeline import TurnHandle, TurnRequest
-from karta.runtime.service import Runtime
 
 SESSION_HEADER = "X-Karta-Session-Id"
 SESSION_KEY = "karta_session_id"  # the metadata key that names a session to continue
@@ -122,6 +128,21 @@ def checked_text(text: str, field: str) -> str:
     if len(text) > MAX_TEXT:
         raise InvalidRequest(f"{field}: the text is longer than {MAX_TEXT} characters", field=field)
     return text
+
+
+def chat_text(messages: list[Any], named: str | None, system: Any = None) -> str:
+    """What a chat-style call (Chat Completions, Messages) sends: its newest user message. A
+    call that opens a session (`named` is None) sends it after the earlier turns it showed and
+    its `system` prompt, framed by `with_history`; a session that goes on has them already.
+    Refused (422) before anything is created when unusable."""
+    earlier, newest = split_turns(messages)
+    text = checked_text(newest, "messages")
+    if named is not None:
+        return text
+    system_text = input_text(system)
+    if system_text.strip():
+        earlier = [("system", system_text), *earlier]
+    return checked_text(with_history(earlier, text), "messages")
 
 
 def stamp_for(prefix: str, model: str | None, session: SessionHandle, clock: Clock) -> Stamp:

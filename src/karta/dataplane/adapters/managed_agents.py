@@ -1,37 +1,56 @@
 """The Managed-Agents event log as a projection of a Karta session's event log (spec §2.6.3).
 
-Each Karta event maps to at most one Managed-Agents event, and the first event after an idle
+An assistant message is one `agent.message` carrying its whole text: the Karta `text` events
+of one part, closed by the next event that is not a chunk of that part (another part's text,
+a tool call, a step's end, the pause or the end of the turn). The first event after an idle
 point (the log's start, a turn's end, a pause for an approval) is preceded by
-`session.status_running`. Sequence numbers derive from the Karta `seq`, so the projected log
-is stable, replayable from any cursor and needs no storage of its own: the event projected
-from Karta event `n` has `seq = 2n`, the `session.status_running` before it `2n - 1`.
+`session.status_running`. Sequence numbers derive from the Karta `seq`, so the projected log is
+stable, replayable from any cursor and needs no storage of its own:
+
+- the event projected from Karta event `n` has `seq = 2n`, the `session.status_running` before
+  it `2n - 1`;
+- an `agent.message` has `seq = 2m`, `m` being its part's first Karta event; it is emitted when
+  the part closes (nothing is projected from the part's other chunks, so seqs still increase).
 
 | Karta | Managed Agents |
 |---|---|
-| `text` | `agent.message {content: [{type: text, text: <chunk>}]}` (chunks: append) |
+| `text` (one part) | `agent.message {content: [{type: text, text: <the part's whole text>}]}` |
 | `tool_use` running | `agent.tool_use {name, input, tool_use_id}` |
 | `tool_use` completed / error | `agent.tool_result {tool_use_id, content, is_error}` |
 | `input_required` | `session.status_idle {stop_reason: {type: requires_action, request_id, …}}` |
 | `done` | `session.status_idle {stop_reason: {type: end_turn | interrupted | error}, usage}` |
 | `error` | `session.error {code, message, error: {type, message}}` (not for an interrupt) |
 | others | nothing |
+
+A stream that asks for previews (`event_deltas=agent.message`, Anthropic's name) also gets,
+while a message is produced, `event_start {event: {type: agent.message, id}}` at its first
+text and an `event_delta {event_id, delta: {type: content_delta, index: 0, content: {type:
+text, text: <chunk>}}}` per chunk: frames without a seq (nor an SSE id), never in the log,
+concluded by the `agent.message` with that id. A turn stopped mid-message still logs the text
+it produced.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from karta import events as ev
-from karta.events import Event
-from karta.sse import Frame
+from karta.core import events as ev
+from karta.core.events import Event
+from karta.core.sse import Frame
 
 RUNNING = "session.status_running"
 IDLE = "session.status_idle"
 ERROR = "session.error"
+MESSAGE = "agent.message"
+EVENT_ID_PREFIX = "sevt_"
 STOP_TYPES = {"completed": "end_turn", "cancelled": "interrupted"}
 # Only these are allowed in; the rest of the managed-agents vocabulary is not implemented.
 USER_EVENTS = ("user.message", "user.tool_confirmation", "user.interrupt")
+# The event types a stream may ask previews of (`event_deltas`), as the SDK names them; Karta's
+# log has no `agent.thinking`, so asking for it previews nothing.
+Previewable = Literal["agent.message", "agent.thinking"]
 
 
 def karta_cursor(after: int) -> int:
@@ -39,8 +58,33 @@ def karta_cursor(after: int) -> int:
     return max(0, after) // 2
 
 
+def event_id(seq: int) -> str:
+    return f"{EVENT_ID_PREFIX}{seq}"
+
+
 def processed_at(event: Event) -> str:
     return datetime.fromtimestamp(event.timestamp / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def text_content(text: str) -> dict[str, str]:
+    return {"type": "text", "text": text}
+
+
+def chunk_of(event: Event) -> str:
+    chunk = event.part.get("text")
+    return chunk if isinstance(chunk, str) else ""
+
+
+@dataclass
+class OpenMessage:
+    """The assistant message being produced: one text part's chunks so far, and the part's
+    latest event. `seq` is None when the part began at or before the cursor: the client has it,
+    it is not sent again."""
+
+    part_id: Any
+    seq: int | None
+    last: Event
+    text: str = ""
 
 
 def _ends_idle(event: Event) -> bool:
@@ -53,19 +97,25 @@ def _ends_idle(event: Event) -> bool:
 
 class ManagedAgentsLog:
     """Projects Karta events, in log order, to Managed-Agents events. `idle` says whether the
-    session was idle before the first event fed (true at the start of a log)."""
+    session was idle before the first event fed (true at the start of a log); `message` is the
+    assistant message being produced, if any."""
 
-    def __init__(self, *, idle: bool = True) -> None:
+    def __init__(self, *, idle: bool = True, message: OpenMessage | None = None) -> None:
         self.idle = idle
+        self.message = message
 
     @staticmethod
     def after_context(event: Event | None) -> ManagedAgentsLog:
-        """A projection that continues after `event` (None: from the log's start)."""
+        """A projection that continues after `event` (None: from the log's start). A text
+        event at the cursor leaves its part open, as already sent."""
+        if event is not None and event.type == ev.TEXT:
+            message = OpenMessage(event.part.get("id"), None, event)
+            return ManagedAgentsLog(idle=False, message=message)
         return ManagedAgentsLog(idle=event is None or event.type in ev.PAUSING_TYPES)
 
     def _wire(self, event: Event, seq: int, kind: str, **data: Any) -> dict[str, Any]:
         return {
-            "id": f"sevt_{seq}",
+            "id": event_id(seq),
             "seq": seq,
             "type": kind,
             "processed_at": processed_at(event),
@@ -76,24 +126,50 @@ class ManagedAgentsLog:
         if event.seq is None:
             return []
         out: list[dict[str, Any]] = []
+        text = event.type == ev.TEXT
+        if self.message is not None and not (text and event.part.get("id") == self.message.part_id):
+            out += self._close()
         if self.idle and not _ends_idle(event):
             out.append(self._wire(event, 2 * event.seq - 1, RUNNING))
             self.idle = False
-        projected = self._project(event)
-        if projected is not None:
+        if text:
+            if self.message is None:
+                self.message = OpenMessage(event.part.get("id"), 2 * event.seq, event)
+            self.message.text += chunk_of(event)
+            self.message.last = event
+        elif (projected := self._project(event)) is not None:
             kind, data = projected
             out.append(self._wire(event, 2 * event.seq, kind, **data))
         if event.type in ev.PAUSING_TYPES:
             self.idle = True
         return out
 
+    def _close(self) -> list[dict[str, Any]]:
+        """The open message, whole (nothing if it was sent before the cursor or is empty)."""
+        message, self.message = self.message, None
+        if message is None or message.seq is None or not message.text:
+            return []
+        content = [text_content(message.text)]
+        return [self._wire(message.last, message.seq, MESSAGE, content=content)]
+
+    def preview(self, event: Event) -> list[dict[str, Any]]:
+        """The preview frames of a text event just fed: `event_start` at the message's first
+        text, then its chunk as an `event_delta` (nothing for a message already sent)."""
+        message, chunk = self.message, chunk_of(event)
+        if event.type != ev.TEXT or message is None or message.seq is None or not chunk:
+            return []
+        out: list[dict[str, Any]] = []
+        if message.text == chunk:  # empty chunks add nothing: this is the first text
+            out.append(
+                {"type": "event_start", "event": {"type": MESSAGE, "id": event_id(message.seq)}}
+            )
+        delta = {"type": "content_delta", "index": 0, "content": text_content(chunk)}
+        out.append({"type": "event_delta", "event_id": event_id(message.seq), "delta": delta})
+        return out
+
     def _project(self, event: Event) -> tuple[str, dict[str, Any]] | None:
         data, part = event.data, event.part
-        if event.type == ev.TEXT:
-            chunk = part.get("text")
-            if isinstance(chunk, str) and chunk:
-                return "agent.message", {"content": [{"type": "text", "text": chunk}]}
-        elif event.type == ev.TOOL_USE:
+        if event.type == ev.TOOL_USE:
             state = part.get("state") or {}
             status = state.get("status")
             if status == "running":
@@ -158,10 +234,12 @@ def project_log(events: list[Event], after: int = 0) -> list[dict[str, Any]]:
 
 class ManagedStream:
     """The projected log as SSE frames (`seq` as the frame id), for a stream that resumes after
-    the projected `after`: the Karta event at the cursor is read as context only."""
+    the projected `after`: the Karta event at the cursor is read as context only. With
+    `previews`, the frames previewing each message (no frame id) come too."""
 
-    def __init__(self, after: int) -> None:
+    def __init__(self, after: int, *, previews: bool = False) -> None:
         self.after = after
+        self.previews = previews
         self.start_seq = karta_cursor(after)
         self._log = ManagedAgentsLog() if self.start_seq == 0 else None
 
@@ -183,8 +261,11 @@ class ManagedStream:
             self._log = ManagedAgentsLog.after_context(event if at_cursor else None)
             if at_cursor:
                 return []
-        return [
+        frames = [
             Frame(item["type"], item, item["seq"])
             for item in self._log.feed(event)
             if item["seq"] > self.after
         ]
+        if self.previews:
+            frames += [Frame(item["type"], item) for item in self._log.preview(event)]
+        return frames

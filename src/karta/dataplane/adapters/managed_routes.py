@@ -5,35 +5,50 @@ paths) and at `…/anthropic/v1/sessions…`, where the Anthropic SDK's `beta.se
 `base_url = …/v1/projects/{ref}/anthropic`. A managed-agents session is a Karta session (same
 id); its log is the projection in `managed_agents.py` of the session's event log.
 
+Sessions are created, listed (newest first, pages linked by `next_page` as the SDK's
+`SyncBidirectionalPageCursor` reads them), retrieved and deleted (which ends the Karta session).
 Posting `user.message` starts a turn in the background (202); `user.tool_confirmation` decides
 the pending approval; `user.interrupt` stops the running turn. Events arrive as Karta's flat
-`{"type", "text", "request_id", "result"}` body or as the SDK's `{"events": [...]}`."""
+`{"type", "text", "request_id", "result"}` body or as the SDK's `{"events": [...]}`. The log
+is listed in pages (`next_page`, as `SyncPageCursor` reads it) or streamed, with previews of
+each `agent.message` on request (`event_deltas`)."""
 
 import contextlib
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from karta import events as ev
-from karta import sse
+from karta.core import events as ev
+from karta.core import sse
+from karta.core.errors import BadRequest, InputNotPending, InvalidCursor, KartaError, NoTurnRunning
+from karta.core.events import Event
 from karta.dataplane import streaming
 from karta.dataplane.adapters.anthropic_routes import anthropic_error
 from karta.dataplane.adapters.common import input_text
 from karta.dataplane.adapters.http import checked_text, route_class
-from karta.dataplane.adapters.managed_agents import USER_EVENTS, ManagedStream, project_log
+from karta.dataplane.adapters.managed_agents import (
+    EVENT_ID_PREFIX,
+    MESSAGE,
+    USER_EVENTS,
+    ManagedStream,
+    Previewable,
+    karta_cursor,
+    project_log,
+)
 from karta.dataplane.auth import Resolver, requiring
+from karta.dataplane.principal import READ, WRITE, Principal
+from karta.dataplane.runtime.handle import SessionHandle
+from karta.dataplane.runtime.lifecycle import Decision
+from karta.dataplane.runtime.pipeline import TurnRequest
+from karta.dataplane.runtime.queries import SessionFilter
 from karta.dataplane.schemas import CreateSession, SessionOut
-from karta.errors import BadRequest, InputNotPending, KartaError, NoTurnRunning
-from karta.events import Event
-from karta.principal import READ, WRITE, Principal
-from karta.runtime.handle import SessionHandle
-from karta.runtime.lifecycle import Decision
-from karta.runtime.pipeline import TurnRequest
 
 MAX_EVENTS = 50
+# The Anthropic SDK sends a list query parameter as `name[]=a&name[]=b`; `name=a&name=b` works too.
+SDK_LIST = "the same, as the Anthropic SDK spells it"
 SSE_DOC = {"content": {"text/event-stream": {}}, "description": "SSE, one frame per event"}
 
 
@@ -58,6 +73,25 @@ def session_object(view: SessionOut, events: list[dict[str, Any]] | None) -> dic
     if events is not None:
         body["events"] = events
     return body
+
+
+def refuse_unknown(request: Request, *known: str) -> None:
+    """A list call with a filter of Anthropic's that Karta does not implement is a 400, never
+    answered as if unfiltered."""
+    unknown = sorted(set(request.query_params) - set(known))
+    if unknown:
+        raise BadRequest(f"unsupported query parameters: {', '.join(unknown)}")
+
+
+def log_cursor(page: str | None) -> int:
+    """The projected seq after which a page of the log starts: `page` is the id of the last
+    event of the page before (its `next_page`)."""
+    if page is None:
+        return 0
+    digits = page.removeprefix(EVENT_ID_PREFIX)
+    if digits == page or not (digits.isascii() and digits.isdigit()):
+        raise InvalidCursor(f"page: {page!r} is not a next_page of this log")
+    return int(digits)
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -126,17 +160,72 @@ def router(resolve: Resolver, *, errors: tuple[int, ...], base: str) -> APIRoute
         session, _ = await request.app.state.runtime.create_session(caller, metadata)
         return JSONResponse(session_object(await session.view(), []), status_code=201)
 
+    @api.get("/sessions", responses=declared(400, 422))
+    async def list_sessions(
+        request: Request,
+        caller: Reader,
+        limit: Annotated[int, Query(ge=1, le=100, description="sessions per page")] = 20,
+        page: Annotated[
+            str | None, Query(max_length=64, description="the `next_page` of the page before")
+        ] = None,
+        order: Annotated[Literal["desc"], Query(description="newest first, the only order")] = (
+            "desc"
+        ),
+        include_archived: Annotated[
+            bool, Query(description="accepted; Karta archives no session")
+        ] = False,
+    ) -> dict[str, Any]:
+        """The caller's sessions, newest first (without their logs)."""
+        refuse_unknown(request, "limit", "page", "order", "include_archived")
+        handles, more = await request.app.state.runtime.list_sessions(
+            caller, SessionFilter(organization_id=None), limit, page
+        )
+        data = [session_object(await handle.view(), None) for handle in handles]
+        return {
+            "data": data,
+            "next_page": data[-1]["id"] if more and data else None,
+            "prev_page": None,
+        }
+
     @api.get("/sessions/{session_id}", responses=declared(404))
     async def get_session(session_id: str, request: Request, caller: Reader) -> dict[str, Any]:
         """The session's state and its whole projected log."""
         session = await request.app.state.runtime.session(caller, session_id)
         return session_object(await session.view(), project_log(await session.read()))
 
-    @api.get("/sessions/{session_id}/events", responses=declared(404))
-    async def list_events(session_id: str, request: Request, caller: Reader) -> dict[str, Any]:
-        """The session's projected log."""
+    @api.delete("/sessions/{session_id}", responses=declared(404))
+    async def delete_session(session_id: str, request: Request, caller: Writer) -> dict[str, Any]:
+        """End the session: its running turn is stopped, its workspace removed; it stays
+        readable (`terminated`). Deleting an ended session answers the same."""
         session = await request.app.state.runtime.session(caller, session_id)
-        return {"data": project_log(await session.read()), "has_more": False}
+        await session.end()
+        return {"id": session.id, "type": "session_deleted"}
+
+    @api.get("/sessions/{session_id}/events", responses=declared(400, 404, 422))
+    async def list_events(
+        session_id: str,
+        request: Request,
+        caller: Reader,
+        limit: Annotated[int, Query(ge=1, le=1000, description="events per page")] = 100,
+        page: Annotated[
+            str | None, Query(max_length=64, description="the `next_page` of the page before")
+        ] = None,
+        order: Annotated[Literal["asc"], Query(description="oldest first, the only order")] = (
+            "asc"
+        ),
+        types: Annotated[list[str] | None, Query(description="only events of these types")] = None,
+        types_sdk: Annotated[list[str] | None, Query(alias="types[]", description=SDK_LIST)] = None,
+    ) -> dict[str, Any]:
+        """The session's projected log, oldest first, in pages."""
+        refuse_unknown(request, "limit", "page", "order", "types", "types[]")
+        session = await request.app.state.runtime.session(caller, session_id)
+        after = log_cursor(page)
+        # From the Karta event at the cursor: the projection reads it as context.
+        log = project_log(await session.read(max(0, karta_cursor(after) - 1)), after)
+        only = {*(types or ()), *(types_sdk or ())}
+        wanted = [e for e in log if not only or e["type"] in only]
+        data = wanted[:limit]
+        return {"data": data, "next_page": data[-1]["id"] if len(wanted) > limit else None}
 
     @api.post(
         "/sessions/{session_id}/events", status_code=202, responses=declared(400, 402, 404, 409)
@@ -156,7 +245,7 @@ def router(resolve: Resolver, *, errors: tuple[int, ...], base: str) -> APIRoute
     @api.get(
         "/sessions/{session_id}/events/stream",
         response_class=StreamingResponse,
-        responses={200: SSE_DOC, **declared(400, 404)},
+        responses={200: SSE_DOC, **declared(400, 404, 422)},
     )
     async def stream_events(
         session_id: str,
@@ -166,12 +255,21 @@ def router(resolve: Resolver, *, errors: tuple[int, ...], base: str) -> APIRoute
             int | None, Query(ge=0, description="replay events with seq > after")
         ] = None,
         follow: Annotated[bool, Query(description="keep tailing after the session idles")] = False,
+        event_deltas: Annotated[
+            list[Previewable] | None,
+            Query(description="also send previews (`event_start`, `event_delta`) of these"),
+        ] = None,
+        event_deltas_sdk: Annotated[
+            list[Previewable] | None, Query(alias="event_deltas[]", description=SDK_LIST)
+        ] = None,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> StreamingResponse:
         """Replay the projected log after a cursor, then the live tail, until the session goes
-        idle (`session.status_idle` other than `requires_action`)."""
+        idle (`session.status_idle` other than `requires_action`). With
+        `event_deltas=agent.message`, each message is previewed chunk by chunk before it."""
         session = await request.app.state.runtime.session(caller, session_id)
-        projection = ManagedStream(sse.cursor(after, last_event_id))
+        previews = MESSAGE in {*(event_deltas or ()), *(event_deltas_sdk or ())}
+        projection = ManagedStream(sse.cursor(after, last_event_id), previews=previews)
         end_at = await session.last_seq()
 
         def closes(event: Event) -> bool:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from karta import events as ev
+from karta.core import events as ev
+from karta.core.events import Event
+from karta.core.sse import Frame
 from karta.dataplane.adapters.common import Stamp
-from karta.events import Event
-from karta.runtime.lifecycle import TurnOutcome
-from karta.sse import Frame
+from karta.dataplane.runtime.lifecycle import TurnOutcome
 
 DONE_FRAME = Frame(None, "[DONE]")
 PENDING = "pending_input"  # finish_reason of a turn that waits for an approval

@@ -4,17 +4,19 @@ OpenAI SDK's two text APIs, answered from a Karta turn (projections in `openai_c
 
 A call without a session runs on a new one; the answer names it (`X-Karta-Session-Id` header,
 `karta_session_id` field). Chat Completions continues a session named by that header or by
-`metadata.karta_session_id`; Responses also by `previous_response_id`. Only the newest user
-text is sent: the harness keeps the conversation."""
+`metadata.karta_session_id`; Responses also by `previous_response_id`. A session that goes on
+gets only the newest user text (the harness keeps the conversation); a Chat Completions call
+that opens one sends the earlier messages too, as history (`http.chat_text`)."""
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from karta.dataplane.adapters.common import input_text, last_user_text
+from karta.dataplane.adapters.common import input_text
 from karta.dataplane.adapters.http import (
     adapter_turn,
+    chat_text,
     checked_text,
     open_session,
     route_class,
@@ -24,8 +26,8 @@ from karta.dataplane.adapters.http import (
 from karta.dataplane.adapters.openai_chat import ChatStream, chat_completion
 from karta.dataplane.adapters.openai_responses import ResponsesStream, response_object
 from karta.dataplane.auth import Resolver, requiring
-from karta.principal import WRITE, Principal
-from karta.runtime.pipeline import TurnHandle
+from karta.dataplane.principal import WRITE, Principal
+from karta.dataplane.runtime.pipeline import TurnHandle
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -91,8 +93,8 @@ def router(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
     async def chat_completions(body: ChatRequest, request: Request, caller: Writer) -> Any:
         """OpenAI Chat Completions (unary or `stream`) on a Karta turn."""
         runtime = request.app.state.runtime
-        text = checked_text(last_user_text(body.messages), "messages")
         named = session_id_of(request, body.metadata)
+        text = chat_text(body.messages, named)
         session = await open_session(runtime, caller, named, body.metadata)
         stamp = stamp_for("chatcmpl", body.model, session, runtime.clock)
         usage = bool((body.stream_options or {}).get("include_usage"))

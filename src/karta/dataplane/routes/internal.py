@@ -1,38 +1,31 @@
 """The data plane's internal API, called by the control plane with a service token: who am I,
 and the cache invalidation the control plane pushes when a key is revoked, a budget changes, a
-release is activated or rolled back, or a project's env vars change.
-Guarded by `karta.internal_auth` and left out of the OpenAPI document."""
+release is activated or rolled back, or a project's env vars change. Its bodies and answers are
+the planes' contract (`karta.core.internal_api`). Guarded by `karta.core.internal_auth` and
+left out of the OpenAPI document."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
 
-from karta.internal_auth import require_service
+from karta.core import internal_api as api
+from karta.core.internal_auth import require_service
 
-router = APIRouter(
-    prefix="/v1/internal", dependencies=[Depends(require_service)], include_in_schema=False
-)
+router = APIRouter(dependencies=[Depends(require_service)], include_in_schema=False)
 
 
-class Invalidate(BaseModel):
-    organization_id: int = Field(ge=1, le=2**63 - 1)
+@router.get(api.DATA_WHOAMI)
+async def whoami() -> api.ServicePrincipal:
+    return api.ServicePrincipal(principal_kind="service")
 
 
-@router.get("/whoami")
-async def whoami() -> dict[str, Any]:
-    return {"principal_kind": "service"}
-
-
-@router.post("/cache/invalidate")
-async def invalidate(body: Invalidate, request: Request) -> dict[str, Any]:
+@router.post(api.INVALIDATE)
+async def invalidate(body: api.Invalidate, request: Request) -> api.Invalidated:
     evicted = request.app.state.auth.evict(body.organization_id)
     pointers, envs = request.app.state.releases.evict(body.organization_id)
-    return {
-        "organization_id": body.organization_id,
-        "evicted": evicted,
-        "active_release_evicted": pointers,
-        "env_evicted": envs,
-    }
+    return api.Invalidated(
+        organization_id=body.organization_id,
+        evicted=evicted,
+        active_release_evicted=pointers,
+        env_evicted=envs,
+    )

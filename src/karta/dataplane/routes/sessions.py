@@ -10,7 +10,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from karta.dataplane.auth import Resolver, flat_principal, requiring
+from karta.core.errors import BadRequest, InvalidCursor
+from karta.core.http_errors import error_responses
+from karta.dataplane.auth import Resolver, requiring
+from karta.dataplane.principal import READ, WRITE, Principal
+from karta.dataplane.runtime.lifecycle import PART_SEPARATOR
+from karta.dataplane.runtime.queries import SessionFilter
 from karta.dataplane.schemas import (
     CreateSession,
     InterruptOut,
@@ -19,28 +24,9 @@ from karta.dataplane.schemas import (
     TranscriptMessage,
     TranscriptPage,
 )
-from karta.errors import BadRequest, InvalidCursor
-from karta.http_errors import error_responses
-from karta.principal import READ, WRITE, Principal
-from karta.runtime.lifecycle import PART_SEPARATOR
-from karta.runtime.queries import SessionFilter
 
-app_router = APIRouter(prefix="/v1", tags=["sessions"])
 METADATA_PREFIX = "metadata."
 MAX_METADATA_FILTERS = 10
-
-
-@app_router.get("/app", responses=error_responses(401, 503))
-async def describe_app(
-    request: Request, _: Annotated[Principal, Depends(requiring(READ, flat_principal))]
-) -> dict[str, Any]:
-    app = request.app.state.runtime.app
-    return {
-        "name": app.name,
-        "harness": app.harness,
-        "agents": app.public_agents(),
-        "skills": list(app.skills),
-    }
 
 
 def metadata_filters(request: Request) -> tuple[tuple[str, str], ...]:
@@ -60,6 +46,20 @@ def session_routes(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
     router = APIRouter(tags=["sessions"])
     Reader = Annotated[Principal, Depends(requiring(READ, resolve))]
     Writer = Annotated[Principal, Depends(requiring(WRITE, resolve))]
+
+    @router.get("/app", responses=error_responses(*errors))
+    async def describe_app(request: Request, caller: Reader) -> dict[str, Any]:
+        """The app a new session on this route family runs: the served folder on the flat
+        routes, the project's active release on a project's."""
+        apps = request.app.state.runtime.apps
+        pin = await apps.pin(caller)
+        app = await apps.app(pin, caller.organization_id, caller.project_slug)
+        return {
+            "name": app.name,
+            "harness": app.harness,
+            "agents": app.public_agents(),
+            "skills": list(app.skills),
+        }
 
     @router.post(
         "/sessions",

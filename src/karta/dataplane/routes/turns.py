@@ -7,16 +7,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from karta import sse
+from karta.core import sse
+from karta.core.events import Event
+from karta.core.http_errors import error_responses
+from karta.core.ids import new_id
 from karta.dataplane import streaming
 from karta.dataplane.auth import Resolver, requiring
+from karta.dataplane.principal import READ, WRITE, Principal
+from karta.dataplane.runtime.lifecycle import Decision, TurnOutcome
+from karta.dataplane.runtime.pipeline import TurnHandle, TurnRequest
 from karta.dataplane.schemas import Decide, DecisionOut, SendMessage, TurnOut
-from karta.events import Event
-from karta.http_errors import error_responses
-from karta.ids import new_id
-from karta.principal import READ, WRITE, Principal
-from karta.runtime.lifecycle import Decision, TurnOutcome
-from karta.runtime.pipeline import TurnHandle, TurnRequest
 
 SSE_DOC = {"content": {"text/event-stream": {}}, "description": "SSE, one frame per event"}
 

@@ -7,7 +7,7 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
-import karta.store.types
+import karta.core.dbtypes
 
 revision = "0001"
 down_revision = None
@@ -22,7 +22,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("slug", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
-        sa.Column("created_at", karta.store.types.UTCDateTime(), nullable=False),
+        sa.Column("created_at", karta.core.dbtypes.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("slug"),
     )
@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=False),
-        sa.Column("created_at", karta.store.types.UTCDateTime(), nullable=False),
+        sa.Column("created_at", karta.core.dbtypes.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("email"),
     )
@@ -55,9 +55,9 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column("created_by_user_id", sa.Integer(), nullable=True),
-        sa.Column("created_at", karta.store.types.UTCDateTime(), nullable=False),
-        sa.Column("last_used_at", karta.store.types.UTCDateTime(), nullable=True),
-        sa.Column("revoked_at", karta.store.types.UTCDateTime(), nullable=True),
+        sa.Column("created_at", karta.core.dbtypes.UTCDateTime(), nullable=False),
+        sa.Column("last_used_at", karta.core.dbtypes.UTCDateTime(), nullable=True),
+        sa.Column("revoked_at", karta.core.dbtypes.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["organization_id"],
             ["organizations.id"],
@@ -83,7 +83,7 @@ def upgrade() -> None:
         sa.Column("request_id", sa.String(length=64), nullable=True),
         sa.Column("ip", sa.String(length=64), nullable=True),
         sa.Column("details", sa.JSON(), nullable=False),
-        sa.Column("created_at", karta.store.types.UTCDateTime(), nullable=False),
+        sa.Column("created_at", karta.core.dbtypes.UTCDateTime(), nullable=False),
         sa.Column("prev_hash", sa.String(length=64), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(
@@ -117,7 +117,7 @@ def upgrade() -> None:
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
             nullable=True,
         ),
-        sa.Column("updated_at", karta.store.types.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", karta.core.dbtypes.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["organization_id"],
             ["organizations.id"],
@@ -130,7 +130,7 @@ def upgrade() -> None:
         sa.Column("organization_id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
-        sa.Column("created_at", karta.store.types.UTCDateTime(), nullable=False),
+        sa.Column("created_at", karta.core.dbtypes.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["organization_id"],
             ["organizations.id"],
@@ -154,7 +154,7 @@ def upgrade() -> None:
         sa.Column("organization_id", sa.Integer(), nullable=False),
         sa.Column("slug", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
-        sa.Column("created_at", karta.store.types.UTCDateTime(), nullable=False),
+        sa.Column("created_at", karta.core.dbtypes.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["organization_id"],
             ["organizations.id"],
@@ -176,9 +176,9 @@ def upgrade() -> None:
         sa.Column(
             "cost_micros", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
-        sa.Column("created_at", karta.store.types.UTCDateTime(), nullable=False),
-        sa.Column("expires_at", karta.store.types.UTCDateTime(), nullable=False),
-        sa.Column("settled_at", karta.store.types.UTCDateTime(), nullable=True),
+        sa.Column("created_at", karta.core.dbtypes.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", karta.core.dbtypes.UTCDateTime(), nullable=False),
+        sa.Column("settled_at", karta.core.dbtypes.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["organization_id"],
             ["organizations.id"],
@@ -253,8 +253,8 @@ def upgrade() -> None:
         sa.Column(
             "cost_micros", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
-        sa.Column("occurred_at", karta.store.types.UTCDateTime(), nullable=False),
-        sa.Column("recorded_at", karta.store.types.UTCDateTime(), nullable=False),
+        sa.Column("occurred_at", karta.core.dbtypes.UTCDateTime(), nullable=False),
+        sa.Column("recorded_at", karta.core.dbtypes.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["organization_id"],
             ["organizations.id"],
@@ -267,8 +267,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", karta.store.types.UTCDateTime(), nullable=False),
-        sa.Column("expires_at", karta.store.types.UTCDateTime(), nullable=False),
+        sa.Column("created_at", karta.core.dbtypes.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", karta.core.dbtypes.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),

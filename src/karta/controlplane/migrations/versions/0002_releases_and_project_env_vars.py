@@ -7,7 +7,7 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
-import karta.store.types
+import karta.core.dbtypes
 
 revision = "0002"
 down_revision = "0001"
@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=128), nullable=False),
         sa.Column("ciphertext", sa.LargeBinary(), nullable=False),
         sa.Column("hint", sa.String(length=8), nullable=True),
-        sa.Column("updated_at", karta.store.types.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", karta.core.dbtypes.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["organization_id"],
             ["organizations.id"],
@@ -56,7 +56,7 @@ def upgrade() -> None:
         sa.Column("agents", sa.JSON(), nullable=False),
         sa.Column("build_log", sa.Text(), nullable=False),
         sa.Column("created_by", sa.String(length=64), nullable=True),
-        sa.Column("created_at", karta.store.types.UTCDateTime(), nullable=False),
+        sa.Column("created_at", karta.core.dbtypes.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["organization_id"],
             ["organizations.id"],

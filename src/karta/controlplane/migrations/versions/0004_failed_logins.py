@@ -7,7 +7,7 @@ Revises: 0003
 import sqlalchemy as sa
 from alembic import op
 
-import karta.store.types
+import karta.core.dbtypes
 
 revision = "0004"
 down_revision = "0003"
@@ -22,7 +22,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("ip", sa.String(length=64), nullable=True),
-        sa.Column("at", karta.store.types.UTCDateTime(), nullable=False),
+        sa.Column("at", karta.core.dbtypes.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("login_failures", schema=None) as batch_op:

@@ -1,0 +1,88 @@
+"""Engine set-up: SQLite under $KARTA_HOME by default, PostgreSQL via KARTA_DATABASE_URL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+
+def async_url(url: str) -> str:
+    """Accept plain `postgresql://` / `sqlite:///` URLs and pick the async driver."""
+    parsed = make_url(url)
+    driver = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}.get(
+        parsed.drivername, parsed.drivername
+    )
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _sqlite_manual_transactions(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # SQLAlchemy's `begin` event issues BEGIN itself
+
+
+def _begin_immediate(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(url: str, *, serialized_writes: bool = False) -> AsyncEngine:
+    """With `serialized_writes`, SQLite transactions take the write lock when they begin, so
+    read-then-write transactions (reservations, the audit chain) queue instead of failing with
+    SQLITE_BUSY; PostgreSQL gets row locks from the queries themselves."""
+    engine = create_async_engine(async_url(url), pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        _private_file(engine.url.database)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if serialized_writes:
+            event.listen(engine.sync_engine, "connect", _sqlite_manual_transactions)
+            event.listen(engine.sync_engine, "begin", _begin_immediate)
+    return engine
+
+
+def _private_file(database: str | None) -> None:
+    """Create the SQLite file 0600 before SQLite does (with the umask's 0644): it holds what
+    only the planes may read. SQLite gives its -wal and -shm files the same mode."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
+    except OSError:
+        return  # no such folder, say: SQLite reports it when the engine first connects
+
+
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _alembic_config(migrations: Path) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations))
+    return cfg
+
+
+async def migrate(engine: AsyncEngine, migrations: Path) -> None:
+    """Bring the schema to the newest revision (idempotent; runs at start-up)."""
+
+    def upgrade(sync_conn: Connection) -> None:
+        cfg = _alembic_config(migrations)
+        cfg.attributes["connection"] = sync_conn
+        command.upgrade(cfg, "head")
+
+    async with engine.begin() as conn:
+        await conn.run_sync(upgrade)

@@ -1,0 +1,95 @@
+"""The event envelope and event types.
+
+A turn is a sequence of typed events. Every other surface (SSE, unary JSON, the CLI, the
+adapters) is a projection of that one sequence (SSE framing is in `karta.core.sse`, the fold of a
+turn into its outcome in `karta.dataplane.runtime.lifecycle`). Text and reasoning events are deltas:
+`data.part.text` holds the new chunk only (`data.delta` is true) and clients append by `part.id`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+TEXT = "text"
+REASONING = "reasoning"
+TOOL_USE = "tool_use"
+STEP_START = "step_start"
+STEP_FINISH = "step_finish"
+INPUT_REQUIRED = "input_required"
+ERROR = "error"
+DONE = "done"
+SYSTEM = "system"
+
+EVENT_TYPES = frozenset(
+    {TEXT, REASONING, TOOL_USE, STEP_START, STEP_FINISH, INPUT_REQUIRED, ERROR, DONE, SYSTEM}
+)
+# Events after which a live turn is waiting: for the end of the turn, or for a decision.
+PAUSING_TYPES = frozenset({DONE, INPUT_REQUIRED})
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Event:
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+    source: str = "karta"
+    session_id: str | None = None
+    turn_id: str | None = None
+    timestamp: int = field(default_factory=now_ms)
+    raw: dict[str, Any] | None = None
+    seq: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "type": self.type,
+            "source": self.source,
+            "session_id": self.session_id,
+            "turn_id": self.turn_id,
+            "timestamp": self.timestamp,
+            "data": self.data,
+            "raw": self.raw,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Event:
+        return cls(
+            type=d["type"],
+            data=d.get("data") or {},
+            source=d.get("source", "karta"),
+            session_id=d.get("session_id"),
+            turn_id=d.get("turn_id"),
+            timestamp=d.get("timestamp") or 0,
+            raw=d.get("raw"),
+            seq=d.get("seq"),
+        )
+
+    @property
+    def part(self) -> dict[str, Any]:
+        part = self.data.get("part")
+        return part if isinstance(part, dict) else {}
+
+
+def text_event(part_id: str, chunk: str, *, kind: str = TEXT, source: str = "karta") -> Event:
+    return Event(
+        kind, {"part": {"id": part_id, "type": kind, "text": chunk}, "delta": True}, source
+    )
+
+
+def error_event(message: str, code: str = "harness_error", **details: Any) -> Event:
+    return Event(ERROR, {"message": message, "code": code, **details})
+
+
+def done_event(
+    usage: dict[str, Any] | None = None, *, status: str = "completed", **extra: Any
+) -> Event:
+    return Event(DONE, {"status": status, "usage": usage or empty_usage(), **extra})
+
+
+def empty_usage() -> dict[str, int | None]:
+    return {"input_tokens": None, "output_tokens": None, "total_tokens": None}

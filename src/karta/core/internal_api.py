@@ -1,0 +1,227 @@
+"""The contract between the planes: the path, request body and answer of every internal route,
+as Pydantic models that both sides use.
+
+- The control plane's `/internal/…` routes (called by the data plane) and the data plane's
+  `/v1/internal/…` routes (called by the control plane) declare these models as their request
+  bodies and `response_model`s.
+- The callers build requests from them and parse every answer with them, so a field renamed or
+  retyped on one side fails type-checking or the tests of the other, and an answer that breaks
+  the contract is refused where it arrives instead of failing deep inside a handler.
+
+Compatibility rules (planes of different versions talk to each other during a rollout):
+
+- Receivers ignore fields they do not know (Pydantic's default), so a sender may add one.
+- A new field gets a default, so older senders stay valid; removing or renaming a field needs a
+  release that stops reading it first.
+- The JSON is the one the planes exchanged before this module existed, byte for byte: field
+  order, `null`s and timestamps (`datetime.isoformat()`, see `Timestamp`) included.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, PlainSerializer, ValidationError
+
+# The largest id either plane stores: ids are 32-bit `Integer` columns on PostgreSQL, and
+# asyncpg refuses a larger parameter outright.
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
+# Token counts and money: a float or a numeric string is refused, never rounded.
+Count = Annotated[int, Field(strict=True, ge=0, le=2**62)]
+Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+# Python's isoformat (`+00:00`, or no offset for a naive time), not Pydantic's (`Z`): the form
+# both planes have always sent and parsed.
+Timestamp = Annotated[
+    datetime, PlainSerializer(datetime.isoformat, return_type=str, when_used="json")
+]
+
+
+def problems(exc: ValidationError) -> str:
+    """What breaks the contract in a payload, field by field, without the values: those can be
+    secrets (a project's env vars), and this goes to logs."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+        for e in exc.errors(include_url=False, include_input=False)
+    )
+
+
+# --- paths ---------------------------------------------------------------------------------------
+
+# The control plane's, called by the data plane. `{…}` are path parameters; every route that
+# reads an organization's data takes `?organization_id=`.
+WHOAMI = "/internal/whoami"
+VALIDATE_KEY = "/internal/keys/validate"
+PROJECT = "/internal/projects/{ref}"
+ACTIVE_RELEASE = "/internal/projects/{ref}/active_release"
+RELEASE = "/internal/projects/{ref}/releases/{version}"
+ARTIFACT = "/internal/artifacts/{digest}"  # the archive itself (application/gzip)
+PROJECT_ENV = "/internal/projects/{ref}/env"
+RESERVE = "/internal/budget/reserve"
+USAGE_EVENTS = "/internal/usage/events"
+AUDIT_EVENTS = "/internal/audit/events"
+
+# The data plane's, called by the control plane.
+DATA_WHOAMI = "/v1/internal/whoami"
+INVALIDATE = "/v1/internal/cache/invalidate"
+
+
+class ServicePrincipal(BaseModel):
+    """Both planes' `whoami`: the caller presented a valid service token."""
+
+    principal_kind: Literal["service"]
+
+
+# --- keys and projects ---------------------------------------------------------------------------
+
+
+class ValidateKey(BaseModel):
+    key: str = Field(max_length=200)
+
+
+class KeyRefused(BaseModel):
+    """An unknown or revoked key: nothing else is said about it."""
+
+    valid: Literal[False] = False
+
+
+class KeyValidated(BaseModel):
+    valid: Literal[True] = True
+    organization_id: Id
+    organization_slug: str
+    api_key_id: Id
+    api_key_prefix: str
+    scopes: list[str]
+    budget_ok: bool  # no cap of the org or the key is spent yet
+    budget_reason: str | None  # which cap is, when one is
+
+
+KeyValidation = Annotated[KeyRefused | KeyValidated, Field(discriminator="valid")]
+
+
+class ProjectInfo(BaseModel):
+    id: Id
+    object: Literal["project"] = "project"
+    slug: str
+    name: str
+    organization_id: Id
+    created_at: Timestamp
+
+
+# --- releases and env vars -----------------------------------------------------------------------
+
+
+class ReleaseInfo(BaseModel):
+    """A project's release: the active one, or one version (a pinned session's)."""
+
+    project_id: Id
+    project_slug: str
+    organization_id: Id
+    version: Annotated[int, Field(ge=1)]
+    digest: Digest  # sha256 of the archive at ARTIFACT
+    harness: str | None
+    status: str
+
+
+class ProjectEnv(BaseModel):
+    """A project's env vars, decrypted: for its harness processes only, never to be logged."""
+
+    env: dict[str, str]
+
+
+# --- budgets -------------------------------------------------------------------------------------
+
+
+class Reserve(BaseModel):
+    reservation_id: str = Field(min_length=1, max_length=40)
+    organization_id: Id
+    api_key_id: Id | None = None
+
+
+class Reservation(BaseModel):
+    reservation_id: str
+    tokens: Count
+    cost_micros: Count
+
+
+class BudgetRefusal(BaseModel):
+    """The 402 that refuses a reservation (Karta's error shape,
+    `karta.core.errors.BudgetExhausted`)."""
+
+    error: Literal["budget_exhausted"] = "budget_exhausted"
+    message: str
+    reason: str  # which cap: monthly_token_limit, key_monthly_cost_limit, …
+
+
+# --- outboxes: usage and audit events ------------------------------------------------------------
+
+
+class UsageEvent(BaseModel):
+    """One finished turn's tokens; idempotent on `event_id`, it settles `reservation_id`."""
+
+    event_id: str = Field(min_length=1, max_length=64)
+    organization_id: Id
+    api_key_id: Id | None = None
+    project_id: Id | None = None
+    session_id: str | None = Field(default=None, max_length=64)
+    turn_id: str | None = Field(default=None, max_length=64)
+    reservation_id: str | None = Field(default=None, max_length=40)
+    model: str | None = Field(default=None, max_length=128)
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cache_read_tokens: Count = 0
+    cache_write_tokens: Count = 0
+    occurred_at: Timestamp  # naive: UTC
+
+
+class UsageBatch(BaseModel):
+    events: list[UsageEvent] = Field(max_length=1000)
+
+
+class ReportedAuditEvent(BaseModel):
+    """What the data plane may write to the audit log: only the actions listed here, so a data
+    plane cannot forge a control-plane mutation. Idempotent on `event_id`."""
+
+    event_id: str = Field(min_length=1, max_length=64)
+    organization_id: Id
+    actor_type: Literal["api_key", "end_user"]
+    api_key_id: Id | None = None
+    subject: str | None = Field(default=None, max_length=200)
+    action: Literal["approval.decided"]
+    resource_type: Literal["approval"]
+    resource_id: str = Field(max_length=64)
+    details: dict[str, str | int | bool | None] = Field(default_factory=dict, max_length=20)
+    request_id: str | None = Field(default=None, max_length=64)
+    ip: str | None = Field(default=None, max_length=64)
+    occurred_at: Timestamp  # naive: UTC
+
+
+class ReportedAuditBatch(BaseModel):
+    events: list[ReportedAuditEvent] = Field(max_length=1000)
+
+
+class BatchResult(BaseModel):
+    """What became of a batch: new rows, event ids seen before, and event ids refused for good
+    (an organization or key the control plane does not know), which resending cannot help."""
+
+    accepted: Count
+    duplicates: Count
+    rejected: list[str]
+
+
+# --- the data plane's cache ----------------------------------------------------------------------
+
+
+class Invalidate(BaseModel):
+    """Pushed after a key is revoked, a budget changes, a release is activated or rolled back,
+    or an env var is set or unset."""
+
+    organization_id: Id
+
+
+class Invalidated(BaseModel):
+    organization_id: Id
+    evicted: Count  # cached keys
+    active_release_evicted: Count
+    env_evicted: Count

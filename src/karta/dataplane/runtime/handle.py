@@ -1,0 +1,220 @@
+"""A session as its caller may touch it.
+
+`Runtime.session(principal, id)` is the only way a route gets at a session: it loads the row
+once, answers 404 unless the caller owns it, and returns a `SessionHandle`. Reading, replaying
+and subscribing to the event log, sending messages, deciding approvals, interrupting, reading
+the transcript and ending all go through the handle, so no route can reach another tenant's
+session, nor the event log or the database directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from karta.app import HarnessApp
+from karta.core import events as ev
+from karta.core.errors import PendingInput, SessionEnded, TurnInProgress
+from karta.core.events import Event
+from karta.core.ids import new_id
+from karta.dataplane.principal import Principal
+from karta.dataplane.runtime.approvals import public_approval
+from karta.dataplane.runtime.apps import Pin
+from karta.dataplane.runtime.lifecycle import Decision
+from karta.dataplane.runtime.metering import Billing
+from karta.dataplane.runtime.pipeline import LiveTurn, TurnHandle, TurnRequest
+from karta.dataplane.runtime.records import decision_record
+from karta.dataplane.runtime.workspace import session_files
+from karta.dataplane.schemas import SessionOut
+from karta.dataplane.store.models import SessionRow
+
+if TYPE_CHECKING:
+    from karta.dataplane.runtime.service import Runtime
+
+
+class SessionHandle:
+    def __init__(self, runtime: Runtime, principal: Principal, row: SessionRow) -> None:
+        self._runtime = runtime
+        self._pipeline = runtime.pipeline
+        self.principal = principal
+        self.row = row
+        self.id = row.id
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def view(self) -> SessionOut:
+        """The session object of the API (fresh: the row is re-read)."""
+        row = await self._runtime.repo.session(self.id) or self.row
+        self.row = row
+        pending = None
+        if self._runtime.approvals.waiting(self.id) is not None:
+            pending = await self._runtime.repo.pending_approval(self.id)
+        return session_view(
+            row,
+            public_approval(pending) if pending else None,
+            turn_running=self.running_turn is not None,
+            last_seq=await self.last_seq(),
+        )
+
+    @property
+    def running_turn(self) -> str | None:
+        turn = self._pipeline.running(self.id)
+        return turn.turn_id if turn is not None else None
+
+    async def last_seq(self) -> int:
+        return await self._runtime.events.last_seq(self.id)
+
+    async def read(self, after: int = 0, limit: int | None = None) -> list[Event]:
+        return await self._runtime.events.read(self.id, after, limit)
+
+    def subscribe(self, after: int = 0) -> AsyncIterator[Event | None]:
+        """Replay after `after`, then the live tail; None is a keep-alive tick."""
+        return self._runtime.events.subscribe(self.id, after, self._runtime.settings.keepalive)
+
+    async def transcript(self) -> list[dict[str, Any]]:
+        """The conversation, read from the harness's own transcript (never a copy of Karta's)."""
+        return await self._pipeline.transcript(self.row, await self._pinned_app())
+
+    # --- acting -------------------------------------------------------------------------------
+
+    async def send(self, request: TurnRequest) -> TurnHandle:
+        """Start a turn (402 over budget, 409 while another runs or waits for a decision)."""
+        row = self.row
+        if row.status != "active":
+            raise SessionEnded(f"session {self.id!r} has ended")
+        app = await self._pinned_app()
+        agent = app.agent(request.agent or row.current_agent)
+        env = await self._runtime.apps.env(row.organization_id, row.project_id)
+        async with self._runtime.turn_lock(self.id):
+            waiting = self._runtime.approvals.waiting(self.id)
+            if waiting is not None:
+                raise PendingInput(
+                    "resolve the pending input before sending a new message", request_id=waiting
+                )
+            if self._pipeline.running(self.id) is not None:
+                raise TurnInProgress("a turn is already running in this session")
+            self._pipeline.live.admit(self.id)
+            billing = await self._bill()
+            turn_id = new_id("turn")
+            after = await self.last_seq()
+            previous = row.current_agent
+            participants = _with_participant(row.participants, request)
+            await self._runtime.repo.start_turn(
+                self.id, turn_id, agent.name, after + 1, billing, participants
+            )
+            row.current_agent, row.participants = agent.name, participants
+            if previous != agent.name:
+                handoff = Event(
+                    ev.SYSTEM, {"subtype": "handoff", "from": previous, "to": agent.name}
+                )
+                await self._pipeline.emit(self.id, turn_id, handoff)
+            self._pipeline.launch(
+                LiveTurn(
+                    self.id, turn_id, app, agent, request, previous != agent.name, billing, env
+                )
+            )
+        return TurnHandle(
+            turn_id, self.id, after, agent.name, self._user_message(request, agent.name)
+        )
+
+    async def _bill(self) -> Billing | None:
+        """Refuse a turn over budget (402) before anything runs; reserve budget for it."""
+        principal, metering = self.principal, self._runtime.metering
+        if principal.organization_id is None:
+            return None  # open mode: nobody to bill
+        principal.check_budget()
+        reservation = await metering.reserve(principal) if metering else None
+        return Billing(
+            principal.organization_id, principal.api_key_id, principal.project_id, reservation
+        )
+
+    def _user_message(self, request: TurnRequest, agent: str) -> dict[str, Any]:
+        named = request.participant_name
+        return {
+            "id": new_id("msg"),
+            "role": "user",
+            "text": request.text,
+            "agent": agent,
+            "participant_name": named,
+            "participant_type": (request.participant_type or "ai") if named else None,
+            "timestamp": self._runtime.clock.now().isoformat(),
+        }
+
+    async def decide(self, request_id: str, decision: Decision) -> tuple[str, int]:
+        """Answer a pending approval. Returns the paused turn's id and the log position its
+        continuation starts after."""
+        after = await self.last_seq()
+        audit = None
+        if self.principal.organization_id is not None:
+            audit = functools.partial(
+                decision_record, self.principal, decision, clock=self._runtime.clock
+            )
+        turn_id = await self._runtime.approvals.decide(self.id, request_id, decision, audit)
+        if audit is not None and self._runtime.metering is not None:
+            self._runtime.metering.recorded()
+        return turn_id, after
+
+    async def interrupt(self) -> tuple[str, int]:
+        """Stop the running turn (409 when nothing runs). Returns the turn's id and the log
+        position before the interrupt, for a caller who wants what followed."""
+        after = await self.last_seq()
+        return await self._pipeline.interrupt(self.id), after
+
+    async def remember_response(self, response_id: str, turn_id: str) -> None:
+        """An OpenAI response id ran on this session: `previous_response_id` continues it."""
+        await self._runtime.repo.remember_response(response_id, self.id, turn_id)
+
+    async def end(self) -> None:
+        await self._pipeline.end(self.id)
+        await self._runtime.repo.end_session(self.id)
+        await asyncio.to_thread(session_files(self._runtime.settings.home, self.id).destroy)
+
+    async def _pinned_app(self) -> HarnessApp:
+        row = self.row
+        pin = Pin(row.release_version, row.release_digest)
+        return await self._runtime.apps.app(pin, row.organization_id, row.project_slug)
+
+
+def _with_participant(current: list[Any] | None, request: TurnRequest) -> list[Any]:
+    participants = list(current or [])
+    name = request.participant_name
+    if name and all(p["name"] != name for p in participants):
+        participants.append({"name": name, "type": request.participant_type or "ai"})
+    return participants
+
+
+def session_view(
+    row: SessionRow, pending: dict[str, Any] | None, *, turn_running: bool, last_seq: int
+) -> SessionOut:
+    project = None
+    if row.project_id is not None:
+        project = {
+            "ref": row.project_slug,
+            "project_id": row.project_id,
+            "version": row.release_version,
+        }
+    release = None
+    if row.release_digest is not None:
+        release = {"version": row.release_version, "digest": f"sha256:{row.release_digest}"}
+    return SessionOut.model_validate(
+        {
+            "id": row.id,
+            "object": "session",
+            "app": row.app_name,
+            "metadata": row.meta,
+            "status": row.status,
+            "current_agent": row.current_agent,
+            "permission_mode": row.permission_mode,
+            "participants": row.participants,
+            "pending_input": pending,
+            "project": project,
+            "release": release,
+            "turn_running": turn_running,
+            "last_event_seq": last_seq,
+            "parent_id": None,
+            "created_at": row.created_at.isoformat(),
+            "updated_at": row.updated_at.isoformat(),
+        }
+    )

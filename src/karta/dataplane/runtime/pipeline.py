@@ -1,0 +1,426 @@
+"""The turn pipeline: a turn runs as a background task that appends its events to the session's
+event log; HTTP responses, reconnecting clients and the CLI all read that one log.
+
+Each turn gives its harness a `TurnContext` of its own (the approval handler that pauses this
+turn, the emitter, the cancellation flag), so nothing about a turn is bound when a warm harness
+opens. The turn's state moves only along `lifecycle.TURN_TRANSITIONS` and is stored as it moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from karta.app import AgentDefinition, HarnessApp
+from karta.app.loader import OPENCODE
+from karta.core import events as ev
+from karta.core.errors import NoTurnRunning
+from karta.core.events import Event
+from karta.dataplane.eventlog import SqlEventLog
+from karta.dataplane.harness.base import (
+    ApprovalAnswer,
+    HarnessFailure,
+    HarnessGone,
+    HarnessSession,
+    SessionSpec,
+    ToolRequest,
+    TurnContext,
+)
+from karta.dataplane.runtime.approvals import ApprovalBroker
+from karta.dataplane.runtime.apps import Apps
+from karta.dataplane.runtime.lifecycle import TurnState, ended_state
+from karta.dataplane.runtime.live import LiveHarnesses
+from karta.dataplane.runtime.metering import Billing, Metering
+from karta.dataplane.runtime.records import usage_row
+from karta.dataplane.runtime.repository import Repository
+from karta.dataplane.runtime.workspace import session_files
+from karta.dataplane.settings import Settings
+from karta.dataplane.store.models import SessionRow
+from karta.sandbox.base import SandboxHandle, SandboxRequest
+from karta.sandbox.meter import CallUsage, turn_usage
+from karta.sandbox.proxy import Refusal
+from karta.sandbox.session import SandboxedSession
+from karta.sandbox.setup import Isolation
+
+log = logging.getLogger(__name__)
+
+# How long an interrupted turn may take to stop by itself (the harness was asked to) before its
+# process is killed; the turn ends `cancelled` either way, within about this long.
+INTERRUPT_GRACE = 1.5
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    text: str
+    agent: str | None = None
+    participant_name: str | None = None
+    participant_type: str | None = None
+    thinking: bool = False
+
+
+@dataclass(frozen=True)
+class TurnHandle:
+    turn_id: str
+    session_id: str
+    after: int  # the log position just before the turn's first event
+    agent: str
+    user_message: dict[str, Any]
+
+
+@dataclass
+class LiveTurn:
+    session_id: str
+    turn_id: str
+    app: HarnessApp  # the session's pinned release
+    agent: AgentDefinition
+    request: TurnRequest
+    handoff: bool  # the session's agent changed with this turn
+    billing: Billing | None  # None: not metered (open mode, no metering)
+    env: dict[str, str]  # the project's env vars, for the harness process only
+    state: TurnState = TurnState.RUNNING
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    harness: HarnessSession | None = None
+    task: asyncio.Task[None] | None = None
+    # The model calls the proxy forwarded for this turn, with the provider's own usage.
+    calls: list[CallUsage] = field(default_factory=list)
+
+    @property
+    def harness_config(self) -> tuple[str, str]:
+        """What a warm harness must have been opened with to take this turn: the agent, and
+        the project's env vars (by digest: a changed value needs a fresh process)."""
+        items = "\0".join(f"{k}={v}" for k, v in sorted(self.env.items()))
+        return self.agent.name, hashlib.sha256(items.encode()).hexdigest()
+
+
+class TurnPipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        repository: Repository,
+        events: SqlEventLog,
+        approvals: ApprovalBroker,
+        apps: Apps,
+        isolation: Isolation,
+        metering: Metering | None,
+    ) -> None:
+        self.settings = settings
+        self.repo = repository
+        self.events = events
+        self.approvals = approvals
+        self.apps = apps
+        self.isolation = isolation
+        self.metering = metering
+        self.live = LiveHarnesses(
+            idle_timeout=settings.idle_timeout,
+            max_live=settings.max_live_harnesses,
+            clock=repository.clock.monotonic,
+        )
+        self._turns: dict[str, LiveTurn] = {}  # the session's live turn
+        self._tasks: set[asyncio.Task[Any]] = set()  # turn tasks and closings, until done
+
+    def running(self, session_id: str) -> LiveTurn | None:
+        return self._turns.get(session_id)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """No turn survives a restart: close the log of every interrupted turn honestly."""
+        await self.repo.abort_pending_approvals()
+        for turn in await self.repo.live_turns():
+            billing = Billing(**turn.billing) if turn.billing else None
+            done = await self._logged_done(turn.session_id, turn.id, turn.first_seq)
+            if done is not None:
+                # Stopped between telling the client and writing the row down: finish the
+                # bookkeeping with what the turn really ended with.
+                await self._settle(turn.session_id, turn.id, done, billing)
+                continue
+            await self.emit(
+                turn.session_id,
+                turn.id,
+                ev.error_event("the server restarted while this turn was running", "turn_aborted"),
+            )
+            await self._finish(turn.session_id, turn.id, ev.done_event(status="failed"), billing)
+
+    async def _logged_done(self, session_id: str, turn_id: str, first_seq: int) -> Event | None:
+        events = await self.events.read(session_id, max(0, first_seq - 1))
+        return next((e for e in events if e.type == ev.DONE and e.turn_id == turn_id), None)
+
+    async def stop(self) -> None:
+        for turn in list(self._turns.values()):
+            if turn.task is not None:
+                turn.task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.live.close_all()
+
+    # --- running a turn -----------------------------------------------------------------------
+
+    async def emit(self, session_id: str, turn_id: str, event: Event) -> Event:
+        event.turn_id = turn_id
+        return await self.events.append(session_id, event)
+
+    def launch(self, turn: LiveTurn) -> None:
+        """Run a prepared turn in the background; the session is busy until its `done`."""
+        self._turns[turn.session_id] = turn
+        turn.task = self._track(self._run(turn))
+
+    def _track(self, work: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _run(self, turn: LiveTurn) -> None:
+        session_id, turn_id = turn.session_id, turn.turn_id
+        done = ev.done_event(status="failed")
+        try:
+            done = await self._drive(turn)
+        except HarnessFailure as exc:
+            log.warning("turn %s failed in the harness: %s", turn_id, exc)
+            await self.live.discard(session_id, force=True)
+            await self.emit(
+                session_id,
+                turn_id,
+                ev.error_event(
+                    "the harness stopped before finishing the turn",
+                    "harness_crashed",
+                    details=str(exc)[-2000:],
+                ),
+            )
+        except asyncio.CancelledError:
+            # Killed, not finished: the process is closed in the background so the client
+            # hears `done` at once (a busy CLI can take seconds to exit).
+            self._track(self.live.discard(session_id, force=True))
+            await self.emit(
+                session_id, turn_id, ev.error_event("the turn was cancelled", "turn_cancelled")
+            )
+            done = ev.done_event(status="cancelled")
+        except Exception as exc:
+            log.exception("turn %s failed", turn_id)
+            await self.live.discard(session_id, force=True)
+            await self.emit(
+                session_id,
+                turn_id,
+                ev.error_event(str(exc) or type(exc).__name__, getattr(exc, "code", "turn_failed")),
+            )
+        finally:
+            if turn.cancelled.is_set() and done.data.get("status") != "cancelled":
+                done = ev.done_event(done.data.get("usage"), status="cancelled")
+            await self._finish(session_id, turn_id, done, turn.billing, turn)
+
+    async def _drive(self, turn: LiveTurn) -> Event:
+        """Run the turn on the session's harness and return its `done`. A harness found dead
+        before it took the message (it died while idle) is replaced once, transparently."""
+        session_id = turn.session_id
+        ctx = TurnContext(
+            turn_id=turn.turn_id,
+            text=turn.request.text,
+            approvals=lambda request: self._ask(turn, request),
+            emit=lambda event: self.emit(session_id, turn.turn_id, event),
+            thinking=turn.request.thinking,
+            handoff=turn.handoff,
+            cancelled=turn.cancelled,
+        )
+        for attempt in (1, 2):
+            turn.harness = await self.live.acquire(
+                session_id, turn.harness_config, lambda: self._open(turn)
+            )
+            try:
+                async for event in turn.harness.turn(ctx):
+                    if event.type == ev.DONE:
+                        return event
+                    await ctx.emit(event)
+                raise HarnessFailure("the harness ended the turn without a result")
+            except HarnessGone:
+                if attempt == 2:
+                    raise
+                log.info("the harness of %s was gone; starting a fresh one", session_id)
+                await self.live.discard(session_id)
+            finally:
+                self.live.release(session_id)
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    async def _ask(self, turn: LiveTurn, request: ToolRequest) -> ApprovalAnswer:
+        """The harness asks permission: the turn waits for a decision (or its expiry)."""
+        workspace = session_files(self.settings.home, turn.session_id).workspace
+        try:
+            return await self.approvals.request(
+                turn.session_id,
+                turn.turn_id,
+                request,
+                lambda event: self.emit(turn.session_id, turn.turn_id, event),
+                workspace,
+                on_pause=lambda: self._move(turn, TurnState.AWAITING_INPUT),
+            )
+        finally:
+            if turn.state is TurnState.AWAITING_INPUT:
+                await self._move(turn, TurnState.RUNNING)
+
+    async def _move(self, turn: LiveTurn, state: TurnState) -> None:
+        await self.repo.move_turn(turn.turn_id, state)
+        turn.state = state
+
+    async def _spec(
+        self, session_id: str, app: HarnessApp, agent: AgentDefinition, env: dict[str, str]
+    ) -> SessionSpec:
+        """What the harness opens (or resumes) the session's conversation with."""
+        binding = await self.repo.binding(session_id)
+        files = session_files(self.settings.home, session_id)
+        spec = SessionSpec(
+            session_id=session_id,
+            app=app,
+            agent=agent,
+            workspace=files.workspace,
+            state_dir=files.state,
+            harness_session_id=binding.harness_session_id,
+            resume=False,
+            model_env={},  # the model proxy's, given to each process as it opens (`_open`)
+            project_env=env,
+        )
+        harness = self.apps.harness(app.harness)
+        if await asyncio.to_thread(harness.has_transcript, spec):
+            spec = replace(spec, resume=True)
+        return spec
+
+    async def _open(self, turn: LiveTurn) -> HarnessSession:
+        """Open the session's harness in a sandbox of its own, with a model credential that
+        only the model proxy knows (revoked, and the sandbox destroyed, when it closes)."""
+        spec = await self._spec(turn.session_id, turn.app, turn.agent, turn.env)
+        harness = self.apps.harness(turn.app.harness)
+        proxy = self.isolation.proxy
+        handle = await self._sandbox(turn.session_id, harness.kind)
+        billing = turn.billing
+        grant = proxy.grant(
+            turn.session_id,
+            billing.organization_id if billing else None,
+            billing.project_id if billing else None,
+            on_usage=lambda usage: self._metered(turn.session_id, usage),
+            admit=lambda: self._admit(turn.session_id),
+        )
+
+        async def cleanup() -> None:
+            proxy.revoke(grant)
+            await handle.destroy()
+
+        spec = replace(spec, model_env=proxy.harness_env(handle.model_url, grant), sandbox=handle)
+        try:
+            session = await harness.open(spec)
+        except BaseException:
+            await cleanup()
+            raise
+        if session.harness_session_id != spec.harness_session_id:
+            # Harnesses that name their own conversations (OpenCode) report the id on open.
+            await self.repo.rebind(turn.session_id, session.harness_session_id)
+        return SandboxedSession(session, cleanup)
+
+    async def _admit(self, session_id: str) -> Refusal | None:
+        """Model calls are made during the session's turns only: a process the agent left
+        running between turns must not call the model unmetered."""
+        if session_id in self._turns:
+            return None
+        return Refusal(409, "permission_error", "no turn is running in this session")
+
+    def _metered(self, session_id: str, usage: CallUsage) -> None:
+        """A model call of this session's harness finished: it counts toward the running turn
+        (a call outside any turn, such as a title, counts toward none)."""
+        turn = self._turns.get(session_id)
+        if turn is not None:
+            turn.calls.append(usage)
+
+    async def transcript(self, row: SessionRow, app: HarnessApp) -> list[dict[str, Any]]:
+        """The session's conversation as its harness stored it (nothing before its first
+        turn)."""
+        agent = app.agent(row.current_agent)
+        spec = await self._spec(row.id, app, agent, {})
+        if not spec.resume:
+            return []
+        harness = self.apps.harness(app.harness)
+        # Reading is done in the session's sandbox too: a reader (OpenCode's server) runs on
+        # files the agent controls, and what it reads may be a link the agent planted.
+        handle = await self._sandbox(row.id, harness.kind)
+        try:
+            return await harness.transcript(replace(spec, sandbox=handle))
+        finally:
+            await handle.destroy()
+
+    async def _sandbox(self, session_id: str, kind: str) -> SandboxHandle:
+        files = session_files(self.settings.home, session_id)
+        writable = (files.workspace, files.state)
+        request = SandboxRequest(
+            session_id, files.root, writable, files.workspace, serves=kind == OPENCODE
+        )
+        return await self.isolation.sandbox.prepare(request)
+
+    async def _finish(
+        self,
+        session_id: str,
+        turn_id: str,
+        done: Event,
+        billing: Billing | None,
+        turn: LiveTurn | None = None,
+    ) -> None:
+        if turn is not None and turn.calls:
+            # Metered by the proxy from the provider's own answers, not as the harness says.
+            done = Event(ev.DONE, {**done.data, "usage": turn_usage(turn.calls)})
+        # The client learns the turn ended first, and may start the next one at once (no await
+        # between the `done` and freeing the slot); the bookkeeping follows.
+        await self.emit(session_id, turn_id, done)
+        if turn is not None and self._turns.get(session_id) is turn:
+            del self._turns[session_id]
+        await self._settle(session_id, turn_id, done, billing, turn)
+
+    async def _settle(
+        self,
+        session_id: str,
+        turn_id: str,
+        done: Event,
+        billing: Billing | None,
+        turn: LiveTurn | None = None,
+    ) -> None:
+        """A finished turn's row, usage and reservation, after its `done` is in the log."""
+        usage = done.data.get("usage") or {}
+        record = (
+            usage_row(billing, session_id, turn_id, usage, self.repo.clock) if billing else None
+        )
+        state = ended_state(done)
+        if turn is not None:
+            turn.state = state
+        await self.repo.finish_turn(session_id, turn_id, state, done.data.get("usage"), record)
+        if record is not None and self.metering is not None:
+            self.metering.recorded()
+        await self.events.prune(session_id, self.settings.max_events_per_session)
+
+    # --- stopping a turn ----------------------------------------------------------------------
+
+    async def interrupt(self, session_id: str) -> str:
+        """Stop the session's running turn, paused or not. The harness is asked to stop (its
+        process stays warm); one that does not within `INTERRUPT_GRACE` is killed. Either way
+        the turn ends `cancelled` and the session takes the next message."""
+        turn = self._turns.get(session_id)
+        if turn is None or turn.task is None:
+            raise NoTurnRunning("no turn is running in this session")
+        turn.cancelled.set()
+        self.approvals.abort(session_id)
+        if turn.harness is not None:
+            try:
+                await asyncio.wait_for(turn.harness.interrupt(), INTERRUPT_GRACE / 2)
+            except Exception as exc:  # a dead or stuck harness: the kill below handles it
+                log.info("interrupting the harness of %s failed: %s", session_id, exc)
+        _, pending = await asyncio.wait({turn.task}, timeout=INTERRUPT_GRACE)
+        if pending:
+            turn.task.cancel()
+        await asyncio.gather(turn.task, return_exceptions=True)
+        return turn.turn_id
+
+    async def end(self, session_id: str) -> None:
+        """The session is ending: stop its turn, close its harness."""
+        turn = self._turns.get(session_id)
+        if turn is not None and turn.task is not None:
+            turn.cancelled.set()
+            turn.task.cancel()
+            await asyncio.gather(turn.task, return_exceptions=True)
+        await self.live.discard(session_id, force=True)
+        root = session_files(self.settings.home, session_id).root
+        await self.isolation.sandbox.forget(session_id, root)

@@ -1,0 +1,264 @@
+"""Every SQL statement of the runtime: session handles, harness bindings, turns, approvals and
+the outbox rows that commit with them. The turn pipeline, the approval broker and the session
+handle speak to the database only through this class.
+
+Tenancy is not decided here: `SessionHandle`s are made only for sessions their caller owns
+(`Runtime.session`), and every method below takes ids the handle already vouched for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import Select, exists, func, select, text, update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from karta.core.clock import SYSTEM, Clock
+from karta.dataplane.principal import END_USER_KEYS
+from karta.dataplane.runtime.lifecycle import LIVE_TURN_STATES, ApprovalState, TurnState, advance
+from karta.dataplane.runtime.metering import Billing
+from karta.dataplane.runtime.queries import SessionFilter
+from karta.dataplane.store.models import (
+    AdapterResponse,
+    ApprovalRow,
+    AuditOutbox,
+    HarnessBinding,
+    SessionRow,
+    TurnRow,
+    UsageOutbox,
+)
+
+
+class Repository:
+    def __init__(self, db: async_sessionmaker, clock: Clock = SYSTEM) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def ping(self) -> str | None:
+        """None when the database answers a trivial query, else the error."""
+        try:
+            async with self.db() as db:
+                await db.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure means "not ready"; say which
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    # --- sessions ------------------------------------------------------------------------------
+
+    async def session(self, session_id: str) -> SessionRow | None:
+        async with self.db() as db:
+            return await db.get(SessionRow, session_id)
+
+    async def add_session(self, row: SessionRow, binding: HarnessBinding) -> None:
+        async with self.db() as db, db.begin():
+            db.add(row)
+            await db.flush()
+            db.add(binding)
+
+    async def end_session(self, session_id: str) -> None:
+        await self._touch(session_id, status="ended")
+
+    async def _touch(self, session_id: str, **values: Any) -> None:
+        async with self.db() as db, db.begin():
+            await db.execute(
+                update(SessionRow)
+                .where(SessionRow.id == session_id)
+                .values(updated_at=self.clock.now(), **values)
+            )
+
+    async def set_permission_mode(self, session_id: str, mode: str) -> None:
+        await self._touch(session_id, permission_mode=mode)
+
+    async def permission_mode(self, session_id: str) -> str | None:
+        async with self.db() as db:
+            return await db.scalar(
+                select(SessionRow.permission_mode).where(SessionRow.id == session_id)
+            )
+
+    async def list_sessions(self, where: SessionFilter, limit: int) -> Sequence[SessionRow]:
+        query = self._filtered(select(SessionRow), where)
+        query = query.order_by(SessionRow.created_at.desc(), SessionRow.id.desc()).limit(limit)
+        async with self.db() as db:
+            return (await db.scalars(query)).all()
+
+    def _filtered(self, query: Select[Any], where: SessionFilter) -> Select[Any]:
+        if where.organization_id is not None:
+            query = query.where(SessionRow.organization_id == where.organization_id)
+        if where.project_id is not None:
+            query = query.where(SessionRow.project_id == where.project_id)
+        if where.status is not None:
+            query = query.where(SessionRow.status == where.status)
+        if where.agent is not None:
+            query = query.where(SessionRow.current_agent == where.agent)
+        if where.active is not None:
+            live = exists().where(
+                TurnRow.session_id == SessionRow.id,
+                TurnRow.status.in_([str(s) for s in LIVE_TURN_STATES]),
+            )
+            query = query.where(live if where.active else ~live)
+        if where.before is not None:
+            created, last_id = where.before
+            query = query.where(
+                (SessionRow.created_at < created)
+                | ((SessionRow.created_at == created) & (SessionRow.id < last_id))
+            )
+        if where.end_user is not None or where.anonymous_only:
+            query = query.where(
+                _end_user() == where.end_user if where.end_user else _end_user().is_(None)
+            )
+        for key, value in where.metadata:
+            query = query.where(SessionRow.meta[key].as_string() == value)
+        return query
+
+    # --- bindings ----------------------------------------------------------------------------
+
+    async def binding(self, session_id: str) -> HarnessBinding:
+        async with self.db() as db:
+            binding = await db.get(HarnessBinding, session_id)
+        assert binding is not None, "every session is created with a harness binding"
+        return binding
+
+    async def rebind(self, session_id: str, harness_session_id: str) -> None:
+        async with self.db() as db, db.begin():
+            await db.execute(
+                update(HarnessBinding)
+                .where(HarnessBinding.session_id == session_id)
+                .values(harness_session_id=harness_session_id)
+            )
+
+    # --- turns -------------------------------------------------------------------------------
+
+    async def start_turn(
+        self,
+        session_id: str,
+        turn_id: str,
+        agent: str,
+        first_seq: int,
+        billing: Billing | None,
+        participants: list[Any],
+    ) -> None:
+        async with self.db() as db, db.begin():
+            db.add(
+                TurnRow(
+                    id=turn_id,
+                    session_id=session_id,
+                    agent=agent,
+                    status=str(TurnState.RUNNING),
+                    first_seq=first_seq,
+                    billing=asdict(billing) if billing else None,
+                )
+            )
+            await db.flush()
+            await db.execute(
+                update(SessionRow)
+                .where(SessionRow.id == session_id)
+                .values(
+                    current_agent=agent,
+                    participants=participants,
+                    turn_count=SessionRow.turn_count + 1,
+                    updated_at=self.clock.now(),
+                )
+            )
+
+    async def move_turn(self, turn_id: str, target: TurnState) -> None:
+        """A live turn's pause or resumption (the lifecycle checks the move)."""
+        async with self.db() as db, db.begin():
+            row = await db.get(TurnRow, turn_id, with_for_update=True)
+            assert row is not None
+            row.status = str(advance(TurnState(row.status), target))
+
+    async def finish_turn(
+        self,
+        session_id: str,
+        turn_id: str,
+        state: TurnState,
+        usage: dict[str, Any] | None,
+        usage_row: UsageOutbox | None,
+    ) -> None:
+        """The turn's end state, its usage and the usage event that settles its reservation,
+        in one transaction."""
+        now = self.clock.now()
+        async with self.db() as db, db.begin():
+            row = await db.get(TurnRow, turn_id, with_for_update=True)
+            assert row is not None
+            row.status = str(advance(TurnState(row.status), state))
+            row.usage = usage
+            row.finished_at = now
+            if usage_row is not None:
+                db.add(usage_row)
+            await db.execute(
+                update(SessionRow).where(SessionRow.id == session_id).values(updated_at=now)
+            )
+
+    async def live_turns(self) -> Sequence[TurnRow]:
+        """Turns the database says still hold their session (at start-up: cut off by a stop)."""
+        async with self.db() as db:
+            query = select(TurnRow).where(TurnRow.status.in_([str(s) for s in LIVE_TURN_STATES]))
+            return (await db.scalars(query)).all()
+
+    # --- approvals ---------------------------------------------------------------------------
+
+    async def add_approval(self, row: ApprovalRow) -> None:
+        async with self.db() as db, db.begin():
+            db.add(row)
+
+    async def approval(self, request_id: str) -> ApprovalRow | None:
+        async with self.db() as db:
+            return await db.get(ApprovalRow, request_id)
+
+    async def pending_approval(self, session_id: str) -> ApprovalRow | None:
+        async with self.db() as db:
+            return await db.scalar(
+                select(ApprovalRow).where(
+                    ApprovalRow.session_id == session_id,
+                    ApprovalRow.status == str(ApprovalState.PENDING),
+                )
+            )
+
+    async def settle_approval(
+        self, request_id: str, state: ApprovalState, record: AuditOutbox | None = None
+    ) -> bool:
+        """Move a pending approval to `state`; False if it was no longer pending. `record`
+        (an outbox row) commits with the decision or not at all."""
+        advance(ApprovalState.PENDING, state)
+        async with self.db() as db, db.begin():
+            result = await db.execute(
+                update(ApprovalRow)
+                .where(
+                    ApprovalRow.request_id == request_id,
+                    ApprovalRow.status == str(ApprovalState.PENDING),
+                )
+                .values(status=str(state), decided_at=self.clock.now())
+            )
+            settled = bool(getattr(result, "rowcount", 0))
+            if settled and record is not None:
+                db.add(record)
+        return settled
+
+    async def abort_pending_approvals(self) -> int:
+        """At start-up: no turn survives a restart, so every pending approval is aborted."""
+        async with self.db() as db, db.begin():
+            result = await db.execute(
+                update(ApprovalRow)
+                .where(ApprovalRow.status == str(ApprovalState.PENDING))
+                .values(status=str(ApprovalState.ABORTED), decided_at=self.clock.now())
+            )
+        return int(getattr(result, "rowcount", 0))
+
+    # --- adapter responses -------------------------------------------------------------------
+
+    async def remember_response(self, response_id: str, session_id: str, turn_id: str) -> None:
+        async with self.db() as db, db.begin():
+            db.add(AdapterResponse(id=response_id, session_id=session_id, turn_id=turn_id))
+
+    async def session_of_response(self, response_id: str) -> str | None:
+        async with self.db() as db:
+            row = await db.get(AdapterResponse, response_id)
+        return row.session_id if row is not None else None
+
+
+def _end_user() -> Any:
+    """The end user a session belongs to, in SQL (as `principal.end_user` reads metadata)."""
+    return func.coalesce(*(SessionRow.meta[k].as_string() for k in END_USER_KEYS))

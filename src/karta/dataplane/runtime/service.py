@@ -1,0 +1,168 @@
+"""The runtime: creating, finding and listing sessions, and the parts every session shares.
+
+Karta keeps handles, bindings, approvals and events; the harness keeps the conversation. Routes
+get at a session only through `session()` (a `SessionHandle`, 404 unless the caller owns it);
+the event log and the database stay private to the runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from karta.app import HarnessApp
+from karta.core.clock import SYSTEM, Clock
+from karta.core.errors import InvalidCursor, NotFound, SessionNotFound
+from karta.core.ids import new_id
+from karta.dataplane.eventlog import SqlEventLog
+from karta.dataplane.principal import Principal
+from karta.dataplane.runtime.approvals import ApprovalBroker
+from karta.dataplane.runtime.apps import Apps
+from karta.dataplane.runtime.handle import SessionHandle
+from karta.dataplane.runtime.lifecycle import Decision
+from karta.dataplane.runtime.metering import Metering
+from karta.dataplane.runtime.pipeline import TurnPipeline
+from karta.dataplane.runtime.queries import SessionFilter
+from karta.dataplane.runtime.repository import Repository
+from karta.dataplane.runtime.workspace import session_files
+from karta.dataplane.settings import Settings
+from karta.dataplane.store.models import HarnessBinding, SessionRow
+from karta.sandbox.setup import Isolation
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        db: async_sessionmaker,
+        apps: Apps,
+        isolation: Isolation,
+        metering: Metering | None = None,
+        clock: Clock = SYSTEM,
+    ) -> None:
+        self.settings = settings
+        self.db = db  # for the outbox shippers; sessions go through `repo`
+        self.apps = apps
+        self.isolation = isolation
+        self.metering = metering
+        self.clock = clock
+        self.repo = Repository(db, clock)
+        self.events = SqlEventLog(db)
+        self.approvals = ApprovalBroker(self.repo, settings.approval_ttl)
+        self.pipeline = TurnPipeline(
+            settings, self.repo, self.events, self.approvals, apps, isolation, metering
+        )
+        self._turn_locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def app(self) -> HarnessApp:
+        """The served folder's app (what the flat routes run)."""
+        return self.apps.working_copy
+
+    def ready(self) -> bool:
+        return self.apps.ready()
+
+    @property
+    def sandbox(self) -> str:
+        """Where harness processes run, in plain words (the banner and /readyz say it)."""
+        return f"{self.isolation.sandbox.describe()} ({self.isolation.choice})"
+
+    async def database_ok(self) -> str | None:
+        """None when the database answers, else why not."""
+        return await self.repo.ping()
+
+    def turn_lock(self, session_id: str) -> asyncio.Lock:
+        """Held while a turn is admitted, so two messages cannot both start one."""
+        return self._turn_locks.setdefault(session_id, asyncio.Lock())
+
+    async def start(self) -> None:
+        await self.pipeline.recover()
+        self.pipeline.live.start()
+
+    async def stop(self) -> None:
+        await self.pipeline.stop()
+        await self.events.close()
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    async def session(self, principal: Principal, session_id: str) -> SessionHandle:
+        """The caller's session (404 when it is missing or someone else's)."""
+        row = await self.repo.session(session_id)
+        if row is None or not principal.owns(row.organization_id, row.project_id, row.meta):
+            raise SessionNotFound(f"session {session_id!r} not found")
+        return SessionHandle(self, principal, row)
+
+    async def create_session(
+        self, principal: Principal, metadata: dict[str, Any], session_id: str | None = None
+    ) -> tuple[SessionHandle, bool]:
+        """A new session pinned to the caller's active release, or (with `session_id`) the
+        caller's existing one. Returns the handle and whether it was created."""
+        if session_id is not None:
+            return await self.session(principal, session_id), False
+        metadata = principal.bind_end_user(metadata)
+        pin = await self.apps.pin(principal)
+        session_id = new_id("sess")
+        files = session_files(self.settings.home, session_id)
+        async with self.apps.checkout(
+            pin, principal.organization_id, principal.project_slug
+        ) as app:
+            await asyncio.to_thread(files.create, app.root)
+        mode = Decision.APPROVE_SESSION if app.settings.permission_mode == "autonomous" else None
+        now = self.clock.now()
+        row = SessionRow(
+            id=session_id,
+            organization_id=principal.organization_id,
+            project_id=principal.project_id,
+            project_slug=principal.project_slug,
+            release_version=pin.version,
+            release_digest=pin.digest,
+            app_name=app.name,
+            meta=metadata,
+            status="active",
+            current_agent=app.default_agent.name,
+            permission_mode=str(mode) if mode else None,
+            participants=[],
+            turn_count=0,
+            created_at=now,
+            updated_at=now,
+        )
+        binding = HarnessBinding(
+            session_id=session_id, harness=app.harness, harness_session_id=str(uuid.uuid4())
+        )
+        await self.repo.add_session(row, binding)
+        return SessionHandle(self, principal, row), True
+
+    async def response_session(self, principal: Principal, response_id: str) -> SessionHandle:
+        """The session an OpenAI response ran on (`previous_response_id`), 404 as one."""
+        session_id = await self.repo.session_of_response(response_id)
+        try:
+            if session_id is not None:
+                return await self.session(principal, session_id)
+        except SessionNotFound:
+            pass
+        raise NotFound(f"previous response {response_id!r} not found")
+
+    async def list_sessions(
+        self,
+        principal: Principal,
+        where: SessionFilter,
+        limit: int,
+        after: str | None = None,
+    ) -> tuple[list[SessionHandle], bool]:
+        """The caller's sessions, newest first: a page of `limit` after the session `after`
+        (a cursor: the last id of the previous page), and whether more follow."""
+        where = replace(where, **principal.session_scope())
+        if after is not None:
+            try:
+                last = await self.session(principal, after)
+            except SessionNotFound:
+                raise InvalidCursor(f"after: no session {after!r} to continue from") from None
+            where = replace(where, before=(last.row.created_at, last.id))
+        rows: Sequence[SessionRow] = await self.repo.list_sessions(where, limit + 1)
+        handles = [SessionHandle(self, principal, row) for row in rows[:limit]]
+        return handles, len(rows) > limit

@@ -1,0 +1,157 @@
+"""The data plane's tables: session handles, harness bindings, turns, approvals, the per-session
+event log and the usage outbox. No conversation history (the harness owns that) and no identity
+(the control plane owns that: `organization_id` and `project_id` are its ids)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from karta.core.clock import utcnow
+from karta.core.dbtypes import UTCDateTime as DateTime
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class SessionRow(Base):
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    project_id: Mapped[int | None] = mapped_column(Integer)
+    # The release the session is pinned to for life: a published release (its version and
+    # sha256), or none of them for the served folder's working copy.
+    project_slug: Mapped[str | None] = mapped_column(String(64))
+    release_version: Mapped[int | None] = mapped_column(Integer)
+    release_digest: Mapped[str | None] = mapped_column(String(64))
+    app_name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    current_agent: Mapped[str | None] = mapped_column(String(200))
+    permission_mode: Mapped[str | None] = mapped_column(String(32))
+    participants: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    turn_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+
+
+class HarnessBinding(Base):
+    """Which harness conversation a Karta session continues (Claude Code's session id)."""
+
+    __tablename__ = "harness_bindings"
+
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    harness: Mapped[str] = mapped_column(String(32))
+    harness_session_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+
+
+class TurnRow(Base):
+    __tablename__ = "turns"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    agent: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # a `lifecycle.TurnState`
+    first_seq: Mapped[int] = mapped_column(Integer)
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Who pays and the reservation to settle: kept so a turn cut off by a crash still settles.
+    billing: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime())
+
+
+class ApprovalRow(Base):
+    __tablename__ = "approvals"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    turn_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    tool: Mapped[str] = mapped_column(String(200))
+    target: Mapped[str | None] = mapped_column(Text)
+    tool_input: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    message: Mapped[str] = mapped_column(Text)
+    # a `lifecycle.ApprovalState`
+    status: Mapped[str] = mapped_column(String(24), default="pending")
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime())
+
+
+class EventRow(Base):
+    __tablename__ = "session_events"
+
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    turn_id: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_session_events_turn", "turn_id"),)
+
+
+class UsageOutbox(Base):
+    """A finished turn's usage, waiting to be shipped to the control plane. Written in the same
+    transaction as the turn's final state; deleted only once the control plane accepted it."""
+
+    __tablename__ = "usage_outbox"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[int] = mapped_column(Integer)
+    api_key_id: Mapped[int | None] = mapped_column(Integer)
+    project_id: Mapped[int | None] = mapped_column(Integer)
+    session_id: Mapped[str] = mapped_column(String(64))
+    turn_id: Mapped[str] = mapped_column(String(64))
+    reservation_id: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(128))
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_write_tokens: Mapped[int] = mapped_column(BigInteger)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
+
+
+class AuditOutbox(Base):
+    """Something the audit log must hear about (an approval decided), waiting to be shipped to
+    the control plane. Written in the same transaction as the decision itself."""
+
+    __tablename__ = "audit_outbox"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[int] = mapped_column(Integer)
+    actor_type: Mapped[str] = mapped_column(String(16))
+    api_key_id: Mapped[int | None] = mapped_column(Integer)
+    subject: Mapped[str | None] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    resource_type: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
+
+
+class AdapterResponse(Base):
+    """An OpenAI Responses id and the session it ran on: `previous_response_id` continues it."""
+
+    __tablename__ = "adapter_responses"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    turn_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)

@@ -1,1 +1,0 @@
-"""Persistence: SQLAlchemy models, engine set-up and Alembic migrations (SQLite or PostgreSQL)."""
