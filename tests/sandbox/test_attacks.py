@@ -356,3 +356,23 @@ def test_the_model_is_reachable_during_a_turn_only(sandboxed, api, model):
         assert time.monotonic() < deadline, "the background call never finished"
         time.sleep(0.2)
     assert late.read_text() == "409"  # between turns: refused, never reaches the provider
+
+
+def test_a_planted_link_never_reads_another_sessions_transcript(sandboxed, api, model):
+    victim = new_session(api)
+    secret = "victim-words-" + secrets.token_hex(4)
+    model.enqueue_text("noted")
+    api.post(f"/v1/sessions/{victim}/messages", json={"text": secret})
+    theirs = next((sandboxed.home / "sessions" / victim / "state").rglob("projects/*/*.jsonl"))
+    attacker = new_session(api)
+    model.enqueue_text("hello")
+    api.post(f"/v1/sessions/{attacker}/messages", json={"text": "hi"})
+    bash(
+        api,
+        model,
+        attacker,
+        f'for f in "$CLAUDE_CONFIG_DIR"/projects/*/*.jsonl; do ln -sf {theirs} "$f"; done',
+    )
+    page = api.get(f"/v1/sessions/{attacker}/messages")
+    assert page.status_code == 200 and secret not in page.text
+    assert secret in api.get(f"/v1/sessions/{victim}/messages").text

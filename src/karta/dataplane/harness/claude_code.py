@@ -188,7 +188,11 @@ class ClaudeCodeHarness:
 
         def read() -> list[Message]:
             with as_session_owner(spec.sandbox):  # never through a link the agent planted
-                return read_transcript(path)
+                try:
+                    return read_transcript(path)
+                except PermissionError:
+                    log.warning("the transcript of %s is not the session's own", spec.session_id)
+                    return []
 
         return await asyncio.to_thread(read)
 
