@@ -113,7 +113,11 @@ class _Running(RunningTurn):
 
 class OpenCodeSession:
     def __init__(
-        self, spec: SessionSpec, process: asyncio.subprocess.Process, url: str, password: str
+        self,
+        spec: SessionSpec,
+        process: asyncio.subprocess.Process,
+        url: str,
+        password: str | None = None,
     ) -> None:
         self.agent = spec.agent
         self.harness_session_id = spec.harness_session_id
@@ -122,12 +126,11 @@ class OpenCodeSession:
         # Sandboxed, the server listens in the sandbox's own network namespace: Karta reaches
         # it through a UNIX socket only the server can open. Either way it wants a password.
         socket = spec.sandbox.harness_socket if spec.sandbox is not None else None
+        reach: dict[str, Any] = {"auth": ("opencode", password)} if password else {}
+        if socket is not None:
+            reach["transport"] = httpx.AsyncHTTPTransport(uds=str(socket))
         self._http = httpx.AsyncClient(
-            base_url=url,
-            timeout=30,
-            params={"directory": str(spec.workspace)},
-            auth=("opencode", password),
-            transport=httpx.AsyncHTTPTransport(uds=str(socket)) if socket else None,
+            base_url=url, timeout=30, params={"directory": str(spec.workspace)}, **reach
         )
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._listener: asyncio.Task[None] | None = None
