@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import httpx
+import pytest
 
 from karta.controlplane import throttle
 from karta.controlplane.app import create_control_app
@@ -159,3 +160,17 @@ async def test_one_ip_guessing_many_accounts_is_throttled(control: ControlPlane)
         assert (await attempt(elsewhere, org.owner_email, "correct horse")).status_code == 200
     control.clock.advance(wait)  # once the oldest failure leaves the window, it may try again
     assert (await attempt(control.client, org.owner_email, "correct horse")).status_code == 200
+
+
+@pytest.mark.parametrize("sub", ["a b", "-lead", "x" * 129, "é", "a/b"])
+async def test_session_tokens_name_only_valid_end_users(control: ControlPlane, sub: str) -> None:
+    org = await control.signup()
+    await control.client.post("/v1/projects", headers=org.admin, json={"slug": "bot"})
+    r = await control.client.post(
+        "/v1/projects/bot/session_tokens", headers=org.admin, json={"sub": sub}
+    )
+    assert (r.status_code, r.json()["error"]) == (422, "invalid_end_user_id")
+    ok = await control.client.post(
+        "/v1/projects/bot/session_tokens", headers=org.admin, json={"sub": "user_42@acme"}
+    )
+    assert ok.status_code == 201, ok.text

@@ -398,7 +398,7 @@ def audit(
 @audit_app.command("verify")
 def audit_verify(control_url: ControlUrl = None, key: Key = None, org: Org = None) -> None:
     """Fetch every row and the chain head and check the hash chain; exit 1 if it is broken."""
-    from karta import auditchain
+    from karta.core import auditchain
 
     with control(control_url, key, org) as client:
         pages = list(client.audit_pages())

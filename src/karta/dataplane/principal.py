@@ -3,11 +3,11 @@ query is scoped to, what the caller may do, and the budget state the control pla
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from karta.core.errors import BudgetExhausted, Forbidden, IdentityMismatch, InvalidEndUserId
+from karta.core.end_users import check_end_user_id
+from karta.core.errors import BudgetExhausted, Forbidden, IdentityMismatch
 
 READ, WRITE, ADMIN = "read", "write", "admin"
 # A scope and every scope that includes it.
@@ -17,21 +17,6 @@ SESSION_SCOPES = frozenset({READ, WRITE})
 
 
 END_USER_KEYS = ("user_id", "end_user_id")
-# An end user's id as a builder's backend names it: an opaque, printable token.
-END_USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,127}")
-
-
-def check_end_user_id(value: object) -> str:
-    """`value` as an end-user id, or 422 `invalid_end_user_id`."""
-    if not isinstance(value, str | int) or isinstance(value, bool):
-        raise InvalidEndUserId("an end-user id must be a string")
-    text = str(value)
-    if not END_USER_ID.fullmatch(text):
-        raise InvalidEndUserId(
-            "an end-user id is 1 to 128 characters: letters, digits and . _ : @ + -, "
-            "starting with a letter or digit"
-        )
-    return text
 
 
 def end_user(metadata: dict[str, Any]) -> str | None:

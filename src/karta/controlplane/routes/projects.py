@@ -15,6 +15,7 @@ from karta.controlplane.permissions import Permission
 from karta.controlplane.schemas import CreateProject, MintSessionToken
 from karta.controlplane.views import Listing, ProjectView, SessionToken
 from karta.core import session_tokens
+from karta.core.end_users import check_end_user_id
 from karta.core.errors import BudgetExhausted, Conflict, Unavailable
 from karta.core.http_errors import error_responses
 
@@ -74,6 +75,8 @@ async def mint_session_token(
     secret = request.app.state.settings.session_token_secret
     if not secret:
         raise Unavailable("session tokens are not configured (KARTA_SESSION_TOKEN_SECRET)")
+    if body.sub is not None:
+        check_end_user_id(body.sub)
     async with transaction(request, actor) as tx:
         project = await tx.repo.project(ref)
         org = await tx.repo.organization()
