@@ -203,7 +203,9 @@ def test_project_env_vars_reach_only_that_projects_harness(server, api, model, t
     flat = api.post("/v1/sessions", json={}).json()["id"]
     seen = dump(x, sx, "env-x")
     assert seen["PROBE_TOKEN"] == value
-    assert seen["ANTHROPIC_BASE_URL"] == model.url, "a project cannot redirect the model"
+    # The harness reaches the model through Karta's proxy, with a credential of its own.
+    assert seen["ANTHROPIC_BASE_URL"] != "http://127.0.0.1:9", "a project cannot redirect the model"
+    assert seen["ANTHROPIC_API_KEY"].startswith("kps_")
     assert "PROBE_TOKEN" not in dump(y, sy, "env-y")
     # A flat session is in no project: its harness process has no project env at all.
     assert api.post(f"/v1/sessions/{flat}/messages", json={"text": "env-flat"}).is_success

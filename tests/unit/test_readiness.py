@@ -19,6 +19,13 @@ from tests.unit.control_plane_double import ControlPlaneDouble, data_plane, key
 READY = {"database": "ok", "control_plane": "ok", "harness": "ok"}
 
 
+def readiness(response) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """The answer without its `sandbox` line (where harnesses run: see tests/sandbox)."""
+    body = dict(response.json())
+    assert isinstance(body.pop("sandbox"), str)
+    return body
+
+
 def degraded(**failing: str) -> dict[str, object]:
     return {"status": "degraded", "checks": {**READY, **failing}}
 
@@ -27,7 +34,7 @@ async def test_ready_when_everything_answers(control, clock, tmp_path):
     async with data_plane(control, tmp_path, clock) as (_, plane):
         response = await plane.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": READY}
+    assert readiness(response) == {"status": "ready", "checks": READY}
     assert control.faults.calls == [api.WHOAMI]
 
 
@@ -37,13 +44,13 @@ async def test_an_unreachable_control_plane_is_degraded_until_it_answers(control
         for _ in range(10):
             response = await plane.get("/readyz")
             assert response.status_code == 503
-            assert response.json() == degraded(control_plane="unreachable")
+            assert readiness(response) == degraded(control_plane="unreachable")
         assert control.faults.calls == [api.WHOAMI], "one probe however often it is polled"
 
         control.faults.down = False
         assert (await plane.get("/readyz")).status_code == 503, "the answer holds a while"
         clock.advance(2)
-        assert (await plane.get("/readyz")).json() == {"status": "ready", "checks": READY}
+        assert readiness(await plane.get("/readyz")) == {"status": "ready", "checks": READY}
         assert control.faults.calls == [api.WHOAMI] * 2
 
 
@@ -54,7 +61,7 @@ async def test_an_open_breaker_answers_without_asking(control, clock, tmp_path):
             refused = await plane.post("/v1/sessions", json={}, headers=bearer(key(1)))
             assert refused.status_code == 503
         response = await plane.get("/readyz")
-        assert response.json() == degraded(control_plane="unreachable")
+        assert readiness(response) == degraded(control_plane="unreachable")
         assert api.WHOAMI not in control.faults.calls, "an open breaker makes no call"
 
         control.faults.down = False
@@ -68,7 +75,7 @@ async def test_a_failing_control_plane_is_degraded(control, clock, tmp_path, sta
         control.faults.status = status
         response = await plane.get("/readyz")
     assert response.status_code == 503
-    assert response.json() == degraded(control_plane="error")
+    assert readiness(response) == degraded(control_plane="error")
 
 
 async def test_concurrent_polls_share_one_probe(control: ControlPlaneDouble, clock: FakeClock):
@@ -99,7 +106,7 @@ async def test_a_database_that_does_not_answer_is_degraded(control, clock, tmp_p
         monkeypatch.undo()
     await engine.dispose()
     assert response.status_code == 503
-    assert response.json() == degraded(database="unavailable")
+    assert readiness(response) == degraded(database="unavailable")
 
 
 async def test_a_missing_harness_binary_is_degraded(control, clock, tmp_path, monkeypatch):
@@ -107,7 +114,7 @@ async def test_a_missing_harness_binary_is_degraded(control, clock, tmp_path, mo
     async with data_plane(control, tmp_path / "data", clock) as (_, plane):
         response = await plane.get("/readyz")
     assert response.status_code == 503
-    assert response.json() == degraded(harness="missing")
+    assert readiness(response) == degraded(harness="missing")
 
 
 async def test_open_mode_needs_no_control_plane(control, clock, tmp_path):

@@ -102,7 +102,12 @@ def _loopback(host: str) -> str:
 
 
 def banner(
-    app: HarnessApp, url: str, control_url: str | None, model: ModelEndpoint, settings: Settings
+    app: HarnessApp,
+    url: str,
+    control_url: str | None,
+    model: ModelEndpoint,
+    settings: Settings,
+    sandbox: str,
 ) -> None:
     agents = ", ".join(
         f"{a['name']} (default)" if a["default"] else a["name"] for a in app.public_agents()
@@ -119,6 +124,8 @@ def banner(
         )
     console.print(f"  agents:  {agents}")
     console.print(f"  model:   {model.description}")
+    style = "" if sandbox.startswith("bwrap") else "bold red"
+    console.print(f"  sandbox: [{style}]{sandbox}[/]" if style else f"  sandbox: {sandbox}")
     if model.builtin is not None:
         console.print(
             "  [yellow]No ANTHROPIC_API_KEY or ANTHROPIC_BASE_URL is set: replies come "
@@ -211,7 +218,9 @@ def run_server(
             plane_server(control, host, control_port, log_level),
             plane_server(data, host, port, log_level),
         ]
-        return planes, lambda: banner(app, url, control_url, model, settings)
+        return planes, lambda: banner(
+            app, url, control_url, model, settings, data.state.runtime.sandbox
+        )
 
     _run(servers)
 
@@ -227,7 +236,7 @@ def run_dataplane(directory: Path, *, host: str, port: int, log_level: str) -> N
         app = load_app(directory)
         data = create_app(app, settings, model.env)
         return [plane_server(data, host, port, log_level)], lambda: banner(
-            app, url, None, model, settings
+            app, url, None, model, settings, data.state.runtime.sandbox
         )
 
     _run(servers)

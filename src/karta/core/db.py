@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +45,25 @@ def create_engine(url: str, *, serialized_writes: bool = False) -> AsyncEngine:
     SQLITE_BUSY; PostgreSQL gets row locks from the queries themselves."""
     engine = create_async_engine(async_url(url), pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
+        _private_file(engine.url.database)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         if serialized_writes:
             event.listen(engine.sync_engine, "connect", _sqlite_manual_transactions)
             event.listen(engine.sync_engine, "begin", _begin_immediate)
     return engine
+
+
+def _private_file(database: str | None) -> None:
+    """Create the SQLite file 0600 before SQLite does (with the umask's 0644): it holds what
+    only the planes may read. SQLite gives its -wal and -shm files the same mode."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
+    except OSError:
+        return  # no such folder, say: SQLite reports it when the engine first connects
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:

@@ -28,6 +28,7 @@ from karta.dataplane.control.usage import ControlPlaneMetering
 from karta.dataplane.routes import health, internal, sessions, turns
 from karta.dataplane.runtime.factory import open_runtime
 from karta.dataplane.settings import ConfigError, Settings
+from karta.sandbox.setup import choose_backend
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ def create_app(
     """`clock` drives the caches, the breaker and the shipper; `control_transport` carries the
     calls to the control plane (tests put an in-process one with injected faults there)."""
     control = control_client(settings, clock, control_transport)  # fail fast, before binding
+    choose_backend(settings)  # likewise: a refused sandbox choice stops the start here
     metering = ControlPlaneMetering(control, clock=clock) if control is not None else None
     releases = release_source(settings, control, clock)
 

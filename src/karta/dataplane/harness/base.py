@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from karta.app import AgentDefinition, HarnessApp
 from karta.core.events import Event
+from karta.sandbox.base import SandboxHandle
 
 
 class Verdict(StrEnum):
@@ -58,6 +59,9 @@ class SessionSpec:
     # The project's own env vars (`karta env set`): added to the harness's scrubbed environment
     # through `environment.with_project_env`, never over a variable Karta sets.
     project_env: dict[str, str] = field(default_factory=dict)
+    # Where the process runs: the harness starts `sandbox.launcher(...)` instead of its binary.
+    # None only outside the runtime (benchmarks, tools): unsandboxed, like `KARTA_SANDBOX=none`.
+    sandbox: SandboxHandle | None = None
 
 
 @dataclass(frozen=True)

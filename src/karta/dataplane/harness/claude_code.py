@@ -41,6 +41,7 @@ from karta.dataplane.harness.base import (
 from karta.dataplane.harness.claude_events import ClaudeEventMapper
 from karta.dataplane.harness.claude_transcript import read_transcript, with_reminder
 from karta.dataplane.harness.environment import (
+    as_session_owner,
     base_env,
     session_dirs,
     with_project_env,
@@ -183,7 +184,17 @@ class ClaudeCodeHarness:
 
     async def transcript(self, spec: SessionSpec) -> list[Message]:
         """Read from Claude Code's own session file, whether or not a CLI is running on it."""
-        return await asyncio.to_thread(read_transcript, self._transcript_path(spec))
+        path = self._transcript_path(spec)
+
+        def read() -> list[Message]:
+            with as_session_owner(spec.sandbox):  # never through a link the agent planted
+                try:
+                    return read_transcript(path)
+                except PermissionError:
+                    log.warning("the transcript of %s is not the session's own", spec.session_id)
+                    return []
+
+        return await asyncio.to_thread(read)
 
     def _env(self, spec: SessionSpec) -> dict[str, str]:
         dirs = session_dirs(spec.state_dir)
@@ -204,13 +215,16 @@ class ClaudeCodeHarness:
         env.update(spec.model_env)
         return with_project_env(env, spec.project_env)
 
-    def _launcher(self, env: dict[str, str]) -> Path:
+    def _launcher(self, spec: SessionSpec, env: dict[str, str]) -> Path:
         names = sorted(set(env) | set(SDK_VARIABLES))
+        if spec.sandbox is not None:
+            return spec.sandbox.launcher(self.binary, names)
         digest = hashlib.sha256(("\0".join([self.binary, *names])).encode()).hexdigest()[:12]
         return write_launcher(self.home / "bin" / f"claude-{digest}", self.binary, names)
 
     def options(self, spec: SessionSpec, session: ClaudeCodeSession) -> ClaudeAgentOptions:
-        env = self._env(spec)
+        with as_session_owner(spec.sandbox):
+            env = self._env(spec)
         agent = spec.agent
         system_prompt: dict[str, Any] = {"type": "preset", "preset": "claude_code"}
         if agent.prompt:
@@ -231,7 +245,7 @@ class ClaudeCodeHarness:
 
         options = ClaudeAgentOptions(
             cwd=str(spec.workspace),
-            cli_path=str(self._launcher(env)),
+            cli_path=str(self._launcher(spec, env)),
             env=env,
             setting_sources=["project"],
             system_prompt=system_prompt,  # type: ignore[arg-type]

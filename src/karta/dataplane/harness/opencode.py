@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import sys
 import weakref
@@ -37,7 +38,7 @@ from karta.dataplane.harness.base import (
     TurnContext,
     Verdict,
 )
-from karta.dataplane.harness.environment import base_env, with_project_env
+from karta.dataplane.harness.environment import as_session_owner, base_env, with_project_env
 from karta.dataplane.harness.opencode_events import OpenCodeEventMapper
 from karta.dataplane.harness.opencode_transcript import messages_from
 from karta.dataplane.harness.processes import kill_descendants, kill_tree
@@ -111,13 +112,25 @@ class _Running(RunningTurn):
 
 
 class OpenCodeSession:
-    def __init__(self, spec: SessionSpec, process: asyncio.subprocess.Process, url: str) -> None:
+    def __init__(
+        self,
+        spec: SessionSpec,
+        process: asyncio.subprocess.Process,
+        url: str,
+        password: str | None = None,
+    ) -> None:
         self.agent = spec.agent
         self.harness_session_id = spec.harness_session_id
         self._spec = spec
         self._process = process
+        # Sandboxed, the server listens in the sandbox's own network namespace: Karta reaches
+        # it through a UNIX socket only the server can open. Either way it wants a password.
+        socket = spec.sandbox.harness_socket if spec.sandbox is not None else None
+        reach: dict[str, Any] = {"auth": ("opencode", password)} if password else {}
+        if socket is not None:
+            reach["transport"] = httpx.AsyncHTTPTransport(uds=str(socket))
         self._http = httpx.AsyncClient(
-            base_url=url, timeout=30, params={"directory": str(spec.workspace)}
+            base_url=url, timeout=30, params={"directory": str(spec.workspace)}, **reach
         )
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._listener: asyncio.Task[None] | None = None
@@ -357,6 +370,10 @@ class OpenCodeHarness:
         env["OPENCODE_CONFIG_CONTENT"] = json.dumps(config)
         return with_project_env(env, spec.project_env)
 
+    def _owned_env(self, spec: SessionSpec) -> dict[str, str]:
+        with as_session_owner(spec.sandbox):
+            return self._env(spec)
+
     @staticmethod
     def _seed(config_dir: Path) -> None:
         """Make OpenCode believe its plugin package is installed, so it never runs npm."""
@@ -368,13 +385,21 @@ class OpenCodeHarness:
 
     async def _serve(self, spec: SessionSpec) -> OpenCodeSession:
         """A server on the session's own state (its database), not yet on a conversation."""
-        env = await asyncio.to_thread(self._env, spec)
+        env = await asyncio.to_thread(self._owned_env, spec)
+        password = secrets.token_urlsafe(24)
+        env["OPENCODE_SERVER_PASSWORD"] = password
+        command, port = self.binary, 0
+        if spec.sandbox is not None:
+            rg = shutil.which("rg", path=env["PATH"])
+            readonly = [Path(rg)] if rg else []
+            launcher = spec.sandbox.launcher(self.binary, env, readonly=readonly)
+            command, port = str(launcher), spec.sandbox.harness_port
         try:
             process = await asyncio.create_subprocess_exec(
-                self.binary,
+                command,
                 "serve",
                 "--port",
-                "0",
+                str(port),
                 "--hostname",
                 "127.0.0.1",
                 cwd=spec.workspace,
@@ -386,7 +411,7 @@ class OpenCodeHarness:
         except OSError as exc:
             raise HarnessFailure(f"cannot start OpenCode ({self.binary}): {exc}") from exc
         url = await _listening_url(process)
-        return OpenCodeSession(spec, process, url)
+        return OpenCodeSession(spec, process, url, password)
 
     async def open(self, spec: SessionSpec) -> OpenCodeSession:
         session = await self._serve(spec)

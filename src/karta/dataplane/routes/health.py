@@ -41,6 +41,8 @@ async def readyz(request: Request) -> JSONResponse:
         "control_plane": await _control_plane(request.app.state.control_probe),
         "harness": OK if runtime.ready() else "missing",
     }
+    # Whether harnesses are isolated is part of being ready to serve: say it, in plain words.
+    body = {"checks": checks, "sandbox": runtime.sandbox}
     if all(value in HEALTHY for value in checks.values()):
-        return JSONResponse({"status": "ready", "checks": checks})
-    return JSONResponse({"status": "degraded", "checks": checks}, 503)
+        return JSONResponse({"status": "ready", **body})
+    return JSONResponse({"status": "degraded", **body}, 503)

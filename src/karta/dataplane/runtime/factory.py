@@ -20,6 +20,7 @@ from karta.dataplane.runtime.service import Runtime
 from karta.dataplane.settings import Settings
 from karta.dataplane.store import MIGRATIONS
 from karta.releases.store import ReleaseStore
+from karta.sandbox.setup import open_isolation
 
 
 def harness_for(kind: str, settings: Settings) -> Harness:
@@ -62,18 +63,19 @@ async def open_runtime(
     engine = store.create_engine(settings.db_url)
     try:
         await store.migrate(engine, MIGRATIONS)
-        runtime = Runtime(
-            settings,
-            store.sessionmaker(engine),
-            apps_for(app, settings, releases, harnesses),
-            model_env,
-            metering,
-            clock,
-        )
-        await runtime.start()
-        try:
-            yield runtime
-        finally:
-            await runtime.stop()
+        async with open_isolation(settings, model_env) as isolation:
+            runtime = Runtime(
+                settings,
+                store.sessionmaker(engine),
+                apps_for(app, settings, releases, harnesses),
+                isolation,
+                metering,
+                clock,
+            )
+            await runtime.start()
+            try:
+                yield runtime
+            finally:
+                await runtime.stop()
     finally:
         await engine.dispose()

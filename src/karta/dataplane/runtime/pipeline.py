@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from karta.app import AgentDefinition, HarnessApp
+from karta.app.loader import OPENCODE
 from karta.core import events as ev
 from karta.core.errors import NoTurnRunning
 from karta.core.events import Event
@@ -38,6 +39,11 @@ from karta.dataplane.runtime.repository import Repository
 from karta.dataplane.runtime.workspace import session_files
 from karta.dataplane.settings import Settings
 from karta.dataplane.store.models import SessionRow
+from karta.sandbox.base import SandboxHandle, SandboxRequest
+from karta.sandbox.meter import CallUsage, turn_usage
+from karta.sandbox.proxy import Refusal
+from karta.sandbox.session import SandboxedSession
+from karta.sandbox.setup import Isolation
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +84,8 @@ class LiveTurn:
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     harness: HarnessSession | None = None
     task: asyncio.Task[None] | None = None
+    # The model calls the proxy forwarded for this turn, with the provider's own usage.
+    calls: list[CallUsage] = field(default_factory=list)
 
     @property
     def harness_config(self) -> tuple[str, str]:
@@ -95,7 +103,7 @@ class TurnPipeline:
         events: SqlEventLog,
         approvals: ApprovalBroker,
         apps: Apps,
-        model_env: dict[str, str],
+        isolation: Isolation,
         metering: Metering | None,
     ) -> None:
         self.settings = settings
@@ -103,7 +111,7 @@ class TurnPipeline:
         self.events = events
         self.approvals = approvals
         self.apps = apps
-        self.model_env = model_env
+        self.isolation = isolation
         self.metering = metering
         self.live = LiveHarnesses(
             idle_timeout=settings.idle_timeout,
@@ -268,7 +276,7 @@ class TurnPipeline:
             state_dir=files.state,
             harness_session_id=binding.harness_session_id,
             resume=False,
-            model_env=self.model_env,
+            model_env={},  # the model proxy's, given to each process as it opens (`_open`)
             project_env=env,
         )
         harness = self.apps.harness(app.harness)
@@ -277,12 +285,49 @@ class TurnPipeline:
         return spec
 
     async def _open(self, turn: LiveTurn) -> HarnessSession:
+        """Open the session's harness in a sandbox of its own, with a model credential that
+        only the model proxy knows (revoked, and the sandbox destroyed, when it closes)."""
         spec = await self._spec(turn.session_id, turn.app, turn.agent, turn.env)
-        session = await self.apps.harness(turn.app.harness).open(spec)
+        harness = self.apps.harness(turn.app.harness)
+        proxy = self.isolation.proxy
+        handle = await self._sandbox(turn.session_id, harness.kind)
+        billing = turn.billing
+        grant = proxy.grant(
+            turn.session_id,
+            billing.organization_id if billing else None,
+            billing.project_id if billing else None,
+            on_usage=lambda usage: self._metered(turn.session_id, usage),
+            admit=lambda: self._admit(turn.session_id),
+        )
+
+        async def cleanup() -> None:
+            proxy.revoke(grant)
+            await handle.destroy()
+
+        spec = replace(spec, model_env=proxy.harness_env(handle.model_url, grant), sandbox=handle)
+        try:
+            session = await harness.open(spec)
+        except BaseException:
+            await cleanup()
+            raise
         if session.harness_session_id != spec.harness_session_id:
             # Harnesses that name their own conversations (OpenCode) report the id on open.
             await self.repo.rebind(turn.session_id, session.harness_session_id)
-        return session
+        return SandboxedSession(session, cleanup)
+
+    async def _admit(self, session_id: str) -> Refusal | None:
+        """Model calls are made during the session's turns only: a process the agent left
+        running between turns must not call the model unmetered."""
+        if session_id in self._turns:
+            return None
+        return Refusal(409, "permission_error", "no turn is running in this session")
+
+    def _metered(self, session_id: str, usage: CallUsage) -> None:
+        """A model call of this session's harness finished: it counts toward the running turn
+        (a call outside any turn, such as a title, counts toward none)."""
+        turn = self._turns.get(session_id)
+        if turn is not None:
+            turn.calls.append(usage)
 
     async def transcript(self, row: SessionRow, app: HarnessApp) -> list[dict[str, Any]]:
         """The session's conversation as its harness stored it (nothing before its first
@@ -291,7 +336,22 @@ class TurnPipeline:
         spec = await self._spec(row.id, app, agent, {})
         if not spec.resume:
             return []
-        return await self.apps.harness(app.harness).transcript(spec)
+        harness = self.apps.harness(app.harness)
+        # Reading is done in the session's sandbox too: a reader (OpenCode's server) runs on
+        # files the agent controls, and what it reads may be a link the agent planted.
+        handle = await self._sandbox(row.id, harness.kind)
+        try:
+            return await harness.transcript(replace(spec, sandbox=handle))
+        finally:
+            await handle.destroy()
+
+    async def _sandbox(self, session_id: str, kind: str) -> SandboxHandle:
+        files = session_files(self.settings.home, session_id)
+        writable = (files.workspace, files.state)
+        request = SandboxRequest(
+            session_id, files.root, writable, files.workspace, serves=kind == OPENCODE
+        )
+        return await self.isolation.sandbox.prepare(request)
 
     async def _finish(
         self,
@@ -301,6 +361,9 @@ class TurnPipeline:
         billing: Billing | None,
         turn: LiveTurn | None = None,
     ) -> None:
+        if turn is not None and turn.calls:
+            # Metered by the proxy from the provider's own answers, not as the harness says.
+            done = Event(ev.DONE, {**done.data, "usage": turn_usage(turn.calls)})
         # The client learns the turn ended first, and may start the next one at once (no await
         # between the `done` and freeing the slot); the bookkeeping follows.
         await self.emit(session_id, turn_id, done)
@@ -359,3 +422,5 @@ class TurnPipeline:
             turn.task.cancel()
             await asyncio.gather(turn.task, return_exceptions=True)
         await self.live.discard(session_id, force=True)
+        root = session_files(self.settings.home, session_id).root
+        await self.isolation.sandbox.forget(session_id, root)

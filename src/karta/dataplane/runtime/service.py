@@ -32,6 +32,7 @@ from karta.dataplane.runtime.repository import Repository
 from karta.dataplane.runtime.workspace import session_files
 from karta.dataplane.settings import Settings
 from karta.dataplane.store.models import HarnessBinding, SessionRow
+from karta.sandbox.setup import Isolation
 
 
 class Runtime:
@@ -40,20 +41,21 @@ class Runtime:
         settings: Settings,
         db: async_sessionmaker,
         apps: Apps,
-        model_env: dict[str, str],
+        isolation: Isolation,
         metering: Metering | None = None,
         clock: Clock = SYSTEM,
     ) -> None:
         self.settings = settings
         self.db = db  # for the outbox shippers; sessions go through `repo`
         self.apps = apps
+        self.isolation = isolation
         self.metering = metering
         self.clock = clock
         self.repo = Repository(db, clock)
         self.events = SqlEventLog(db)
         self.approvals = ApprovalBroker(self.repo, settings.approval_ttl)
         self.pipeline = TurnPipeline(
-            settings, self.repo, self.events, self.approvals, apps, model_env, metering
+            settings, self.repo, self.events, self.approvals, apps, isolation, metering
         )
         self._turn_locks: dict[str, asyncio.Lock] = {}
 
@@ -64,6 +66,11 @@ class Runtime:
 
     def ready(self) -> bool:
         return self.apps.ready()
+
+    @property
+    def sandbox(self) -> str:
+        """Where harness processes run, in plain words (the banner and /readyz say it)."""
+        return f"{self.isolation.sandbox.describe()} ({self.isolation.choice})"
 
     async def database_ok(self) -> str | None:
         """None when the database answers, else why not."""

@@ -1,0 +1,424 @@
+"""`KARTA_SANDBOX=bwrap`: each session in Linux namespaces (bubblewrap) under a uid of its own.
+
+The launcher a harness adapter starts is a short shell script run by the server (root):
+
+1. it joins the sandbox's cgroups (memory, pids, CPU), so everything below is limited;
+2. `env -i` keeps only the variables the adapter named;
+3. `ulimit` caps single-file size and open files, and disables core dumps;
+4. `setpriv` becomes the session's uid with no groups, no capabilities and NoNewPrivs, so
+   bubblewrap never runs privileged (as root, a user namespace maps back to host root);
+5. `bwrap` unshares every namespace (user namespaces nested inside are disabled), shows only
+   /usr, a few /etc files, the harness binary and the session's own folders, gives a private
+   /tmp, a minimal /dev, no /sys and no network but loopback, and loads the seccomp filter;
+6. inside, `socat` forwards loopback port MODEL_PORT to the model proxy's UNIX socket (the only
+   way out), and for OpenCode a UNIX socket in the sandbox's run folder to its HTTP port, so
+   only the server reaches it.
+
+Host paths are mounted at the same paths inside, so the harness's HOME, config folders and
+transcripts mean the same thing on both sides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import secrets
+import shlex
+import shutil
+import stat
+import subprocess
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from karta.sandbox.base import HARNESS_PORT, MODEL_PORT, SandboxHandle, SandboxRequest
+from karta.sandbox.cgroups import Cgroup, CgroupLayout, Limits, v1_usable, v2_usable
+from karta.sandbox.fsuid import acting_as
+from karta.sandbox.seccomp import build_filter
+from karta.sandbox.uids import UidPool
+
+log = logging.getLogger(__name__)
+
+TOOLS = ("bwrap", "setpriv", "socat")
+SEARCH_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
+SECCOMP_FD = 9  # dash (/bin/sh) redirects single-digit descriptors only
+INSIDE_RUN = Path("/run/karta")
+INSIDE_MODEL_SOCKET = Path("/run/karta-model.sock")
+# The system the harness sees, read-only. Never /etc as a whole (shadow, the host's config).
+SYSTEM_BINDS = ("/usr",)
+SYSTEM_SYMLINKS = {"/bin": "usr/bin", "/sbin": "usr/sbin", "/lib": "usr/lib", "/lib64": "usr/lib64"}
+ETC_FILES = ("/etc/ld.so.cache", "/etc/alternatives", "/etc/ssl", "/etc/ca-certificates")
+ETC_TRY = ("/etc/localtime", "/etc/nsswitch.conf")
+
+
+@dataclass(frozen=True)
+class BwrapLimits:
+    # Two CPUs: a quota of one makes Claude Code's multi-threaded start-up ~35 ms slower.
+    cgroup: Limits = field(default_factory=lambda: Limits(2 << 30, 512, 2.0))
+    tmp_bytes: int = 256 << 20  # the private /tmp (tmpfs: charged to the memory limit)
+    file_bytes: int = 1 << 30  # any single file the harness writes
+    open_files: int = 4096
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | os._Environ[str] = os.environ) -> BwrapLimits:
+        def get(name: str, default: float) -> float:
+            value = environ.get(name)
+            return float(value) if value else default
+
+        base = cls()
+        return cls(
+            Limits(
+                int(get("KARTA_SANDBOX_MEMORY_MB", base.cgroup.memory_bytes >> 20)) << 20,
+                int(get("KARTA_SANDBOX_PIDS", base.cgroup.pids)),
+                get("KARTA_SANDBOX_CPUS", base.cgroup.cpus),
+            ),
+            tmp_bytes=int(get("KARTA_SANDBOX_TMP_MB", base.tmp_bytes >> 20)) << 20,
+            file_bytes=int(get("KARTA_SANDBOX_FILE_MB", base.file_bytes >> 20)) << 20,
+        )
+
+
+@dataclass(frozen=True)
+class View:
+    """Everything the bwrap command line depends on (pure data)."""
+
+    uid: int
+    writable: tuple[Path, ...]
+    readonly: tuple[Path, ...]
+    cwd: Path
+    run_dir: Path  # host folder shown at INSIDE_RUN (the harness's socket lives there)
+    etc_dir: Path  # host folder with the synthetic passwd, group and hosts
+    model_socket: Path
+    tmp_bytes: int
+
+
+def bwrap_args(view: View) -> list[str]:
+    args = [
+        "bwrap",
+        "--unshare-all",
+        "--unshare-user",  # explicit: required by --disable-userns
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",  # no controlling terminal: no TIOCSTI into the server's
+        "--cap-drop",
+        "ALL",
+        "--hostname",
+        "sandbox",
+        "--gid",
+        str(view.uid),
+    ]
+    for path in SYSTEM_BINDS:
+        args += ["--ro-bind", path, path]
+    for link, target in SYSTEM_SYMLINKS.items():
+        args += ["--symlink", target, link]
+    for path in ETC_FILES:
+        args += ["--ro-bind-try", path, path]
+    for path in ETC_TRY:
+        args += ["--ro-bind-try", path, path]
+    for name in ("passwd", "group", "hosts"):
+        args += ["--ro-bind", str(view.etc_dir / name), f"/etc/{name}"]
+    # /tmp first: the session's folders may live below it (then they are bound over it).
+    args += ["--size", str(view.tmp_bytes), "--tmpfs", "/tmp"]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    for host in view.readonly:
+        args += ["--ro-bind", str(host), str(host)]
+    for host in view.writable:
+        args += ["--bind", str(host), str(host)]
+    args += ["--bind", str(view.run_dir), str(INSIDE_RUN)]
+    args += ["--ro-bind", str(view.model_socket), str(INSIDE_MODEL_SOCKET)]
+    args += ["--chdir", str(view.cwd), "--seccomp", str(SECCOMP_FD)]
+    return args
+
+
+def inner_script(serves: bool) -> str:
+    """What runs first inside the sandbox: the forwarders, then the harness (`"$@"`)."""
+    # nodelay: a streamed answer's small writes must not wait for delayed ACKs.
+    lines = [
+        f"socat TCP-LISTEN:{MODEL_PORT},bind=127.0.0.1,fork,reuseaddr,nodelay "
+        f"UNIX-CONNECT:{INSIDE_MODEL_SOCKET} 2>/dev/null &",
+    ]
+    if serves:
+        lines.append(
+            f"socat UNIX-LISTEN:{INSIDE_RUN}/harness.sock,fork,mode=600,unlink-early "
+            f"TCP:127.0.0.1:{HARNESS_PORT},nodelay 2>/dev/null &"
+        )
+    # The harness's first model call must find the forwarder listening. A redirection on a
+    # builtin costs no fork; it fails (without ending the shell) until socat listens.
+    probe = f"{{ : 3<>/dev/tcp/127.0.0.1/{MODEL_PORT}; }} 2>/dev/null"
+    lines.append(f"until {probe}; do sleep 0.001; done")
+    lines.append('exec "$@"')
+    return "\n".join(lines)
+
+
+def keep_env(names: Iterable[str]) -> str:
+    """`env -i` arguments passing each named variable through only when it is set."""
+    return " ".join(f'${{{n}+"{n}=${n}"}}' for n in sorted(set(names)))
+
+
+def launcher_script(
+    view: View,
+    cgroup: Cgroup,
+    limits: BwrapLimits,
+    binary: str,
+    env_names: Iterable[str],
+    seccomp_file: Path,
+    serves: bool,
+) -> str:
+    join = " ".join(shlex.quote(str(p)) for p in cgroup.procs_files)
+    chain = [
+        "/usr/bin/setpriv",
+        f"--reuid={view.uid}",
+        f"--regid={view.uid}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--nnp",
+        "--",
+        *bwrap_args(view),
+        "--",
+        "/usr/bin/bash",
+        "-c",
+        inner_script(serves),
+        "karta-sandbox",
+        binary,
+    ]
+    chain[chain.index("bwrap")] = "/usr/bin/bwrap"
+    command = " ".join(shlex.quote(part) for part in chain)
+    return (
+        "#!/bin/sh\n"
+        "# Generated by Karta: run the harness in its session's sandbox.\n"
+        "set -e\n"
+        f'for f in {join}; do echo $$ > "$f"; done\n'
+        # One file's size (dash counts 512-byte blocks), open files, no core dumps.
+        f"ulimit -f {limits.file_bytes // 512}; ulimit -n {limits.open_files}; ulimit -c 0\n"
+        f'exec /usr/bin/env -i {keep_env(env_names)} {command} "$@" '
+        f"{SECCOMP_FD}<{shlex.quote(str(seccomp_file))}\n"
+    )
+
+
+def _etc_files(uid: int) -> dict[str, str]:
+    return {
+        "passwd": f"agent:x:{uid}:{uid}:agent:/nonexistent:/bin/bash\n",
+        "group": f"agent:x:{uid}:\n",
+        "hosts": "127.0.0.1 localhost\n::1 localhost\n",
+    }
+
+
+def _own_tree(paths: Iterable[Path], uid: int) -> None:
+    """Hand the session's folders to its uid. Everything goes through directory descriptors
+    and never follows a symlink: a link (or a directory swapped for one mid-walk) that the
+    harness planted must not make the server chown a file outside the session."""
+    for top in paths:
+        if top.lstat().st_uid != uid:
+            os.chown(top, uid, uid, follow_symlinks=False)
+        for _, dirs, files, fd in os.fwalk(top):
+            for name in (*dirs, *files):
+                if os.stat(name, dir_fd=fd, follow_symlinks=False).st_uid != uid:
+                    os.chown(name, uid, uid, dir_fd=fd, follow_symlinks=False)
+
+
+class BwrapHandle:
+    backend = "bwrap"
+    model_url = f"http://127.0.0.1:{MODEL_PORT}"
+
+    def __init__(self, sandbox: BwrapSandbox, request: SandboxRequest, uid: int, name: str) -> None:
+        self.request = request
+        self.uid = uid
+        self.dir = sandbox.runs / name
+        self.run_dir = self.dir / "run"
+        self.cgroup = sandbox.layout.leaf(name)
+        self._sandbox = sandbox
+        self.harness_port = HARNESS_PORT if request.serves else 0
+        self._socket_fd: int | None = None
+
+    @property
+    def harness_socket(self) -> Path | None:
+        """The harness's socket, pinned: the run folder is the sandbox's to change, so a path
+        the server connects to there could be swapped for a link to any socket on the host.
+        The server holds the socket itself (O_PATH, no symlinks) and connects through that."""
+        if not self.request.serves:
+            return None
+        if self._socket_fd is None:
+            fd = os.open(self.run_dir / "harness.sock", os.O_PATH | os.O_NOFOLLOW)
+            found = os.fstat(fd)
+            if not stat.S_ISSOCK(found.st_mode) or found.st_uid != self.uid:
+                os.close(fd)
+                raise PermissionError("the sandbox's harness socket is not its own socket")
+            self._socket_fd = fd
+        return Path(f"/proc/self/fd/{self._socket_fd}")
+
+    def setup(self) -> None:
+        self.dir.mkdir(mode=0o755)
+        self.run_dir.mkdir(mode=0o700)
+        os.chown(self.run_dir, self.uid, self.uid)
+        for name, text in _etc_files(self.uid).items():
+            (self.dir / name).write_text(text)
+        self.cgroup.create(self._sandbox.limits.cgroup)
+
+    def view(self, readonly: Iterable[Path]) -> View:
+        return View(
+            uid=self.uid,
+            writable=self.request.writable,
+            readonly=tuple(dict.fromkeys(readonly)),
+            cwd=self.request.cwd,
+            run_dir=self.run_dir,
+            etc_dir=self.dir,
+            model_socket=self._sandbox.model_socket,
+            tmp_bytes=self._sandbox.limits.tmp_bytes,
+        )
+
+    def as_owner(self) -> AbstractContextManager[None]:
+        return acting_as(self.uid)
+
+    def launcher(
+        self, binary: str, env_names: Iterable[str], *, readonly: Iterable[Path] = ()
+    ) -> Path:
+        with acting_as(0):  # the adapter may call this as the session's user
+            return self._write_launcher(binary, env_names, readonly)
+
+    def _write_launcher(
+        self, binary: str, env_names: Iterable[str], readonly: Iterable[Path]
+    ) -> Path:
+        # Whatever the adapter created as root (outside `as_owner`) becomes the session's.
+        _own_tree(self.request.writable, self.uid)
+        script = launcher_script(
+            self.view([Path(binary), *readonly]),
+            self.cgroup,
+            self._sandbox.limits,
+            binary,
+            env_names,
+            self._sandbox.seccomp_file,
+            self.request.serves,
+        )
+        digest = hashlib.sha256(script.encode()).hexdigest()[:12]
+        path = self.dir / f"launch-{Path(binary).name}-{digest}"
+        path.write_text(script)
+        path.chmod(0o700)
+        return path
+
+    async def destroy(self) -> None:
+        await asyncio.to_thread(self._teardown)
+
+    def _teardown(self) -> None:
+        if self._socket_fd is not None:
+            os.close(self._socket_fd)
+            self._socket_fd = None
+        self.cgroup.destroy()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class BwrapSandbox:
+    name = "bwrap"
+    isolated = True
+
+    def __init__(
+        self,
+        home: Path,
+        model_socket: Path,
+        limits: BwrapLimits | None = None,
+        layout: CgroupLayout | None = None,
+    ) -> None:
+        self.home = home
+        self.model_socket = model_socket
+        self.limits = limits or BwrapLimits.from_env()
+        self.layout = layout or CgroupLayout.detect(cgroup_group(home))
+        self.base = home / "sandbox"
+        self.runs = self.base / "sessions"
+        self.seccomp_file = self.base / "seccomp.bpf"
+        self.uids = UidPool(self.base / "uids", lambda sid: (home / "sessions" / sid).exists())
+        self._counter = 0
+
+    def describe(self) -> str:
+        mem = self.limits.cgroup.memory_bytes >> 20
+        return (
+            f"bwrap: every session in its own namespaces as its own uid, no network but the "
+            f"model proxy, seccomp, cgroup v{self.layout.version} limits "
+            f"({mem} MiB, {self.limits.cgroup.pids} processes, {self.limits.cgroup.cpus:g} CPU)"
+        )
+
+    def start(self) -> None:
+        """Make the home traversable (never listable) by sandbox uids, and kill whatever a
+        crashed predecessor left in this home's cgroups."""
+        for directory in (self.home, self.base, self.runs, self.home / "sessions"):
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(0o711)
+        for leaf in self.layout.leaves():
+            log.warning("removing a sandbox left behind: %s", leaf.dirs)
+            leaf.destroy()
+        shutil.rmtree(self.runs, ignore_errors=True)
+        self.runs.mkdir(mode=0o711)
+        self.seccomp_file.write_bytes(build_filter())
+        self.seccomp_file.chmod(0o644)
+
+    async def prepare(self, request: SandboxRequest) -> SandboxHandle:
+        return await asyncio.to_thread(self._prepare, request)
+
+    def _prepare(self, request: SandboxRequest) -> BwrapHandle:
+        request.root.parent.chmod(0o711)
+        uid = self.uids.uid(request.session_id, request.root.stat().st_uid)
+        os.chown(request.root, uid, uid)
+        request.root.chmod(0o700)
+        _own_tree(request.writable, uid)
+        self._counter += 1
+        name = f"{request.session_id}-{self._counter}-{secrets.token_hex(3)}"
+        handle = BwrapHandle(self, request, uid, name)
+        handle.setup()
+        return handle
+
+    async def forget(self, session_id: str, root: Path) -> None:
+        await asyncio.to_thread(self._forget, session_id, root)
+
+    def _forget(self, session_id: str, root: Path) -> None:
+        try:
+            uid = root.stat().st_uid
+        except FileNotFoundError:
+            return
+        self.uids.release(uid, session_id)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        for leaf in self.layout.leaves():
+            leaf.destroy()
+        for parent in self.layout.parents.values():
+            try:
+                parent.rmdir()
+            except OSError as exc:
+                log.info("sandbox cgroup %s not removed: %s", parent, exc)
+
+
+def cgroup_group(home: Path) -> str:
+    """The cgroup parent of one server's sandboxes: named after its home, so servers with
+    different homes never touch each other's."""
+    return "karta-" + hashlib.sha256(str(home).encode()).hexdigest()[:10]
+
+
+def unavailable_reason(home: Path) -> str | None:
+    """Why the bwrap backend cannot work on this host (None: it can)."""
+    if os.geteuid() != 0:
+        return "the server is not root (it needs to switch uids and create cgroups)"
+    missing = [t for t in TOOLS if shutil.which(t, path=SEARCH_PATH) is None]
+    if missing:
+        return f"missing {', '.join(missing)} (Debian: apt-get install bubblewrap socat)"
+    if not (v1_usable() or v2_usable()):
+        return "no cgroup hierarchy with memory and pids controllers"
+    for parent in home.parents:
+        if parent.exists() and not parent.stat().st_mode & 0o001:
+            return (
+                f"{parent} is not searchable by other users, so sandbox uids cannot reach "
+                f"$KARTA_HOME ({home}): chmod o+x it or put KARTA_HOME elsewhere"
+            )
+    probe = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--nnp"]
+    probe += ["/usr/bin/bwrap", "--unshare-all", "--unshare-user", "--disable-userns"]
+    probe += ["--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin"]
+    probe += ["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "/bin/true"]
+    try:
+        result = subprocess.run(probe, capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bwrap did not run: {exc}"
+    if result.returncode != 0:
+        return f"bwrap did not run: {result.stderr.decode(errors='replace').strip()[:300]}"
+    return None

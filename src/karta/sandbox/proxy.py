@@ -1,0 +1,352 @@
+"""The model proxy: the only path from a harness to a model provider.
+
+A harness is given a per-session credential (`kps_…`, known only to this process, revoked when
+its sandbox is destroyed) and a base URL that reaches this proxy: inside a bwrap sandbox
+through a UNIX socket bound into it, without a sandbox on a loopback port. The proxy
+authenticates the credential, maps it to its session, organization and project, applies the
+organization's concurrency and rate limits and the grant's own admission check (a call
+outside its session's turns is refused: it would be unmetered), replaces the credential with
+the platform's provider key, forwards Anthropic Messages or OpenAI-compatible chat completions,
+and streams the answer back as it arrives while reading the provider's usage from it.
+
+Everything else is refused. Neither keys nor prompt bodies are ever logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from karta.sandbox.meter import CallUsage, UsageMeter
+
+log = logging.getLogger(__name__)
+
+CREDENTIAL_PREFIX = "kps_"
+ANY_METHOD = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
+ANTHROPIC_PATH = "/v1/messages"
+OPENAI_PATH = "/v1/chat/completions"
+# Never forwarded upstream: the harness's credential, hop-by-hop headers, and compression
+# (the proxy reads usage from the body it relays).
+DROPPED_REQUEST = frozenset(
+    {
+        "host",
+        "authorization",
+        "x-api-key",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "accept-encoding",
+        "cookie",
+    }
+)
+DROPPED_RESPONSE = frozenset(
+    {"content-length", "connection", "keep-alive", "transfer-encoding", "content-encoding"}
+    | {"set-cookie"}
+)
+
+Usage = Callable[[CallUsage], None]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a call may not go ahead, as the harness is told (an HTTP status and error type)."""
+
+    status: int
+    kind: str
+    message: str
+
+
+Admit = Callable[[], Awaitable[Refusal | None]]  # None: the call may go ahead
+
+
+@dataclass
+class Grant:
+    """One sandbox's right to call the model, on behalf of one session."""
+
+    credential: str
+    session_id: str
+    organization_id: int | None
+    project_id: int | None
+    on_usage: Usage | None = None
+    admit: Admit | None = None
+
+
+@dataclass(frozen=True)
+class Upstream:
+    url: str  # the full URL calls are forwarded to
+    headers: dict[str, str]  # the platform's key, as this provider wants it
+
+
+def upstreams(model_env: dict[str, str]) -> dict[str, Upstream]:
+    """Where each API goes, and with which key, from the operator's model settings."""
+    found: dict[str, Upstream] = {}
+    anthropic: dict[str, str] = {}
+    if model_env.get("ANTHROPIC_API_KEY"):
+        anthropic["x-api-key"] = model_env["ANTHROPIC_API_KEY"]
+    if model_env.get("ANTHROPIC_AUTH_TOKEN"):
+        anthropic["authorization"] = f"Bearer {model_env['ANTHROPIC_AUTH_TOKEN']}"
+    if anthropic or model_env.get("ANTHROPIC_BASE_URL"):
+        base = model_env.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
+        found["anthropic"] = Upstream(base.rstrip("/") + ANTHROPIC_PATH, anthropic)
+    if model_env.get("OPENAI_API_KEY") or model_env.get("OPENAI_BASE_URL"):
+        base = model_env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        headers = {}
+        if model_env.get("OPENAI_API_KEY"):
+            headers["authorization"] = f"Bearer {model_env['OPENAI_API_KEY']}"
+        found["openai"] = Upstream(base.rstrip("/") + "/chat/completions", headers)
+    return found
+
+
+@dataclass
+class OrgLimits:
+    """Per organization: at most `concurrency` calls in flight (more wait, up to
+    `queue_timeout`), and at most `per_minute` calls started per rolling minute."""
+
+    concurrency: int = 16
+    per_minute: int = 600
+    queue_timeout: float = 30.0
+    _slots: dict[int | None, asyncio.Semaphore] = field(default_factory=dict)
+    _starts: dict[int | None, list[float]] = field(default_factory=dict)
+
+    def rate_ok(self, org: int | None, now: float) -> bool:
+        starts = [t for t in self._starts.get(org, []) if t > now - 60.0]
+        self._starts[org] = starts
+        if len(starts) >= self.per_minute:
+            return False
+        starts.append(now)
+        return True
+
+    def slot(self, org: int | None) -> asyncio.Semaphore:
+        return self._slots.setdefault(org, asyncio.Semaphore(self.concurrency))
+
+
+def _error(wire: str, status: int, kind: str, message: str) -> JSONResponse:
+    if wire == "openai":
+        return JSONResponse({"error": {"message": message, "type": kind, "code": kind}}, status)
+    return JSONResponse({"type": "error", "error": {"type": kind, "message": message}}, status)
+
+
+def credential_of(request: Request) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token if scheme.lower() == "bearer" and token else None
+
+
+class _QuietServer(uvicorn.Server):
+    """Runs inside the server's loop; signals belong to the planes."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Any:
+        yield
+
+
+class ModelProxy:
+    def __init__(
+        self,
+        model_env: dict[str, str],
+        limits: OrgLimits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.upstreams = upstreams(model_env)
+        only_openai = "openai" in self.upstreams and "anthropic" not in self.upstreams
+        self.wire = "openai" if only_openai else "anthropic"
+        self.limits = limits or OrgLimits()
+        self.clock = clock
+        self._grants: dict[str, Grant] = {}
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=10.0))
+        self._server: _QuietServer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.socket_path: Path | None = None
+        self.url: str | None = None  # the loopback URL, when serving TCP
+        self.app = Starlette(
+            routes=[
+                Route(ANTHROPIC_PATH, self._anthropic, methods=["POST"]),
+                Route(OPENAI_PATH, self._openai, methods=["POST"]),
+                Route("/{rest:path}", self._refuse, methods=list(ANY_METHOD)),
+            ]
+        )
+
+    # --- grants -------------------------------------------------------------------------------
+
+    def grant(
+        self,
+        session_id: str,
+        organization_id: int | None,
+        project_id: int | None,
+        *,
+        on_usage: Usage | None = None,
+        admit: Admit | None = None,
+    ) -> Grant:
+        grant = Grant(
+            CREDENTIAL_PREFIX + secrets.token_urlsafe(32),
+            session_id,
+            organization_id,
+            project_id,
+            on_usage,
+            admit,
+        )
+        self._grants[grant.credential] = grant
+        return grant
+
+    def revoke(self, grant: Grant) -> None:
+        self._grants.pop(grant.credential, None)
+
+    def harness_env(self, base_url: str, grant: Grant) -> dict[str, str]:
+        """The model variables a harness gets: the proxy, and a credential worth nothing
+        anywhere else."""
+        if self.wire == "openai":
+            return {"OPENAI_BASE_URL": base_url + "/v1", "OPENAI_API_KEY": grant.credential}
+        return {"ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": grant.credential}
+
+    # --- serving ------------------------------------------------------------------------------
+
+    async def start(self, *, unix_path: Path | None = None, tcp: bool = False) -> None:
+        sockets = []
+        if unix_path is not None:
+            sockets.append(_unix_socket(unix_path))
+            self.socket_path = unix_path
+        if tcp:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            # Accepted connections inherit it: a streamed answer's small writes must not wait
+            # for the client's delayed ACK (40 ms a call otherwise).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.bind(("127.0.0.1", 0))
+            self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            sockets.append(sock)
+        config = uvicorn.Config(
+            self.app, lifespan="off", log_level="warning", access_log=False, timeout_keep_alive=75
+        )
+        self._server = _QuietServer(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=sockets))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError("the model proxy did not start")
+            await asyncio.sleep(0.005)
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._client.aclose()
+        if self.socket_path is not None:
+            self.socket_path.unlink(missing_ok=True)
+
+    # --- forwarding ---------------------------------------------------------------------------
+
+    async def _anthropic(self, request: Request) -> Response:
+        return await self._forward(request, "anthropic")
+
+    async def _openai(self, request: Request) -> Response:
+        return await self._forward(request, "openai")
+
+    async def _refuse(self, request: Request) -> Response:
+        message = "the model proxy forwards model calls only"
+        return _error(self.wire, 404, "not_found_error", message)
+
+    async def _forward(self, request: Request, wire: str) -> Response:
+        credential = credential_of(request)
+        grant = self._grants.get(credential) if credential else None
+        if grant is None:
+            return _error(wire, 401, "authentication_error", "invalid credential")
+        upstream = self.upstreams.get(wire)
+        if upstream is None:
+            return _error(wire, 404, "not_found_error", f"no {wire} provider is configured")
+        if not self.limits.rate_ok(grant.organization_id, self.clock()):
+            response = _error(wire, 429, "rate_limit_error", "too many model calls; slow down")
+            response.headers["retry-after"] = "5"
+            return response
+        if grant.admit is not None:
+            refused = await grant.admit()
+            if refused is not None:
+                return _error(wire, refused.status, refused.kind, refused.message)
+        body = await request.body()
+        model, body = _prepare_body(wire, body)
+        slot = self.limits.slot(grant.organization_id)
+        try:
+            await asyncio.wait_for(slot.acquire(), self.limits.queue_timeout)
+        except TimeoutError:
+            return _error(wire, 429, "rate_limit_error", "too many concurrent model calls")
+        try:
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in DROPPED_REQUEST}
+            headers.update(upstream.headers)
+            url = upstream.url + (f"?{request.url.query}" if request.url.query else "")
+            outgoing = self._client.build_request("POST", url, content=body, headers=headers)
+            answer = await self._client.send(outgoing, stream=True)
+        except httpx.HTTPError as exc:
+            slot.release()
+            log.warning("model provider unreachable: %s", type(exc).__name__)
+            return _error(wire, 502, "api_error", "the model provider is unreachable")
+        meter = UsageMeter(wire, model)
+        kept = {k: v for k, v in answer.headers.items() if k.lower() not in DROPPED_RESPONSE}
+        return StreamingResponse(
+            self._relay(answer, meter, grant, slot),
+            status_code=answer.status_code,
+            headers=kept,
+        )
+
+    async def _relay(
+        self, answer: httpx.Response, meter: UsageMeter, grant: Grant, slot: asyncio.Semaphore
+    ) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in answer.aiter_raw():
+                meter.feed(chunk)
+                yield chunk
+        finally:
+            slot.release()
+            await answer.aclose()
+            usage = meter.finish(answer.headers.get("content-type", ""))
+            if grant.on_usage is not None and answer.is_success:
+                grant.on_usage(usage)
+
+
+def _unix_socket(path: Path) -> socket.socket:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    # Any sandbox uid may connect: the credential is what authenticates a caller.
+    path.chmod(0o666)
+    return sock
+
+
+def _prepare_body(wire: str, body: bytes) -> tuple[str | None, bytes]:
+    """The requested model, and the body to forward: an OpenAI stream is asked to report its
+    usage in its last chunk (the proxy meters it); anything else goes through untouched."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None, body
+    if not isinstance(parsed, dict):
+        return None, body
+    model = parsed.get("model") if isinstance(parsed.get("model"), str) else None
+    if wire == "openai" and parsed.get("stream"):
+        options = parsed.get("stream_options")
+        if not (isinstance(options, dict) and options.get("include_usage")):
+            parsed["stream_options"] = {**(options or {}), "include_usage": True}
+            return model, json.dumps(parsed).encode()
+    return model, body

@@ -1,0 +1,80 @@
+"""Choosing the sandbox backend (`KARTA_SANDBOX=auto|bwrap|none`) and starting it together
+with the model proxy it routes harnesses through."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from karta.dataplane.settings import ConfigError, Settings
+from karta.sandbox.base import Sandbox
+from karta.sandbox.bwrap import BwrapSandbox, unavailable_reason
+from karta.sandbox.none import NoSandbox
+from karta.sandbox.proxy import ModelProxy
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "bwrap", "none")
+
+
+@dataclass(frozen=True)
+class Isolation:
+    sandbox: Sandbox
+    proxy: ModelProxy
+    choice: str  # how the backend was chosen, in plain words
+
+
+def choose_backend(settings: Settings) -> tuple[str, str]:
+    """The backend's name and why it was picked; ConfigError when the choice is refused."""
+    wanted = settings.sandbox
+    if wanted not in BACKENDS:
+        raise ConfigError(f"KARTA_SANDBOX={wanted!r}: choose one of {', '.join(BACKENDS)}")
+    name, why = wanted, "set by KARTA_SANDBOX"
+    if wanted != "none":
+        reason = unavailable_reason(settings.home)
+        if reason is not None and wanted == "bwrap":
+            raise ConfigError(f"KARTA_SANDBOX=bwrap, but bwrap cannot work here: {reason}")
+        if reason is not None:
+            name, why = "none", f"auto: bwrap is unavailable ({reason})"
+        elif wanted == "auto":
+            name, why = "bwrap", "auto: bwrap works on this host"
+    if name == "none" and settings.production and not settings.allow_unsandboxed:
+        raise ConfigError(
+            "refusing to run harnesses without a sandbox in production "
+            f"({why}); set KARTA_SANDBOX_ALLOW_NONE=1 to do it anyway"
+        )
+    return name, why
+
+
+@asynccontextmanager
+async def open_isolation(settings: Settings, model_env: dict[str, str]) -> AsyncIterator[Isolation]:
+    name, why = choose_backend(settings)
+    proxy = ModelProxy(model_env)
+    socket_path = proxy_socket(settings.home)
+    sandbox: Sandbox
+    if name == "bwrap":
+        bwrap = BwrapSandbox(settings.home, socket_path)
+        bwrap.start()
+        socket_path.parent.mkdir(parents=True, exist_ok=True)
+        socket_path.parent.chmod(0o711)
+        await proxy.start(unix_path=socket_path)
+        sandbox = bwrap
+    else:
+        await proxy.start(tcp=True)
+        assert proxy.url is not None
+        sandbox = NoSandbox(settings.home, proxy.url)
+    log.info("sandbox: %s (%s)", sandbox.describe(), why)
+    try:
+        yield Isolation(sandbox, proxy, why)
+    finally:
+        try:
+            await sandbox.close()
+        finally:
+            await proxy.stop()
+
+
+def proxy_socket(home: Path) -> Path:
+    return home / "sandbox" / "proxy" / "model.sock"
