@@ -26,10 +26,10 @@ from pathlib import Path
 
 import httpx
 
-from karta.sandbox.base import SandboxHandle, SandboxRequest
-from karta.sandbox.bwrap import BwrapSandbox
-from karta.sandbox.none import NoSandbox
-from karta.sandbox.proxy import ModelProxy, OrgLimits
+from karta.dataplane.sandbox.base import SandboxHandle, SandboxRequest
+from karta.dataplane.sandbox.bwrap import BwrapSandbox
+from karta.dataplane.sandbox.none import NoSandbox
+from karta.dataplane.sandbox.proxy import ModelProxy, OrgLimits
 from karta.testing import ScriptedModel
 from tests.conftest import Database, KartaServer
 

@@ -18,8 +18,8 @@ from karta.dataplane.principal import Principal
 from karta.dataplane.runtime.factory import open_runtime
 from karta.dataplane.runtime.handle import SessionHandle
 from karta.dataplane.runtime.lifecycle import LIVE_TURN_STATES
-from karta.dataplane.runtime.pipeline import TurnHandle, TurnRequest
 from karta.dataplane.runtime.service import Runtime
+from karta.dataplane.runtime.turns import TurnHandle, TurnRequest
 from karta.dataplane.settings import Settings
 from karta.dataplane.store.models import TurnRow
 from karta.testing import FakeClock, FakeHarness

@@ -10,8 +10,8 @@ from karta.core import events as ev
 from karta.core.errors import InputNotPending
 from karta.dataplane.runtime.handle import SessionHandle
 from karta.dataplane.runtime.lifecycle import Decision
-from karta.dataplane.runtime.pipeline import TurnHandle, TurnRequest
 from karta.dataplane.runtime.service import Runtime
+from karta.dataplane.runtime.turns import TurnHandle, TurnRequest
 from karta.testing.fake_harness import Ask, Say
 from tests.runtime.conftest import (
     ended_turn,

@@ -6,7 +6,7 @@ import pytest
 
 from karta.core import events as ev
 from karta.core.errors import NoTurnRunning, SessionEnded
-from karta.dataplane.runtime.pipeline import TurnRequest
+from karta.dataplane.runtime.turns import TurnRequest
 from karta.testing.fake_harness import Ask, Say, Wait
 from tests.runtime.conftest import ended_turn, is_done, is_paused, run_turn, texts, until
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from karta.core.errors import InvalidCursor
-from karta.dataplane.runtime.pipeline import TurnRequest
 from karta.dataplane.runtime.queries import SessionFilter
 from karta.dataplane.runtime.service import Runtime
+from karta.dataplane.runtime.turns import TurnRequest
 from karta.testing import FakeClock
 from karta.testing.fake_harness import Wait
 from tests.runtime.conftest import CALLER, ended_turn, is_done, run_turn, until

@@ -14,7 +14,7 @@ from karta.core import events as ev
 from karta.core.errors import InputNotPending
 from karta.core.events import Event
 from karta.dataplane.runtime.lifecycle import Decision
-from karta.dataplane.runtime.pipeline import TurnRequest
+from karta.dataplane.runtime.turns import TurnRequest
 from karta.testing.fake_harness import Ask, Say, Step, Wait
 from tests.runtime.conftest import (
     CALLER,

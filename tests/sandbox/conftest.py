@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from karta.sandbox.bwrap import unavailable_reason
+from karta.dataplane.sandbox.bwrap import unavailable_reason
 
 
 def traversable_dir(prefix: str) -> Path:

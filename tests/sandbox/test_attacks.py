@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from karta.sandbox.bwrap import cgroup_group
-from karta.sandbox.cgroups import CgroupLayout
+from karta.dataplane.sandbox.bwrap import cgroup_group
+from karta.dataplane.sandbox.cgroups import CgroupLayout
 from karta.testing import Reply, ScriptedModel, text, tool_use
 from tests.conftest import Database, KartaServer, stream_events
 from tests.sandbox.conftest import traversable_dir

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from karta.sandbox.base import SandboxRequest
-from karta.sandbox.bwrap import BwrapHandle, BwrapLimits, BwrapSandbox
-from karta.sandbox.cgroups import Limits
+from karta.dataplane.sandbox.base import SandboxRequest
+from karta.dataplane.sandbox.bwrap import BwrapHandle, BwrapSandbox
+from karta.dataplane.sandbox.bwrap_scripts import BwrapLimits
+from karta.dataplane.sandbox.cgroups import Limits
 
 LIMITS = BwrapLimits(Limits(256 << 20, 64, 0.5), tmp_bytes=32 << 20, file_bytes=16 << 20)
 

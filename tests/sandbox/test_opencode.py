@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from karta.dataplane.harness.opencode import find_binary
+from karta.dataplane.harness.opencode_server import find_binary
 from karta.testing import ScriptedModel, text, tool_use
 from tests.conftest import Database, KartaServer
 from tests.sandbox.conftest import traversable_dir

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from karta.sandbox.meter import CallUsage
-from karta.sandbox.proxy import ModelProxy, OrgLimits, Refusal, upstreams
+from karta.dataplane.sandbox.meter import CallUsage
+from karta.dataplane.sandbox.proxy import ModelProxy, OrgLimits, Refusal, upstreams
 from karta.testing import Reply, ScriptedModel, text
 
 PLATFORM_KEY = "sk-platform-test-key"

@@ -11,12 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from karta.dataplane.settings import ConfigError, Settings
-from karta.sandbox import bwrap, setup
-from karta.sandbox.bwrap import BwrapLimits, View, bwrap_args, inner_script, launcher_script
-from karta.sandbox.cgroups import Cgroup, CgroupLayout, Limits, own_cgroups
-from karta.sandbox.meter import CallUsage, UsageMeter, turn_usage
-from karta.sandbox.seccomp import (
+from karta.dataplane.sandbox import setup
+from karta.dataplane.sandbox.bwrap_scripts import (
+    SECCOMP_FD,
+    BwrapLimits,
+    View,
+    bwrap_args,
+    inner_script,
+    launcher_script,
+)
+from karta.dataplane.sandbox.cgroups import Cgroup, CgroupLayout, Limits, own_cgroups
+from karta.dataplane.sandbox.meter import CallUsage, UsageMeter, turn_usage
+from karta.dataplane.sandbox.seccomp import (
     AUDIT_ARCH_X86_64,
     DENIED_IOCTLS,
     DENIED_SYSCALLS,
@@ -25,7 +31,8 @@ from karta.sandbox.seccomp import (
     RET_KILL_PROCESS,
     build_filter,
 )
-from karta.sandbox.uids import UidPool
+from karta.dataplane.sandbox.uids import UidPool
+from karta.dataplane.settings import ConfigError, Settings
 
 # --- seccomp -----------------------------------------------------------------------------------
 
@@ -109,7 +116,7 @@ def test_bwrap_unshares_everything_and_shows_only_what_the_harness_needs(tmp_pat
     assert {host for host, _ in rw} == {*map(str, v.writable), str(v.run_dir)}
     # The private /tmp is mounted before the session's folders (which may live under /tmp).
     assert args.index("/tmp") < args.index(str(v.writable[0]))
-    assert args[args.index("--seccomp") + 1] == str(bwrap.SECCOMP_FD)
+    assert args[args.index("--seccomp") + 1] == str(SECCOMP_FD)
 
 
 def test_the_launcher_drops_to_the_session_uid_before_bwrap(tmp_path):

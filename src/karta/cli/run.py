@@ -16,7 +16,7 @@ from karta.dataplane.modelenv import resolve_model_endpoint
 from karta.dataplane.principal import OPEN
 from karta.dataplane.runtime.factory import open_runtime
 from karta.dataplane.runtime.lifecycle import Decision
-from karta.dataplane.runtime.pipeline import TurnRequest
+from karta.dataplane.runtime.turns import TurnRequest
 from karta.dataplane.settings import Settings
 
 

@@ -27,8 +27,8 @@ from karta.dataplane.control.releases import ControlPlaneReleases, LocalProject
 from karta.dataplane.control.usage import ControlPlaneMetering
 from karta.dataplane.routes import health, internal, sessions, turns
 from karta.dataplane.runtime.factory import open_runtime
+from karta.dataplane.sandbox.setup import choose_backend
 from karta.dataplane.settings import ConfigError, Settings
-from karta.sandbox.setup import choose_backend
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from karta.dataplane.adapters.common import (
 from karta.dataplane.principal import Principal
 from karta.dataplane.runtime.handle import SessionHandle
 from karta.dataplane.runtime.lifecycle import TurnOutcome
-from karta.dataplane.runtime.pipeline import TurnHandle, TurnRequest
 from karta.dataplane.runtime.service import Runtime
+from karta.dataplane.runtime.turns import TurnHandle, TurnRequest
 from karta.dataplane.schemas import MAX_TEXT, CreateSession
 from karta.dataplane.streaming import Projection
 

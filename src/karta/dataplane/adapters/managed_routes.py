@@ -42,8 +42,8 @@ from karta.dataplane.auth import Resolver, requiring
 from karta.dataplane.principal import READ, WRITE, Principal
 from karta.dataplane.runtime.handle import SessionHandle
 from karta.dataplane.runtime.lifecycle import Decision
-from karta.dataplane.runtime.pipeline import TurnRequest
 from karta.dataplane.runtime.queries import SessionFilter
+from karta.dataplane.runtime.turns import TurnRequest
 from karta.dataplane.schemas import CreateSession, SessionOut
 
 MAX_EVENTS = 50

@@ -27,7 +27,7 @@ from karta.dataplane.adapters.openai_chat import ChatStream, chat_completion
 from karta.dataplane.adapters.openai_responses import ResponsesStream, response_object
 from karta.dataplane.auth import Resolver, requiring
 from karta.dataplane.principal import WRITE, Principal
-from karta.dataplane.runtime.pipeline import TurnHandle
+from karta.dataplane.runtime.turns import TurnHandle
 
 ERROR_TYPES = {
     400: "invalid_request_error",

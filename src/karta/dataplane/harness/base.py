@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from karta.app import AgentDefinition, HarnessApp
 from karta.core.events import Event
-from karta.sandbox.base import SandboxHandle
+from karta.dataplane.sandbox.base import SandboxHandle
 
 
 class Verdict(StrEnum):

@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from karta.core.env_names import HOST_PASSTHROUGH, reserved
-from karta.sandbox.base import SandboxHandle
+from karta.dataplane.sandbox.base import SandboxHandle
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,9 @@ DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 def as_session_owner(sandbox: SandboxHandle | None) -> AbstractContextManager[None]:
-    """Run the harness's folder preparation as the sandbox's user (see `karta.sandbox.fsuid`):
-    the sandbox owns those folders and may have planted links in them."""
+    """Run the harness's folder preparation as the sandbox's user (see
+    `karta.dataplane.sandbox.fsuid`): the sandbox owns those folders and may have planted links
+    in them."""
     return sandbox.as_owner() if sandbox is not None else nullcontext()
 
 

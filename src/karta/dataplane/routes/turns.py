@@ -15,7 +15,7 @@ from karta.dataplane import streaming
 from karta.dataplane.auth import Resolver, requiring
 from karta.dataplane.principal import READ, WRITE, Principal
 from karta.dataplane.runtime.lifecycle import Decision, TurnOutcome
-from karta.dataplane.runtime.pipeline import TurnHandle, TurnRequest
+from karta.dataplane.runtime.turns import TurnHandle, TurnRequest
 from karta.dataplane.schemas import Decide, DecisionOut, SendMessage, TurnOut
 
 SSE_DOC = {"content": {"text/event-stream": {}}, "description": "SSE, one frame per event"}

@@ -17,10 +17,10 @@ from karta.dataplane.harness.opencode import OpenCodeHarness
 from karta.dataplane.runtime.apps import Apps, ReleaseSource, WorkingCopyOnly
 from karta.dataplane.runtime.metering import Metering
 from karta.dataplane.runtime.service import Runtime
+from karta.dataplane.sandbox.setup import open_isolation
 from karta.dataplane.settings import Settings
 from karta.dataplane.store import MIGRATIONS
 from karta.releases.store import ReleaseStore
-from karta.sandbox.setup import open_isolation
 
 
 def harness_for(kind: str, settings: Settings) -> Harness:

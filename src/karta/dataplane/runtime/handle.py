@@ -24,8 +24,8 @@ from karta.dataplane.runtime.approvals import public_approval
 from karta.dataplane.runtime.apps import Pin
 from karta.dataplane.runtime.lifecycle import Decision
 from karta.dataplane.runtime.metering import Billing
-from karta.dataplane.runtime.pipeline import LiveTurn, TurnHandle, TurnRequest
 from karta.dataplane.runtime.records import decision_record
+from karta.dataplane.runtime.turns import LiveTurn, TurnHandle, TurnRequest
 from karta.dataplane.runtime.workspace import session_files
 from karta.dataplane.schemas import SessionOut
 from karta.dataplane.store.models import SessionRow

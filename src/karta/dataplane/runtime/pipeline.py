@@ -9,9 +9,8 @@ opens. The turn's state moves only along `lifecycle.TURN_TRANSITIONS` and is sto
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from karta.app import AgentDefinition, HarnessApp
@@ -36,63 +35,21 @@ from karta.dataplane.runtime.live import LiveHarnesses
 from karta.dataplane.runtime.metering import Billing, Metering
 from karta.dataplane.runtime.records import usage_row
 from karta.dataplane.runtime.repository import Repository
+from karta.dataplane.runtime.turns import LiveTurn
 from karta.dataplane.runtime.workspace import session_files
+from karta.dataplane.sandbox.base import SandboxHandle, SandboxRequest
+from karta.dataplane.sandbox.meter import CallUsage, turn_usage
+from karta.dataplane.sandbox.proxy import Refusal
+from karta.dataplane.sandbox.session import SandboxedSession
+from karta.dataplane.sandbox.setup import Isolation
 from karta.dataplane.settings import Settings
 from karta.dataplane.store.models import SessionRow
-from karta.sandbox.base import SandboxHandle, SandboxRequest
-from karta.sandbox.meter import CallUsage, turn_usage
-from karta.sandbox.proxy import Refusal
-from karta.sandbox.session import SandboxedSession
-from karta.sandbox.setup import Isolation
 
 log = logging.getLogger(__name__)
 
 # How long an interrupted turn may take to stop by itself (the harness was asked to) before its
 # process is killed; the turn ends `cancelled` either way, within about this long.
 INTERRUPT_GRACE = 1.5
-
-
-@dataclass(frozen=True)
-class TurnRequest:
-    text: str
-    agent: str | None = None
-    participant_name: str | None = None
-    participant_type: str | None = None
-    thinking: bool = False
-
-
-@dataclass(frozen=True)
-class TurnHandle:
-    turn_id: str
-    session_id: str
-    after: int  # the log position just before the turn's first event
-    agent: str
-    user_message: dict[str, Any]
-
-
-@dataclass
-class LiveTurn:
-    session_id: str
-    turn_id: str
-    app: HarnessApp  # the session's pinned release
-    agent: AgentDefinition
-    request: TurnRequest
-    handoff: bool  # the session's agent changed with this turn
-    billing: Billing | None  # None: not metered (open mode, no metering)
-    env: dict[str, str]  # the project's env vars, for the harness process only
-    state: TurnState = TurnState.RUNNING
-    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
-    harness: HarnessSession | None = None
-    task: asyncio.Task[None] | None = None
-    # The model calls the proxy forwarded for this turn, with the provider's own usage.
-    calls: list[CallUsage] = field(default_factory=list)
-
-    @property
-    def harness_config(self) -> tuple[str, str]:
-        """What a warm harness must have been opened with to take this turn: the agent, and
-        the project's env vars (by digest: a changed value needs a fresh process)."""
-        items = "\0".join(f"{k}={v}" for k, v in sorted(self.env.items()))
-        return self.agent.name, hashlib.sha256(items.encode()).hexdigest()
 
 
 class TurnPipeline:

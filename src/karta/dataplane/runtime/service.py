@@ -30,9 +30,9 @@ from karta.dataplane.runtime.pipeline import TurnPipeline
 from karta.dataplane.runtime.queries import SessionFilter
 from karta.dataplane.runtime.repository import Repository
 from karta.dataplane.runtime.workspace import session_files
+from karta.dataplane.sandbox.setup import Isolation
 from karta.dataplane.settings import Settings
 from karta.dataplane.store.models import HarnessBinding, SessionRow
-from karta.sandbox.setup import Isolation
 
 
 class Runtime:

@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from karta.dataplane.sandbox.base import Sandbox
+from karta.dataplane.sandbox.bwrap import BwrapSandbox, unavailable_reason
+from karta.dataplane.sandbox.none import NoSandbox
+from karta.dataplane.sandbox.proxy import ModelProxy
 from karta.dataplane.settings import ConfigError, Settings
-from karta.sandbox.base import Sandbox
-from karta.sandbox.bwrap import BwrapSandbox, unavailable_reason
-from karta.sandbox.none import NoSandbox
-from karta.sandbox.proxy import ModelProxy
 
 log = logging.getLogger(__name__)
 

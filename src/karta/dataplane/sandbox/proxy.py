@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from karta.sandbox.meter import CallUsage, UsageMeter
+from karta.dataplane.sandbox.meter import CallUsage, UsageMeter
 
 log = logging.getLogger(__name__)
 

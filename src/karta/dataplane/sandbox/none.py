@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from karta.dataplane.harness.environment import write_launcher
-from karta.sandbox.base import SandboxHandle, SandboxRequest
+from karta.dataplane.sandbox.base import SandboxHandle, SandboxRequest
 
 DESCRIPTION = (
     "none: NOT ISOLATED. Harness processes run as the server's own user and can read its "

@@ -1,0 +1,58 @@
+"""A turn as the runtime passes it around: what was asked (`TurnRequest`), what the caller gets
+back (`TurnHandle`), and the running turn the pipeline holds (`LiveTurn`)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from karta.app import AgentDefinition, HarnessApp
+from karta.dataplane.harness.base import HarnessSession
+from karta.dataplane.runtime.lifecycle import TurnState
+from karta.dataplane.runtime.metering import Billing
+from karta.dataplane.sandbox.meter import CallUsage
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    text: str
+    agent: str | None = None
+    participant_name: str | None = None
+    participant_type: str | None = None
+    thinking: bool = False
+
+
+@dataclass(frozen=True)
+class TurnHandle:
+    turn_id: str
+    session_id: str
+    after: int  # the log position just before the turn's first event
+    agent: str
+    user_message: dict[str, Any]
+
+
+@dataclass
+class LiveTurn:
+    session_id: str
+    turn_id: str
+    app: HarnessApp  # the session's pinned release
+    agent: AgentDefinition
+    request: TurnRequest
+    handoff: bool  # the session's agent changed with this turn
+    billing: Billing | None  # None: not metered (open mode, no metering)
+    env: dict[str, str]  # the project's env vars, for the harness process only
+    state: TurnState = TurnState.RUNNING
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    harness: HarnessSession | None = None
+    task: asyncio.Task[None] | None = None
+    # The model calls the proxy forwarded for this turn, with the provider's own usage.
+    calls: list[CallUsage] = field(default_factory=list)
+
+    @property
+    def harness_config(self) -> tuple[str, str]:
+        """What a warm harness must have been opened with to take this turn: the agent, and
+        the project's env vars (by digest: a changed value needs a fresh process)."""
+        items = "\0".join(f"{k}={v}" for k, v in sorted(self.env.items()))
+        return self.agent.name, hashlib.sha256(items.encode()).hexdigest()
