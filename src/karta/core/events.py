@@ -91,5 +91,18 @@ def done_event(
     return Event(DONE, {"status": status, "usage": usage or empty_usage(), **extra})
 
 
+def usage_of(
+    input_tokens: int, output_tokens: int, cache_read: int = 0, cache_write: int = 0
+) -> dict[str, int]:
+    """A `done` event's usage: `input_tokens` already counts the cached ones."""
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+        "cache_read_tokens": cache_read,
+        "cache_write_tokens": cache_write,
+    }
+
+
 def empty_usage() -> dict[str, int | None]:
     return {"input_tokens": None, "output_tokens": None, "total_tokens": None}

@@ -19,7 +19,7 @@ from claude_agent_sdk import (
 )
 
 from karta.core import events as ev
-from karta.core.events import Event
+from karta.core.events import Event, usage_of
 
 SOURCE = "claude"
 
@@ -40,14 +40,7 @@ def usage_from(raw: dict[str, Any] | None) -> dict[str, Any]:
     cache_read = int(raw.get("cache_read_input_tokens") or 0)
     cache_write = int(raw.get("cache_creation_input_tokens") or 0)
     inp = int(raw.get("input_tokens") or 0) + cache_read + cache_write
-    out = int(raw.get("output_tokens") or 0)
-    return {
-        "input_tokens": inp,
-        "output_tokens": out,
-        "total_tokens": inp + out,
-        "cache_read_tokens": cache_read,
-        "cache_write_tokens": cache_write,
-    }
+    return usage_of(inp, int(raw.get("output_tokens") or 0), cache_read, cache_write)
 
 
 @dataclass

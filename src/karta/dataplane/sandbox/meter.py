@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from karta.core.events import usage_of
+
 
 @dataclass
 class CallUsage:
@@ -103,11 +105,5 @@ def turn_usage(calls: list[CallUsage]) -> dict[str, Any]:
     for call in calls:
         if call.model:
             models[call.model] = models.get(call.model, 0) + call.output_tokens
-    return {
-        "input_tokens": inp,
-        "output_tokens": out,
-        "total_tokens": inp + out,
-        "cache_read_tokens": cache_read,
-        "cache_write_tokens": cache_write,
-        "model": max(models, key=lambda m: models[m]) if models else None,
-    }
+    model = max(models, key=lambda m: models[m]) if models else None
+    return {**usage_of(inp, out, cache_read, cache_write), "model": model}
