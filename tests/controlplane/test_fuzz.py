@@ -15,20 +15,16 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import Unsatisfiable
-from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.python import asgi
-from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from karta.controlplane.app import create_control_app
 from karta.controlplane.settings import ControlSettings
 from karta.core.internal_auth import InternalAccess
 from tests.conftest import Database
+from tests.fuzzing import CHECKS, coverage_failures, generated_failures
 
 EXAMPLES = 6  # generated per operation, for valid and for invalid input each
-CHECKS = [not_a_server_error, response_schema_conformance]
 
 
 @pytest.fixture(
@@ -67,52 +63,19 @@ def _operations(app: Any) -> list[Any]:
     return [result.ok() for result in schema.get_all_operations()]
 
 
-def _check(case: Any, headers: dict[str, str]) -> None:
+def _check(headers: dict[str, str]) -> Any:
     # A copy: the transport adds its own headers to the dict it is given.
-    case.call_and_validate(headers=dict(headers), checks=CHECKS)
+    return lambda case: case.call_and_validate(headers=dict(headers), checks=CHECKS)
 
 
 def test_boundaries_and_malformed_input(target: tuple[Any, dict[str, str]]) -> None:
-    """Schemathesis's coverage phase: deterministic edge cases of every parameter and body —
-    each bound and one past it, wrong types, missing and unknown fields."""
     app, headers = target
-    failures: list[str] = []
-    for operation in _operations(app):
-        config = operation.schema.config.generation_for(operation=operation)
-        cases = operation.schema.iter_coverage_cases(
-            operation, generation_modes=list(GenerationMode), generation_config=config
-        )
-        for case in cases:
-            try:
-                _check(case, headers)
-            except Exception as exc:  # every case runs; all failures are reported at once
-                failures.append(f"{operation.label}: {exc}")
+    failures = coverage_failures(_operations(app), _check(headers))
     assert failures == [], "\n\n".join(failures)
 
 
 @pytest.mark.parametrize("mode", list(GenerationMode))
 def test_generated_input(target: tuple[Any, dict[str, str]], mode: GenerationMode) -> None:
-    """Hypothesis-generated requests that fit the schema (positive) or break it (negative)."""
     app, headers = target
-    failures: list[str] = []
-    for operation in _operations(app):
-
-        @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(
-            max_examples=EXAMPLES,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            phases=[Phase.explicit, Phase.generate],  # no shrinking: report, don't minimize
-        )
-        def call(case: Any) -> None:
-            _check(case, headers)
-
-        try:
-            call()
-        except Unsatisfiable:  # nothing to make invalid: an operation without parameters
-            assert mode is GenerationMode.NEGATIVE, operation.label
-        except Exception as exc:
-            failures.append(f"{operation.label}: {exc}")
+    failures = generated_failures(_operations(app), mode, _check(headers), lambda _: EXAMPLES)
     assert failures == [], "\n\n".join(failures)

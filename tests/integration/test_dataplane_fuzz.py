@@ -14,17 +14,13 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import Unsatisfiable
-from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
-from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from karta.testing import Reply, text
+from tests.fuzzing import CHECKS, coverage_failures, generated_failures
 
 pytestmark = [pytest.mark.harness]
 
-CHECKS = [not_a_server_error, response_schema_conformance]
 EXAMPLES, TURN_EXAMPLES = 6, 2
 TIMEOUT = 60  # seconds per request: a turn on a loaded machine, never an endless stream
 TURN_PATHS = ("/messages", "/chat/completions", "/responses", "/sessions/{session_id}/events")
@@ -48,10 +44,12 @@ def target(server: Any) -> tuple[list[Any], dict[str, str]]:
     return operations, {"Authorization": f"Bearer {server.api_key}"}
 
 
-def check(case: Any, headers: dict[str, str]) -> None:
-    if endless(case):
-        return
-    case.call_and_validate(headers=dict(headers), checks=CHECKS, timeout=TIMEOUT)
+def checker(headers: dict[str, str]) -> Any:
+    def check(case: Any) -> None:
+        if not endless(case):
+            case.call_and_validate(headers=dict(headers), checks=CHECKS, timeout=TIMEOUT)
+
+    return check
 
 
 @pytest.fixture(autouse=True)
@@ -62,44 +60,18 @@ def _answers(model: Any) -> None:
 
 def test_boundaries_and_malformed_input(target: tuple[list[Any], dict[str, str]]) -> None:
     operations, headers = target
-    failures: list[str] = []
-    for operation in operations:
-        if starts_turns(operation):
-            continue
-        config = operation.schema.config.generation_for(operation=operation)
-        cases = operation.schema.iter_coverage_cases(
-            operation, generation_modes=list(GenerationMode), generation_config=config
-        )
-        for case in cases:
-            try:
-                check(case, headers)
-            except Exception as exc:  # every case runs; all failures are reported at once
-                failures.append(f"{operation.label}: {exc}")
+    cheap = [op for op in operations if not starts_turns(op)]
+    failures = coverage_failures(cheap, checker(headers))
     assert failures == [], "\n\n".join(failures)
 
 
 @pytest.mark.parametrize("mode", list(GenerationMode))
 def test_generated_input(target: tuple[list[Any], dict[str, str]], mode: GenerationMode) -> None:
     operations, headers = target
-    failures: list[str] = []
-    for operation in operations:
-
-        @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(
-            max_examples=TURN_EXAMPLES if starts_turns(operation) else EXAMPLES,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            phases=[Phase.explicit, Phase.generate],
-        )
-        def call(case: Any) -> None:
-            check(case, headers)
-
-        try:
-            call()
-        except Unsatisfiable:  # nothing to make invalid: an operation without parameters
-            assert mode is GenerationMode.NEGATIVE, operation.label
-        except Exception as exc:
-            failures.append(f"{operation.label}: {exc}")
+    failures = generated_failures(
+        operations,
+        mode,
+        checker(headers),
+        lambda op: TURN_EXAMPLES if starts_turns(op) else EXAMPLES,
+    )
     assert failures == [], "\n\n".join(failures)
