@@ -158,6 +158,15 @@ def test_a_turn_beyond_the_harness_cap_is_a_503_before_it_runs(model, tmp_path):
             assert refused.json()["error"] == "harness_capacity"
             assert int(refused.headers["Retry-After"]) >= 1
             assert api.get(f"/v1/sessions/{other}").json()["last_event_seq"] == 0, "nothing ran"
+            # A stateless adapter call refused at the cap leaves no session of its own behind.
+            project = "/v1/projects/support-bot"
+            active = {"status": "active", "limit": 100}
+            before = api.get(f"{project}/sessions", params=active).json()["data"]
+            chat = api.post(
+                f"{project}/chat/completions", json={"messages": [{"role": "user", "content": "z"}]}
+            )
+            assert chat.status_code == 503 and chat.json()["error"]["code"] == "harness_capacity"
+            assert api.get(f"{project}/sessions", params=active).json()["data"] == before
             assert api.post(f"/v1/sessions/{busy}/interrupt").status_code == 200
             started.join(30)
     finally:

@@ -80,13 +80,14 @@ def router(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
         runtime = request.app.state.runtime
         named = session_id_of(request, body.metadata)
         text = chat_text(body.messages, named, body.system)
-        session = await open_session(runtime, caller, named, body.metadata)
+        session, created = await open_session(runtime, caller, named, body.metadata)
         stamp = stamp_for("msg", body.model, session, runtime.clock)
         return await adapter_turn(
             session,
             text,
             MessagesStream(stamp) if body.stream else None,
             lambda outcome: message_object(stamp, outcome),
+            created=created,
         )
 
     for path in ("/messages", "/anthropic/v1/messages"):

@@ -106,11 +106,11 @@ def session_id_of(request: Request, metadata: dict[str, Any] | None) -> str | No
 
 async def open_session(
     runtime: Runtime, caller: Principal, session_id: str | None, metadata: dict[str, Any] | None
-) -> SessionHandle:
+) -> tuple[SessionHandle, bool]:
     """The session to run on: the named one (404 if it is not the caller's), else a new one
-    with `metadata` (less Karta's own key)."""
+    with `metadata` (less Karta's own key); and whether it was made for this call."""
     if session_id is not None:
-        return await runtime.session(caller, session_id)
+        return await runtime.session(caller, session_id), False
     caller.check_budget()  # refuse before a workspace is made for nothing
     meta = {k: v for k, v in (metadata or {}).items() if k != SESSION_KEY}
     try:
@@ -118,7 +118,7 @@ async def open_session(
     except ValidationError as exc:
         raise InvalidRequest(str(exc.errors()[0]["msg"]), field="metadata") from None
     handle, _ = await runtime.create_session(caller, meta)
-    return handle
+    return handle, True
 
 
 def checked_text(text: str, field: str) -> str:
@@ -155,11 +155,19 @@ async def adapter_turn(
     projection: Projection | None,
     unary_body: Callable[[TurnOutcome], dict[str, Any]],
     on_start: Callable[[TurnHandle], Awaitable[None]] | None = None,
+    *,
+    created: bool,
 ) -> Response:
     """Every adapter call's recipe: run a turn on `session`; stream it through `projection`
     (None: unary), or wait for its end (or pause) and answer `unary_body(outcome)` — a turn
-    that failed is a 422 in the SDK's error shape."""
-    handle = await session.send(TurnRequest(text=text))
+    that failed is a 422 in the SDK's error shape. A session `created` for this call whose turn
+    is refused (402, 503) is ended: nothing is left behind."""
+    try:
+        handle = await session.send(TurnRequest(text=text))
+    except KartaError:
+        if created:
+            await session.end()
+        raise
     if on_start is not None:
         await on_start(handle)
     stop = streaming.until_pause(handle.turn_id)

@@ -95,7 +95,7 @@ def router(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
         runtime = request.app.state.runtime
         named = session_id_of(request, body.metadata)
         text = chat_text(body.messages, named)
-        session = await open_session(runtime, caller, named, body.metadata)
+        session, created = await open_session(runtime, caller, named, body.metadata)
         stamp = stamp_for("chatcmpl", body.model, session, runtime.clock)
         usage = bool((body.stream_options or {}).get("include_usage"))
         return await adapter_turn(
@@ -103,6 +103,7 @@ def router(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
             text,
             ChatStream(stamp, include_usage=usage) if body.stream else None,
             lambda outcome: chat_completion(stamp, outcome),
+            created=created,
         )
 
     @api.post("/responses", responses=responses)
@@ -113,10 +114,10 @@ def router(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
         text = checked_text(input_text(body.input), "input")
         previous = body.previous_response_id
         if previous is not None:
-            session = await runtime.response_session(caller, previous)
+            session, created = await runtime.response_session(caller, previous), False
         else:
             named = session_id_of(request, body.metadata)
-            session = await open_session(runtime, caller, named, body.metadata)
+            session, created = await open_session(runtime, caller, named, body.metadata)
         stamp = stamp_for("resp", body.model, session, runtime.clock)
 
         async def remember(handle: TurnHandle) -> None:
@@ -129,6 +130,7 @@ def router(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
             ResponsesStream(stamp, previous) if body.stream else None,
             lambda outcome: response_object(stamp, outcome, previous),
             remember,
+            created=created,
         )
 
     return api
