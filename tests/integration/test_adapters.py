@@ -327,6 +327,29 @@ def test_a_call_that_opens_a_session_sends_the_history_it_shows(server, model):
         [("system", "Be terse."), ("user", "Code: PLUM-2."), ("assistant", "Got it.")], "Code?"
     )
 
+    # Responses: message items are a history too, `instructions` its system prompt.
+    model.enqueue(Reply([text("FIG-9.")]))
+    response = oai(server).responses.create(
+        model="m",
+        instructions="Reply tersely.",
+        input=[
+            {"role": "user", "content": "Code: FIG-9."},
+            {"role": "assistant", "content": "Stored."},
+            {"role": "user", "content": [{"type": "input_text", "text": "Code?"}]},
+        ],
+    )
+    assert prompts(model)[-1].prompt == with_history(
+        [("system", "Reply tersely."), ("user", "Code: FIG-9."), ("assistant", "Stored.")],
+        "Code?",
+    )
+    model.enqueue(Reply([text("Yes.")]))
+    oai(server).responses.create(
+        model="m",
+        previous_response_id=response.id,
+        input=[{"role": "user", "content": "Certain?"}],
+    )
+    assert prompts(model)[-1].prompt == "Certain?"
+
 
 # --- Managed Agents -------------------------------------------------------------------------
 

@@ -79,7 +79,7 @@ def router(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
         """Anthropic Messages (unary or `stream`) on a Karta turn."""
         runtime = request.app.state.runtime
         named = session_id_of(request, body.metadata)
-        text = chat_text(body.messages, named, body.system)
+        text = chat_text(body.messages, named is None, body.system)
         session, created = await open_session(runtime, caller, named, body.metadata)
         stamp = stamp_for("msg", body.model, session, runtime.clock)
         return await adapter_turn(

@@ -130,19 +130,19 @@ def checked_text(text: str, field: str) -> str:
     return text
 
 
-def chat_text(messages: list[Any], named: str | None, system: Any = None) -> str:
-    """What a chat-style call (Chat Completions, Messages) sends: its newest user message. A
-    call that opens a session (`named` is None) sends it after the earlier turns it showed and
-    its `system` prompt, framed by `with_history`; a session that goes on has them already.
-    Refused (422) before anything is created when unusable."""
+def chat_text(messages: list[Any], opens: bool, system: Any = None, field: str = "messages") -> str:
+    """What a chat-style call (Chat Completions, Messages, Responses with message items) sends:
+    its newest user message. A call that `opens` a session sends it after the earlier turns it
+    showed and its `system` prompt, framed by `with_history`; a session that goes on has them
+    already. Refused (422) before anything is created when unusable."""
     earlier, newest = split_turns(messages)
-    text = checked_text(newest, "messages")
-    if named is not None:
+    text = checked_text(newest, field)
+    if not opens:
         return text
     system_text = input_text(system)
     if system_text.strip():
         earlier = [("system", system_text), *earlier]
-    return checked_text(with_history(earlier, text), "messages")
+    return checked_text(with_history(earlier, text), field)
 
 
 def stamp_for(prefix: str, model: str | None, session: SessionHandle, clock: Clock) -> Stamp:

@@ -76,8 +76,18 @@ class ResponsesRequest(Lenient):
     model: str | None = None
     stream: bool = False
     previous_response_id: str | None = Field(default=None, max_length=64)
+    instructions: str | None = None
     store: bool = True
     metadata: dict[str, Any] | None = None
+
+
+def responses_text(body: ResponsesRequest, *, opens: bool) -> str:
+    """Responses input: a list of message items is a chat history (the earlier turns go with a
+    call that opens a session, like Chat Completions'); a string or bare content is its text."""
+    items = body.input
+    if isinstance(items, list) and any(isinstance(i, dict) and "role" in i for i in items):
+        return chat_text(items, opens, body.instructions, field="input")
+    return checked_text(input_text(items), "input")
 
 
 def router(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
@@ -94,7 +104,7 @@ def router(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
         """OpenAI Chat Completions (unary or `stream`) on a Karta turn."""
         runtime = request.app.state.runtime
         named = session_id_of(request, body.metadata)
-        text = chat_text(body.messages, named)
+        text = chat_text(body.messages, named is None)
         session, created = await open_session(runtime, caller, named, body.metadata)
         stamp = stamp_for("chatcmpl", body.model, session, runtime.clock)
         usage = bool((body.stream_options or {}).get("include_usage"))
@@ -111,12 +121,12 @@ def router(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
         """OpenAI Responses (unary or `stream`) on a Karta turn; `previous_response_id`
         continues the session that response ran on."""
         runtime = request.app.state.runtime
-        text = checked_text(input_text(body.input), "input")
         previous = body.previous_response_id
+        named = None if previous is not None else session_id_of(request, body.metadata)
+        text = responses_text(body, opens=previous is None and named is None)
         if previous is not None:
             session, created = await runtime.response_session(caller, previous), False
         else:
-            named = session_id_of(request, body.metadata)
             session, created = await open_session(runtime, caller, named, body.metadata)
         stamp = stamp_for("resp", body.model, session, runtime.clock)
 
