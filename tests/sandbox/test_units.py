@@ -298,3 +298,19 @@ def test_a_turns_usage_is_the_sum_of_its_calls():
         "cache_write_tokens": 1,
         "model": "big",
     }
+
+
+def test_a_cgroup_removed_under_a_kill_has_no_processes(tmp_path, monkeypatch):
+    """A teardown racing the kill removes the leaf: reading it then fails with ENODEV (or
+    ENOENT), which means nothing runs there, not an error."""
+    cgroup = Cgroup(1, {"pids": tmp_path / "pids/x", "memory": tmp_path / "memory/x"})
+    assert cgroup.pids() == []  # never created
+    (tmp_path / "pids/x").mkdir(parents=True)
+    (tmp_path / "pids/x/cgroup.procs").write_text("")
+
+    def vanishing(self, *args, **kwargs):
+        raise OSError(errno.ENODEV, "No such device")
+
+    monkeypatch.setattr(Path, "read_text", vanishing)
+    assert cgroup.pids() == []
+    cgroup.kill()  # returns at once

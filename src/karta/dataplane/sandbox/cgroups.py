@@ -124,8 +124,11 @@ class Cgroup:
     def pids(self) -> list[int]:
         try:
             return [int(p) for p in (self._dir("pids") / "cgroup.procs").read_text().split()]
-        except FileNotFoundError:
-            return []
+        except OSError as exc:
+            # Gone, or being removed by a concurrent teardown (ENODEV): nothing runs in it.
+            if exc.errno in (errno.ENOENT, errno.ENODEV):
+                return []
+            raise
 
     def memory_events(self) -> dict[str, int]:
         """OOM kills and the like (v1: memory.oom_control; v2: memory.events)."""
