@@ -105,7 +105,6 @@ async def control(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         database_url=db.url,
         internal=InternalAccess.build([SERVICE_TOKEN]),
         session_token_secret=TOKEN_SECRET,
-        turn_reserve_tokens=1_000,
     )
     clock = FakeClock(datetime.now(UTC))
     app = create_control_app(settings, clock)

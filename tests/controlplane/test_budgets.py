@@ -1,5 +1,6 @@
-"""Budgets: reservations admit at most what fits under the caps, even 16 at once; usage settles
-them; key sub-limits; integer cost caps; idempotent, exact metering."""
+"""Budgets: a check admits a turn or a model call while spent plus the data plane's pending
+usage is under every cap (no reservation: a budget with 15 tokens left still admits); key
+sub-limits; integer cost caps; idempotent, exact metering per model call."""
 
 from __future__ import annotations
 
@@ -10,24 +11,23 @@ from typing import Any
 
 from tests.controlplane.conftest import ControlPlane, Org
 
-RESERVE = 1_000  # the fixture's turn_reserve_tokens
 
-
-async def _reserve(control: ControlPlane, org: Org, key_id: int | None = None) -> tuple[int, str]:
-    rid = f"res_{secrets.token_hex(6)}"
+async def _check(
+    control: ControlPlane, org: Org, key_id: int | None = None, pending: list[dict] | None = None
+) -> int:
     r = await control.client.post(
-        "/internal/budget/reserve",
+        "/internal/budget/check",
         headers=control.service,
-        json={"reservation_id": rid, "organization_id": org.id, "api_key_id": key_id},
+        json={"organization_id": org.id, "api_key_id": key_id, "pending": pending or []},
     )
-    return r.status_code, rid
+    assert r.status_code in (200, 402), r.text
+    return r.status_code
 
 
-def _event(org: Org, *, tokens: tuple[int, int], rid: str | None = None, **extra: Any) -> dict:
+def _event(org: Org, *, tokens: tuple[int, int], **extra: Any) -> dict:
     return {
         "event_id": extra.pop("event_id", secrets.token_hex(8)),
         "organization_id": org.id,
-        "reservation_id": rid,
         "model": "claude-sonnet-4-5",
         "input_tokens": tokens[0],
         "output_tokens": tokens[1],
@@ -44,38 +44,37 @@ async def _ingest(control: ControlPlane, events: list[dict]) -> dict:
     return dict(r.json())
 
 
-async def test_sixteen_concurrent_reservations_at_the_edge(control: ControlPlane) -> None:
+async def test_a_check_admits_while_anything_is_left(control: ControlPlane) -> None:
     org = await control.signup()
     r = await control.client.put(
-        "/v1/budget", headers=org.admin, json={"monthly_token_limit": 3 * RESERVE + 500}
+        "/v1/budget", headers=org.admin, json={"monthly_token_limit": 20_000}
     )
     assert r.status_code == 200
-    results = await asyncio.gather(*(_reserve(control, org) for _ in range(16)))
-    admitted = [rid for status, rid in results if status == 200]
-    assert len(admitted) == 3
-    assert sorted(status for status, _ in results).count(402) == 13
-    # Each admitted turn used 900 tokens: settled, the org has 2,700 spent and nothing held,
-    # so one more reservation (3,700 > 3,500) no longer fits.
-    await _ingest(control, [_event(org, tokens=(800, 100), rid=rid) for rid in admitted])
+    await _ingest(control, [_event(org, tokens=(19_900, 85))])  # 15 tokens left
     budget = (await control.client.get("/v1/budget", headers=org.admin)).json()
-    assert budget["used_tokens"] == 2_700 and budget["state"] == "ok"
-    status, _ = await _reserve(control, org)
-    assert status == 402
+    assert budget["state"] == "ok"
+    # As many checks as arrive at once pass: nothing is set aside for them.
+    assert set(await asyncio.gather(*(_check(control, org) for _ in range(16)))) == {200}
+    # Usage the data plane has not shipped yet counts as spent.
+    pending = [{"model": "claude-sonnet-4-5", "input_tokens": 10, "output_tokens": 5}]
+    assert await _check(control, org, pending=pending) == 402
+    assert await _check(control, org, pending=[{**pending[0], "output_tokens": 4}]) == 200
+    await _ingest(control, [_event(org, tokens=(10, 5))])
+    assert await _check(control, org) == 402
     # Raising the cap admits again.
-    await control.client.put("/v1/budget", headers=org.admin, json={"monthly_token_limit": 4_000})
-    assert (await _reserve(control, org))[0] == 200
+    await control.client.put("/v1/budget", headers=org.admin, json={"monthly_token_limit": 30_000})
+    assert await _check(control, org) == 200
 
 
 async def test_refusal_names_the_cap_and_validation_reports_it(control: ControlPlane) -> None:
     org = await control.signup()
     secret, key_id = await control.key(org, "write", monthly_token_limit=1_500)
-    status, rid = await _reserve(control, org, key_id)
-    assert status == 200
-    await _ingest(control, [_event(org, tokens=(1_400, 100), rid=rid, api_key_id=key_id)])
+    assert await _check(control, org, key_id) == 200
+    await _ingest(control, [_event(org, tokens=(1_400, 100), api_key_id=key_id)])
     r = await control.client.post(
-        "/internal/budget/reserve",
+        "/internal/budget/check",
         headers=control.service,
-        json={"reservation_id": "again", "organization_id": org.id, "api_key_id": key_id},
+        json={"organization_id": org.id, "api_key_id": key_id},
     )
     assert r.status_code == 402
     assert r.json()["error"] == "budget_exhausted"
@@ -86,7 +85,10 @@ async def test_refusal_names_the_cap_and_validation_reports_it(control: ControlP
     assert r.json()["budget_ok"] is False
     assert r.json()["budget_reason"] == "key_monthly_token_limit"
     # The org's other keys are unaffected by one key's sub-limit.
-    assert (await _reserve(control, org, org.admin_key_id))[0] == 200
+    assert await _check(control, org, org.admin_key_id) == 200
+    # Pending usage of another key does not count against this key's sub-limit.
+    other = [{"api_key_id": org.admin_key_id, "input_tokens": 1, "output_tokens": 0}]
+    assert await _check(control, org, org.admin_key_id, other) == 200
     # A spent key cannot mint session tokens either.
     await control.client.post("/v1/projects", headers=org.admin, json={"slug": "bot"})
     r = await control.client.post(
@@ -108,7 +110,17 @@ async def test_cost_cap_in_integer_cents(control: ControlPlane) -> None:
     usage = (await control.client.get("/v1/usage", headers=org.admin)).json()
     assert usage["budget"]["state"] == "exhausted"
     assert usage["budget"]["reason"] == "monthly_cost_limit"
-    assert (await _reserve(control, org))[0] == 402
+    assert await _check(control, org) == 402
+
+
+async def test_pending_usage_is_priced_for_a_cost_cap(control: ControlPlane) -> None:
+    org = await control.signup()
+    await control.client.put("/v1/budget", headers=org.admin, json={"monthly_cost_limit_cents": 1})
+    # 0.6 cents spent; 0.4 cents more (Sonnet output at $15/M: 267 tokens) reaches the cap.
+    await _ingest(control, [_event(org, tokens=(1_000, 200))])
+    near = {"model": "claude-sonnet-4-5", "input_tokens": 0, "output_tokens": 266}
+    assert await _check(control, org, pending=[near]) == 200
+    assert await _check(control, org, pending=[{**near, "output_tokens": 267}]) == 402
 
 
 async def test_ingestion_is_idempotent_and_exact(control: ControlPlane) -> None:
@@ -119,10 +131,10 @@ async def test_ingestion_is_idempotent_and_exact(control: ControlPlane) -> None:
     assert first == {"accepted": 5, "duplicates": 0, "rejected": []}
     assert again == {"accepted": 1, "duplicates": 3, "rejected": []}
     usage = (await control.client.get("/v1/usage", headers=org.admin)).json()
-    assert usage["totals"]["turns"] == 6
+    assert usage["totals"]["model_calls"] == 6
     assert usage["totals"]["input_tokens"] == sum(100 + i for i in range(5)) + 1
     assert usage["totals"]["output_tokens"] == 51
-    assert [d["turns"] for d in usage["daily"]] == [6]
+    assert [d["model_calls"] for d in usage["daily"]] == [6]
     assert usage["by_model"][0]["model"] == "claude-sonnet-4-5"
 
 
@@ -136,17 +148,3 @@ async def test_money_fields_refuse_floats_and_strings(control: ControlPlane) -> 
         assert r.json()["fields"][0]["field"] == "monthly_cost_limit_cents"
     r = await control.client.get("/v1/usage?period=2026-13", headers=org.admin)
     assert r.status_code == 400 and r.json()["field"] == "period"
-
-
-async def test_an_expired_reservation_stops_counting(control: ControlPlane) -> None:
-    org = await control.signup()
-    r = await control.client.put(
-        "/v1/budget", headers=org.admin, json={"monthly_token_limit": 2 * RESERVE + 500}
-    )
-    assert r.status_code == 200
-    assert [(await _reserve(control, org))[0] for _ in range(3)] == [200, 200, 402]
-    ttl = control.app.state.settings.reservation_ttl
-    control.clock.advance(ttl - 1)  # the two turns never report, but have not expired yet
-    assert (await _reserve(control, org))[0] == 402
-    control.clock.advance(1)  # now they have: nothing is held, and two fit again
-    assert [(await _reserve(control, org))[0] for _ in range(3)] == [200, 200, 402]

@@ -115,4 +115,4 @@ async def test_internal_api_is_org_scoped(control: ControlPlane) -> None:
     )
     assert r.json() == {"accepted": 0, "duplicates": 0, "rejected": ["x1"]}
     usage = (await control.client.get("/v1/usage", headers=attacker.admin)).json()
-    assert usage["totals"]["turns"] == 0
+    assert usage["totals"]["model_calls"] == 0

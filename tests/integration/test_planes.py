@@ -371,7 +371,7 @@ def test_a_control_plane_outage_keeps_known_keys_and_loses_no_usage(planes, mode
 
     planes.start_control()
     totals = eventually(
-        lambda: (t := usage_totals(planes.control_url, admin)) and t["turns"] == 3 and t,
+        lambda: (t := usage_totals(planes.control_url, admin)) and t["model_calls"] == 3 and t,
         "the outbox to drain",
     )
     assert totals["input_tokens"] == sum(t[0] for t in turns)

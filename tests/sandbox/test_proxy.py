@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from karta.dataplane.sandbox.meter import CallUsage
-from karta.dataplane.sandbox.proxy import ModelProxy, OrgLimits, Refusal, upstreams
+from karta.dataplane.sandbox.proxy import Admit, ModelProxy, OrgLimits, Refusal, Usage, upstreams
 from karta.testing import Reply, ScriptedModel, text
 
 PLATFORM_KEY = "sk-platform-test-key"
@@ -58,6 +58,15 @@ async def test_a_call_without_a_valid_credential_is_refused(proxy, scripted_mode
     assert scripted_model.requests == []
 
 
+def metered_into(seen: list[CallUsage]) -> Admit:
+    """Admit every call; its usage goes to `seen`."""
+
+    async def admit() -> Refusal | Usage:
+        return seen.append
+
+    return admit
+
+
 async def test_only_model_calls_are_forwarded(proxy, scripted_model):
     grant = proxy.grant("sess_1", 1, 2)
     auth = {"x-api-key": grant.credential}
@@ -78,7 +87,7 @@ async def test_the_platform_key_replaces_the_credential_and_the_stream_is_metere
     proxy, scripted_model
 ):
     seen: list[CallUsage] = []
-    grant = proxy.grant("sess_1", 1, 2, on_usage=seen.append)
+    grant = proxy.grant("sess_1", 1, 2, admit=metered_into(seen))
     scripted_model.enqueue(Reply([text("hello")], usage={"input_tokens": 11, "output_tokens": 3}))
     headers = {"x-api-key": grant.credential, "anthropic-version": "2023-06-01"}
     headers["x-claude-code-session-id"] = "routing-kept"
@@ -105,7 +114,7 @@ async def test_the_platform_key_replaces_the_credential_and_the_stream_is_metere
 
 async def test_openai_chat_is_forwarded_with_usage_asked_for(proxy, scripted_model):
     seen: list[CallUsage] = []
-    grant = proxy.grant("sess_1", 1, 2, on_usage=seen.append)
+    grant = proxy.grant("sess_1", 1, 2, admit=metered_into(seen))
     scripted_model.enqueue(Reply([text("hi")], usage={"input_tokens": 4, "output_tokens": 2}))
     body = {"model": "gpt-test", "stream": True, "messages": [{"role": "user", "content": "x"}]}
     answer = await call(
@@ -131,7 +140,7 @@ async def test_each_organization_is_rate_limited_on_its_own(proxy, scripted_mode
 
 
 async def test_a_refused_call_stops_before_the_provider(proxy, scripted_model):
-    async def over_budget() -> Refusal | None:
+    async def over_budget() -> Refusal | Usage:
         return Refusal(402, "budget_exhausted", "the organization's monthly cap is spent")
 
     grant = proxy.grant("sess_1", 1, None, admit=over_budget)

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from karta.app import load_app
 from karta.controlplane.app import create_control_app
-from karta.controlplane.models import Reservation, UsageEvent
+from karta.controlplane.models import UsageEvent
 from karta.controlplane.settings import ControlSettings
 from karta.core.clock import SYSTEM, Clock
 from karta.core.internal_auth import InternalAccess
@@ -35,7 +35,6 @@ from tests.conftest import SUPPORT_BOT
 
 SERVICE_TOKEN = "svc-unit-tests"
 URL = "http://control"
-RESERVE_TOKENS = 1_000  # what each turn sets aside: a cap below it refuses every reservation
 
 
 def key(n: int) -> str:
@@ -217,16 +216,12 @@ class ControlPlaneDouble:
         await self._ok("PUT", "/v1/budget", tenant, json={"monthly_token_limit": limit})
 
     async def ledger(self, tenant: Tenant) -> list[UsageEvent]:
-        """The organization's metered turns, as the control plane recorded them."""
+        """The organization's metered usage events, as the control plane recorded them."""
         async with self.app.state.db() as session:
             rows = await session.scalars(
                 select(UsageEvent).where(UsageEvent.organization_id == tenant.id)
             )
             return list(rows.all())
-
-    async def reservation(self, reservation_id: str) -> Reservation | None:
-        async with self.app.state.db() as session:
-            return await session.get(Reservation, reservation_id)
 
     async def audit(self, tenant: Tenant) -> list[dict[str, Any]]:
         body = await self._ok("GET", "/v1/audit", tenant, params={"limit": 1000})
@@ -238,7 +233,6 @@ async def control_plane(home: Path) -> AsyncIterator[ControlPlaneDouble]:
     settings = ControlSettings(
         home=home,
         internal=InternalAccess.build([SERVICE_TOKEN]),
-        turn_reserve_tokens=RESERVE_TOKENS,
     )
     app = create_control_app(settings)
     async with app.router.lifespan_context(app):

@@ -1,4 +1,4 @@
-"""API-key and project resolution and budget reservations against the real control plane, on a
+"""API-key and project resolution and budget checks against the real control plane, on a
 fake clock, through a transport that injects faults."""
 
 from __future__ import annotations
@@ -8,10 +8,12 @@ import asyncio
 import pytest
 
 from karta.core.errors import BudgetExhausted, ProjectNotFound, Unauthorized
+from karta.core.internal_api import PendingUsage
 from karta.dataplane.auth import Authenticator
 from karta.dataplane.control.cache import CachedLookup, KeyCache
 from karta.dataplane.control.client import ControlPlaneClient, ControlPlaneUnavailable
 from karta.dataplane.control.usage import ControlPlaneMetering
+from karta.dataplane.runtime.metering import Billing
 from karta.testing import FakeClock
 from tests.unit.control_plane_double import ControlPlaneDouble, Tenant, key
 
@@ -172,14 +174,18 @@ async def test_projects_resolve_per_organization_and_are_cached(auth, control, a
         await auth.project(globex.id, "bot")
 
 
-async def test_reservations_refuse_over_budget_and_admit_during_an_outage(client, control, acme):
+async def test_budget_checks_refuse_a_spent_budget_and_admit_during_an_outage(
+    client, control, acme
+):
     metering = ControlPlaneMetering(client)
-    principal = (await client.validate_key(acme.admin_key)) or pytest.fail("a valid key")
-    assert (await metering.reserve(principal) or "").startswith("rsv_")
-    await control.cap_tokens(acme, 10)  # below one turn's reservation
+    billing = Billing(acme.id, acme.admin_key_id, None)
+    await metering.check(billing, [])
+    await control.cap_tokens(acme, 10)
+    await metering.check(billing, [])  # 10 tokens left: nothing is set aside for a turn
+    spent = [PendingUsage(input_tokens=8, output_tokens=2)]
     with pytest.raises(BudgetExhausted) as refused:
-        await metering.reserve(principal)
+        await metering.check(billing, spent)
     assert refused.value.status == 402
     assert refused.value.extra["reason"] == "monthly_token_limit"
     control.faults.down = True
-    assert (await metering.reserve(principal) or "").startswith("rsv_")
+    await metering.check(billing, spent)

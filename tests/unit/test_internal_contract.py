@@ -95,10 +95,8 @@ async def test_the_wire_is_byte_for_byte_what_earlier_planes_exchange(
     assert await wire("GET", api.PROJECT_ENV.format(ref="bot"), params=org) == compact(
         env={"PROBE": "x"}
     )
-    held = {"reservation_id": "rsv_1", "organization_id": acme.id, "api_key_id": None}
-    assert await wire("POST", api.RESERVE, json=held) == compact(
-        reservation_id="rsv_1", tokens=1000, cost_micros=7_500_000
-    )
+    check = {"organization_id": acme.id, "api_key_id": None, "pending": []}
+    assert await wire("POST", api.BUDGET_CHECK, json=check) == compact(ok=True)
     event = api.UsageEvent(event_id="use_1", organization_id=acme.id, occurred_at="2026-11-24")  # type: ignore[arg-type]
     batch = api.UsageBatch(events=[event]).model_dump(mode="json")
     assert batch["events"][0]["occurred_at"] == "2026-11-24T00:00:00", "isoformat, not Z"
@@ -111,7 +109,7 @@ def compact(**fields: object) -> bytes:
     return json.dumps(fields, separators=(",", ":")).encode()
 
 
-def test_a_refused_reservation_is_the_contracts_refusal():
+def test_a_refused_budget_check_is_the_contracts_refusal():
     body = BudgetExhausted("monthly_token_limit").body()
     assert api.BudgetRefusal.model_validate(body).reason == "monthly_token_limit"
 
@@ -151,7 +149,7 @@ async def test_every_answer_is_checked_against_the_contract():
         client.project("bot", 1),
         client.active_release("bot", 1),
         client.project_env("bot", 1),
-        client.reserve("rsv_1", 1, None),
+        client.check_budget(1, None, []),
         client.send_events(api.USAGE_EVENTS, api.UsageBatch(events=[])),
         client.probe(),
     ):

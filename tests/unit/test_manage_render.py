@@ -68,7 +68,7 @@ def test_the_chart_of_the_running_month_stops_today():
 
 def test_usage_table_lists_models_then_totals():
     totals = {
-        "turns": 3,
+        "model_calls": 3,
         "input_tokens": 1200,
         "output_tokens": 300,
         "cache_read_tokens": 1000,
@@ -76,7 +76,7 @@ def test_usage_table_lists_models_then_totals():
         "cost_micros": 150_000_001,
     }
     models = [
-        {"model": "claude-sonnet-4", "turns": 3, "input_tokens": 1200, "output_tokens": 300,
+        {"model": "claude-sonnet-4", "model_calls": 3, "input_tokens": 1200, "output_tokens": 300,
          "cost_micros": 150_000_001},
     ]  # fmt: skip
     out = text(show.usage_table(totals, models, "Usage 2026-11"))

@@ -15,11 +15,12 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from karta.core import db as store
 from karta.core import internal_api as api
+from karta.core.errors import BudgetExhausted
 from karta.dataplane.control.client import ControlPlaneUnavailable
 from karta.dataplane.control.usage import USAGE, ControlPlaneMetering
-from karta.dataplane.principal import Principal
 from karta.dataplane.runtime.metering import Billing
 from karta.dataplane.runtime.records import usage_row
+from karta.dataplane.runtime.repository import Repository
 from karta.dataplane.store import MIGRATIONS
 from karta.dataplane.store.models import AuditOutbox, UsageOutbox
 from karta.testing import FakeClock
@@ -50,18 +51,14 @@ async def waiting(db: async_sessionmaker, table: type[UsageOutbox] | type[AuditO
 
 
 async def turns(db: async_sessionmaker, tenant: Tenant, count: int) -> list[UsageOutbox]:
-    rows = [
-        usage_row(Billing(tenant.id, None, None, None), "sess_a", f"t{n}", {}) for n in range(count)
-    ]
+    rows = [usage_row(Billing(tenant.id, None, None), "sess_a", f"t{n}", {}) for n in range(count)]
     async with db() as s, s.begin():
         s.add_all(rows)
     return rows
 
 
 async def test_the_outbox_drains_only_into_a_live_control_plane(db, control, acme, metering):
-    principal = Principal(kind="api_key", organization_id=acme.id, api_key_id=acme.admin_key_id)
-    reservation = await metering.reserve(principal)
-    billing = Billing(acme.id, acme.admin_key_id, 11, reservation)
+    billing = Billing(acme.id, acme.admin_key_id, 11)
     async with db() as s, s.begin():
         for n in range(250):
             usage = {"input_tokens": n, "output_tokens": 1, "model": "claude-sonnet-4-5"}
@@ -85,8 +82,34 @@ async def test_the_outbox_drains_only_into_a_live_control_plane(db, control, acm
         "sess_a",
     )
     assert (first.turn_id, first.model, first.output_tokens) == ("turn_0", "claude-sonnet-4-5", 1)
-    held = await control.reservation(reservation or "")
-    assert held is not None and held.settled_at is not None, "the usage settled the reservation"
+
+
+async def test_usage_not_shipped_yet_counts_against_the_budget(db, control, acme, metering):
+    """A budget check counts what the outbox still holds (per key and model), so a model call
+    cannot slip past a cap while earlier calls' usage waits to be shipped."""
+    repo = Repository(db)
+    billing = Billing(acme.id, acme.admin_key_id, None)
+    other = await control.signup("other")
+    await control.cap_tokens(acme, 1_000)
+    async with db() as s, s.begin():
+        for model in ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-sonnet-4-5"):
+            usage = {"input_tokens": 300, "output_tokens": 33, "model": model}
+            s.add(usage_row(billing, "sess_a", "turn_1", usage))
+        s.add(usage_row(Billing(other.id, None, None), "sess_b", "turn_2", {"input_tokens": 900}))
+    pending = await repo.pending_usage(acme.id)
+    assert sorted((p.model, p.input_tokens, p.output_tokens) for p in pending) == [
+        ("claude-haiku-4-5", 300, 33),
+        ("claude-sonnet-4-5", 600, 66),
+    ], "summed per model; another organization's rows are not this one's"
+    await metering.check(billing, pending)  # 999 of 1,000: one token is left
+    async with db() as s, s.begin():
+        s.add(usage_row(billing, "sess_a", "turn_1", {"input_tokens": 1}))
+    with pytest.raises(BudgetExhausted):
+        await metering.check(billing, await repo.pending_usage(acme.id))
+    await metering.drain(db)  # shipped: the ledger says the same, with nothing pending
+    assert await repo.pending_usage(acme.id) == []
+    with pytest.raises(BudgetExhausted):
+        await metering.check(billing, [])
 
 
 async def test_a_resent_batch_counts_once(db, control, acme, metering):

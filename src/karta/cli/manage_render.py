@@ -110,7 +110,7 @@ def budget_table(budget: Mapping[str, Any], title: str = "Budget") -> Group:
 
 
 TOKEN_COLUMNS = (
-    ("turns", "turns"),
+    ("model calls", "model_calls"),
     ("input", "input_tokens"),
     ("output", "output_tokens"),
     ("cache read", "cache_read_tokens"),

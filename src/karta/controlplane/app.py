@@ -36,7 +36,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def create_control_app(settings: ControlSettings, clock: Clock = SYSTEM) -> FastAPI:
-    """`clock` governs expiry and periods (tokens, invitations, reservations, budget months)."""
+    """`clock` governs expiry and periods (tokens, invitations, budget months)."""
     prices = PriceBook.load()  # a bad price book or secrets key fails here, before binding
     box = SecretBox.load(settings.secrets_key, settings.home)
 

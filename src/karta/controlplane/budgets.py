@@ -1,10 +1,10 @@
-"""Monthly budgets: the state of an org's (and a key's) caps, and turn reservations.
+"""Monthly budgets: the state of an org's (and a key's) caps, and the check that admits a turn
+and each of its model calls.
 
-A turn reserves `turn_reserve_tokens` (and their cost at the most expensive price) before it
-runs and is admitted only if spent + open reservations + its own reservation fit under every
-cap; its usage event settles the reservation. Concurrent turns therefore overspend only by what
-a turn uses beyond its reservation: with N turns in flight, at most N × (largest turn − reserve).
-Reservations of turns that never report expire after `reservation_ttl`.
+The data plane asks before a turn runs and again before every model call the turn makes,
+sending the usage it has metered but not yet shipped. A check passes while spent + pending is
+under every cap, so the only spend a check cannot see is that of model calls already in flight:
+with N turns running, a cap is overrun by at most N model calls.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from karta.controlplane.models import ApiKey, Budget, Reservation
+from karta.controlplane.models import ApiKey, Budget
 from karta.controlplane.repository import OrgRepository
 from karta.core.errors import BudgetExhausted
-from karta.core.money import Cents, Micros, PriceBook
+from karta.core.money import Cents, Micros, PriceBook, TokenUsage
 
 
 class PeriodOutOfRange(ValueError):
@@ -118,40 +118,35 @@ async def state(repo: OrgRepository, start: date, end: date) -> dict[str, Any]:
     }
 
 
-async def reserve(
+@dataclass(frozen=True)
+class Pending:
+    """Usage metered on the data plane that has not reached the ledger yet."""
+
+    api_key_id: int | None
+    model: str | None
+    usage: TokenUsage
+
+
+async def check(
     repo: OrgRepository,
     prices: PriceBook,
-    reservation_id: str,
     api_key: ApiKey | None,
-    tokens: int,
-    ttl: float,
-) -> Reservation:
-    """Admit a turn or raise `BudgetExhausted`. Idempotent on `reservation_id`."""
-    budget = await repo.budget(lock=True)  # serializes reservations within the org
-    existing = await repo.reservation(reservation_id)
-    if existing is not None:
-        return existing
-    cost = prices.most(tokens).value
-    now = repo.clock.now()
-    start, end = period_bounds(now.date())
-    checks: list[tuple[Caps, int | None, str]] = [(org_caps(budget), None, "")]
+    pending: list[Pending],
+) -> None:
+    """Raise `BudgetExhausted` when a cap of the org (or of `api_key`) is spent, counting the
+    data plane's `pending` usage as spent."""
+    start, end = period_bounds(repo.clock.now().date())
+    checks: list[tuple[Caps, int | None, str]] = [(org_caps(await repo.budget()), None, "")]
     if api_key is not None:
         checks.append((key_caps(api_key), api_key.id, "key_"))
     for caps, key_id, label in checks:
         if not caps.any:
             continue
-        spent_tokens, spent_cost = await repo.spent(start, end, key_id)
-        held_tokens, held_cost = await repo.reserved(now, key_id)
-        reason = caps.exceeded(spent_tokens + held_tokens + tokens, spent_cost + held_cost + cost)
+        tokens, cost = await repo.spent(start, end, key_id)
+        for item in pending:
+            if key_id is None or item.api_key_id == key_id:
+                tokens += item.usage.input_tokens + item.usage.output_tokens
+                cost += prices.cost(item.model, item.usage).value
+        reason = caps.reached(tokens, cost)
         if reason:
             raise BudgetExhausted(label + reason)
-    row = Reservation(
-        id=reservation_id,
-        api_key_id=api_key.id if api_key is not None else None,
-        tokens=tokens,
-        cost_micros=cost,
-        created_at=now,
-        expires_at=now + timedelta(seconds=ttl),
-    )
-    repo.add(row)
-    return row

@@ -14,7 +14,6 @@ from sqlalchemy import (
     BigInteger,
     Date,
     ForeignKey,
-    Index,
     Integer,
     LargeBinary,
     String,
@@ -179,8 +178,7 @@ class ProjectEnvVar(Base):
 
 
 class Budget(Base):
-    """The organization's monthly caps; one row per organization, created with it (the row is
-    also the lock that serializes reservations)."""
+    """The organization's monthly caps; one row per organization, created with it."""
 
     __tablename__ = "budgets"
 
@@ -190,25 +188,8 @@ class Budget(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
 
 
-class Reservation(Base):
-    """Tokens and cost set aside for a running turn until its usage settles it."""
-
-    __tablename__ = "reservations"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
-    api_key_id: Mapped[int | None] = mapped_column(Integer)
-    tokens: Mapped[int] = mapped_column(Money)
-    cost_micros: Mapped[int] = mapped_column(Money)
-    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime())
-    settled_at: Mapped[datetime | None] = mapped_column(DateTime())
-
-    __table_args__ = (Index("ix_reservations_open", "organization_id", "settled_at"),)
-
-
 class UsageEvent(Base):
-    """The ledger: one row per metered turn, priced when it arrived."""
+    """The ledger: one row per metered model call, priced when it arrived."""
 
     __tablename__ = "usage_events"
 
@@ -240,7 +221,7 @@ class UsageDaily(Base):
     organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     api_key_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    turns: Mapped[int] = mapped_column(Money, default=0)
+    model_calls: Mapped[int] = mapped_column(Money, default=0)
     input_tokens: Mapped[int] = mapped_column(Money, default=0)
     output_tokens: Mapped[int] = mapped_column(Money, default=0)
     cache_read_tokens: Mapped[int] = mapped_column(Money, default=0)

@@ -6,7 +6,7 @@ no other control-plane module queries tenant tables directly.
 
 `OrgRepository` is one class made of parts along the data's seams: identity (members, invitations,
 keys: `repository_identity`), releases (projects, releases, env vars: `repository_releases`) and
-money (budget, reservations, usage: `repository_money`), on what they share
+money (budget, usage: `repository_money`), on what they share
 (`repository_base`); the audit log's queries are here.
 """
 

@@ -1,16 +1,16 @@
-"""The repository's money part: the organization's budget, the reservations that hold part of
-it for running turns, and the usage ledger with its daily roll-up."""
+"""The repository's money part: the organization's budget and the usage ledger with its daily
+roll-up."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from karta.controlplane.models import Budget, Reservation, UsageDaily, UsageEvent
+from karta.controlplane.models import Budget, UsageDaily, UsageEvent
 from karta.controlplane.repository_base import OrgScoped
 from karta.core.errors import NotFound
 
@@ -45,29 +45,6 @@ class MoneyQueries(OrgScoped):
         tokens, cost = (await self.session.execute(query)).one()
         return int(tokens), int(cost)
 
-    async def reserved(self, now: datetime, api_key_id: int | None = None) -> tuple[int, int]:
-        """Tokens and cost held by open, unexpired reservations."""
-        query = select(
-            func.coalesce(func.sum(Reservation.tokens), 0),
-            func.coalesce(func.sum(Reservation.cost_micros), 0),
-        ).where(
-            Reservation.organization_id == self.organization_id,
-            Reservation.settled_at.is_(None),
-            Reservation.expires_at > now,
-        )
-        if api_key_id is not None:
-            query = query.where(Reservation.api_key_id == api_key_id)
-        tokens, cost = (await self.session.execute(query)).one()
-        return int(tokens), int(cost)
-
-    async def reservation(self, reservation_id: str) -> Reservation | None:
-        return await self.session.scalar(
-            select(Reservation).where(
-                Reservation.organization_id == self.organization_id,
-                Reservation.id == reservation_id,
-            )
-        )
-
     async def record_usage(self, values: dict[str, Any]) -> bool:
         """Add a ledger row and its day's roll-up; False when the event id was seen before.
         Both are single statements (insert-or-skip, upsert), safe under concurrent batches."""
@@ -81,13 +58,13 @@ class MoneyQueries(OrgScoped):
         )
         if inserted is None:
             return False
-        counters = ("turns", "cost_micros", *TOKEN_FIELDS)
+        counters = ("model_calls", "cost_micros", *TOKEN_FIELDS)
         daily = insert(UsageDaily).values(
             organization_id=self.organization_id,
             day=row["occurred_at"].astimezone(UTC).date(),
             api_key_id=row["api_key_id"] or 0,
-            turns=1,
-            **{name: row[name] for name in counters if name != "turns"},
+            model_calls=1,
+            **{name: row[name] for name in counters if name != "model_calls"},
         )
         columns = UsageDaily.__table__.c
         await self.session.execute(
@@ -97,16 +74,6 @@ class MoneyQueries(OrgScoped):
             )
         )
         return True
-
-    async def settle(self, reservation_id: str) -> None:
-        await self.session.execute(
-            update(Reservation)
-            .where(
-                Reservation.organization_id == self.organization_id,
-                Reservation.id == reservation_id,
-            )
-            .values(settled_at=self.clock.now())
-        )
 
     async def usage_days(self, start: date, end: date) -> list[UsageDaily]:
         rows = await self.session.scalars(
@@ -140,10 +107,10 @@ class MoneyQueries(OrgScoped):
         return [
             {
                 "model": model,
-                "turns": int(turns),
+                "model_calls": int(calls),
                 "input_tokens": int(inp or 0),
                 "output_tokens": int(out or 0),
                 "cost_micros": int(cost or 0),
             }
-            for model, turns, inp, out, cost in rows.tuples()
+            for model, calls, inp, out, cost in rows.tuples()
         ]

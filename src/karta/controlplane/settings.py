@@ -24,9 +24,6 @@ class ControlSettings:
     session_token_secret: str | None = None
     data_plane_urls: tuple[str, ...] = ()
     signup_enabled: bool = True
-    # What a turn sets aside before it runs; see docs/control-plane.md ("Budgets").
-    turn_reserve_tokens: int = 20_000
-    reservation_ttl: float = 900.0
     login_ttl: float = 30 * 86400.0
     invitation_ttl: float = 7 * 86400.0
     secrets_key: str | None = None  # KARTA_SECRETS_KEY; generated under home when unset
@@ -53,8 +50,6 @@ class ControlSettings:
             data_plane_urls=_split(os.environ.get("KARTA_DATA_PLANE_URLS")),
             signup_enabled=os.environ.get("KARTA_SIGNUP", "on").lower()
             not in ("off", "0", "false", "no"),
-            turn_reserve_tokens=int(os.environ.get("KARTA_TURN_RESERVE_TOKENS") or 20_000),
-            reservation_ttl=float(os.environ.get("KARTA_RESERVATION_TTL") or 900),
             invitation_ttl=float(os.environ.get("KARTA_INVITATION_TTL") or 7 * 86400),
             secrets_key=os.environ.get("KARTA_SECRETS_KEY") or None,
             release_max_bytes=int(os.environ.get("KARTA_RELEASE_MAX_BYTES") or 200 << 20),

@@ -1,7 +1,7 @@
-"""The usage ledger: idempotent ingestion of metered turns and period summaries.
+"""The usage ledger: idempotent ingestion of metered model calls and period summaries.
 
-A batch's ledger rows, their per-day roll-ups and the settlement of their reservations commit in
-one transaction; an `event_id` seen before is skipped, so the data plane may retry freely.
+A batch's ledger rows and their per-day roll-ups commit in one transaction; an `event_id` seen
+before is skipped, so the data plane may retry freely.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from karta.core.money import Micros, PriceBook, TokenUsage
 
 @dataclass(frozen=True)
 class Metered:
-    """One completed turn, as the data plane reports it."""
+    """One model call (or a turn of a harness the proxy does not see), as the data plane
+    reports it."""
 
     event_id: str
     organization_id: int
@@ -31,7 +32,6 @@ class Metered:
     project_id: int | None
     session_id: str | None
     turn_id: str | None
-    reservation_id: str | None
     model: str | None
     usage: TokenUsage
     occurred_at: datetime
@@ -76,8 +76,6 @@ async def ingest(session: AsyncSession, prices: PriceBook, batch: list[Metered])
             result.duplicates += 1
             continue
         result.accepted += 1
-        if item.reservation_id:
-            await repo.settle(item.reservation_id)
     for org_id, was in before.items():
         if was is None and await budgets.exhausted(OrgRepository(session, org_id)) is not None:
             result.crossed.add(org_id)
@@ -85,7 +83,7 @@ async def ingest(session: AsyncSession, prices: PriceBook, batch: list[Metered])
 
 
 def _totals(rows: list[UsageDaily]) -> dict[str, int]:
-    totals = {name: 0 for name in ("turns", *TOKEN_FIELDS, "cost_micros")}
+    totals = {name: 0 for name in ("model_calls", *TOKEN_FIELDS, "cost_micros")}
     for row in rows:
         for name in totals:
             totals[name] += int(getattr(row, name))

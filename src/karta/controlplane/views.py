@@ -190,7 +190,7 @@ class BudgetView(BudgetState, _PeriodField):
 
 
 class Totals(BaseModel):
-    turns: int
+    model_calls: int = Field(description="metered model calls (the proxy meters each one)")
     input_tokens: int
     output_tokens: int
     cache_read_tokens: int
@@ -205,7 +205,7 @@ class _DayField(BaseModel):
 
 
 class _KeyField(BaseModel):
-    api_key_id: int | None = Field(description="null for session tokens' turns")
+    api_key_id: int | None = Field(description="null for session tokens' usage")
 
 
 class DayTotals(Totals, _DayField):
@@ -218,7 +218,7 @@ class KeyTotals(Totals, _KeyField):
 
 class ModelTotals(BaseModel):
     model: str | None
-    turns: int
+    model_calls: int
     input_tokens: int
     output_tokens: int
     cost_micros: int

@@ -2,7 +2,7 @@
 monotonic time for intervals (caches, breakers, idle eviction), and sleeping.
 
 Every component takes a `Clock` (default `SYSTEM`), so tests drive expiry, budget periods,
-reservation TTLs and cache windows with `karta.testing.FakeClock` instead of real time.
+approval expiry and cache windows with `karta.testing.FakeClock` instead of real time.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def _begin_immediate(conn: Connection) -> None:
 
 def create_engine(url: str, *, serialized_writes: bool = False) -> AsyncEngine:
     """With `serialized_writes`, SQLite transactions take the write lock when they begin, so
-    read-then-write transactions (reservations, the audit chain) queue instead of failing with
+    read-then-write transactions (the audit chain, invitations) queue instead of failing with
     SQLITE_BUSY; PostgreSQL gets row locks from the queries themselves."""
     engine = create_async_engine(async_url(url), pool_pre_ping=True)
     if engine.dialect.name == "sqlite":

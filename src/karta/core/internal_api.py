@@ -58,7 +58,7 @@ ACTIVE_RELEASE = "/internal/projects/{ref}/active_release"
 RELEASE = "/internal/projects/{ref}/releases/{version}"
 ARTIFACT = "/internal/artifacts/{digest}"  # the archive itself (application/gzip)
 PROJECT_ENV = "/internal/projects/{ref}/env"
-RESERVE = "/internal/budget/reserve"
+BUDGET_CHECK = "/internal/budget/check"
 USAGE_EVENTS = "/internal/usage/events"
 AUDIT_EVENTS = "/internal/audit/events"
 
@@ -133,20 +133,33 @@ class ProjectEnv(BaseModel):
 # --- budgets -------------------------------------------------------------------------------------
 
 
-class Reserve(BaseModel):
-    reservation_id: str = Field(min_length=1, max_length=40)
+class PendingUsage(BaseModel):
+    """Usage the data plane has metered but the control plane has not counted yet (rows still
+    in its outbox), summed per key and model so the control plane can price it."""
+
+    api_key_id: Id | None = None
+    model: str | None = Field(default=None, max_length=128)
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cache_read_tokens: Count = 0
+    cache_write_tokens: Count = 0
+
+
+class BudgetCheck(BaseModel):
+    """May the organization (and the key) spend more? Asked before a turn runs and before each
+    of its model calls."""
+
     organization_id: Id
     api_key_id: Id | None = None
+    pending: list[PendingUsage] = Field(default_factory=list, max_length=1000)
 
 
-class Reservation(BaseModel):
-    reservation_id: str
-    tokens: Count
-    cost_micros: Count
+class BudgetOk(BaseModel):
+    ok: Literal[True]
 
 
 class BudgetRefusal(BaseModel):
-    """The 402 that refuses a reservation (Karta's error shape,
+    """The 402 that refuses a budget check (Karta's error shape,
     `karta.core.errors.BudgetExhausted`)."""
 
     error: Literal["budget_exhausted"] = "budget_exhausted"
@@ -158,7 +171,8 @@ class BudgetRefusal(BaseModel):
 
 
 class UsageEvent(BaseModel):
-    """One finished turn's tokens; idempotent on `event_id`, it settles `reservation_id`."""
+    """One model call's tokens, as the model proxy read them from the provider's answer (or, for
+    a harness the proxy does not see, a turn's as it reported them); idempotent on `event_id`."""
 
     event_id: str = Field(min_length=1, max_length=64)
     organization_id: Id
@@ -166,7 +180,6 @@ class UsageEvent(BaseModel):
     project_id: Id | None = None
     session_id: str | None = Field(default=None, max_length=64)
     turn_id: str | None = Field(default=None, max_length=64)
-    reservation_id: str | None = Field(default=None, max_length=40)
     model: str | None = Field(default=None, max_length=128)
     input_tokens: Count = 0
     output_tokens: Count = 0

@@ -78,15 +78,11 @@ class Price:
         )
         return Micros(-(-scaled // PER_MILLION))
 
-    def most(self, tokens: int) -> Micros:
-        """The most `tokens` tokens of any kind can cost at this price."""
-        scaled = tokens * max(self.input, self.output, self.cache_read, self.cache_write)
-        return Micros(-(-scaled // PER_MILLION))
-
 
 @dataclass(frozen=True)
 class TokenUsage:
-    """A turn's tokens. `input_tokens` includes the cached reads and writes."""
+    """Tokens of a model call (or a sum of them). `input_tokens` includes the cached reads and
+    writes."""
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -143,10 +139,6 @@ class PriceBook:
 
     def cost(self, model: str | None, usage: TokenUsage) -> Micros:
         return self.price(model).cost(usage)
-
-    def most(self, tokens: int) -> Micros:
-        """The most `tokens` tokens can cost under any model: what a reservation holds."""
-        return max(price.most(tokens) for price in self.prices.values())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> PriceBook:

@@ -1,5 +1,5 @@
 """The internal API the data plane calls: key validation, project lookup, active releases and
-their archives, project env vars, budget reservations, and usage and audit ingestion. Its
+their archives, project env vars, budget checks, and usage and audit ingestion. Its
 bodies and answers are the planes' contract (`karta.core.internal_api`). Guarded by the service
 token and allowlists; absent from OpenAPI."""
 
@@ -120,22 +120,15 @@ async def env(ref: str, request: Request, organization_id: OrgId) -> api.Project
         return api.ProjectEnv(env=await project_env(repo, request.app.state.secretbox, project))
 
 
-@router.post(api.RESERVE, responses={402: {"model": api.BudgetRefusal}})
-async def reserve(body: api.Reserve, request: Request) -> api.Reservation:
-    """Admit a turn (200) or refuse it with 402 budget_exhausted before it runs."""
-    settings = request.app.state.settings
-    async with request.app.state.db() as session, session.begin():
+@router.post(api.BUDGET_CHECK, responses={402: {"model": api.BudgetRefusal}})
+async def check_budget(body: api.BudgetCheck, request: Request) -> api.BudgetOk:
+    """Admit a turn or a model call (200), or refuse it with 402 budget_exhausted."""
+    pending = [budgets.Pending(item.api_key_id, item.model, _tokens(item)) for item in body.pending]
+    async with request.app.state.db() as session:
         repo = OrgRepository(session, body.organization_id)
         key = await repo.key(body.api_key_id) if body.api_key_id is not None else None
-        held = await budgets.reserve(
-            repo,
-            request.app.state.prices,
-            body.reservation_id,
-            key,
-            settings.turn_reserve_tokens,
-            settings.reservation_ttl,
-        )
-    return api.Reservation(reservation_id=held.id, tokens=held.tokens, cost_micros=held.cost_micros)
+        await budgets.check(repo, request.app.state.prices, key, pending)
+    return api.BudgetOk(ok=True)
 
 
 @router.post(api.AUDIT_EVENTS)
@@ -188,11 +181,8 @@ async def ingest_usage(body: api.UsageBatch, request: Request) -> api.BatchResul
             project_id=e.project_id,
             session_id=e.session_id,
             turn_id=e.turn_id,
-            reservation_id=e.reservation_id,
             model=e.model,
-            usage=TokenUsage(
-                e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens
-            ),
+            usage=_tokens(e),
             occurred_at=e.occurred_at
             if e.occurred_at.tzinfo
             else e.occurred_at.replace(tzinfo=UTC),
@@ -205,4 +195,10 @@ async def ingest_usage(body: api.UsageBatch, request: Request) -> api.BatchResul
         await request.app.state.planes.invalidate(org_id)
     return api.BatchResult(
         accepted=result.accepted, duplicates=result.duplicates, rejected=result.rejected
+    )
+
+
+def _tokens(item: api.PendingUsage | api.UsageEvent) -> TokenUsage:
+    return TokenUsage(
+        item.input_tokens, item.output_tokens, item.cache_read_tokens, item.cache_write_tokens
     )

@@ -1,5 +1,5 @@
 """The data plane's client for the control plane's internal API (`/internal/…`): key validation,
-project lookup, active releases and their archives, project env vars, budget reservations and
+project lookup, active releases and their archives, project env vars, budget checks and
 outbox shipping, over HTTP with a service token. Requests are built from, and answers parsed
 with, the planes' contract (`karta.core.internal_api`).
 
@@ -215,20 +215,20 @@ class ControlPlaneClient:
             raise _unexpected("the env lookup", response)
         return _parse(api.ProjectEnv.model_validate_json, response).env
 
-    async def reserve(
-        self, reservation_id: str, organization_id: int, api_key_id: int | None
-    ) -> api.Reservation:
-        """Set budget aside for a turn; raises `BudgetExhausted` when the budget is spent."""
-        body = api.Reserve(
-            reservation_id=reservation_id, organization_id=organization_id, api_key_id=api_key_id
+    async def check_budget(
+        self, organization_id: int, api_key_id: int | None, pending: list[api.PendingUsage]
+    ) -> None:
+        """Raises `BudgetExhausted` when the org or the key may not spend more."""
+        body = api.BudgetCheck(
+            organization_id=organization_id, api_key_id=api_key_id, pending=pending
         )
-        response = await self._call("POST", api.RESERVE, body)
+        response = await self._call("POST", api.BUDGET_CHECK, body)
         if response.status_code == 402:
             refusal = _parse(api.BudgetRefusal.model_validate_json, response)
             raise BudgetExhausted(refusal.reason)
         if response.status_code != 200:
-            raise _unexpected("the budget reservation", response)
-        return _parse(api.Reservation.model_validate_json, response)
+            raise _unexpected("the budget check", response)
+        _parse(api.BudgetOk.model_validate_json, response)
 
     async def send_events(
         self, path: str, batch: api.UsageBatch | api.ReportedAuditBatch

@@ -1,17 +1,16 @@
-"""Metering against the control plane: a budget reservation before each turn, and the shipper
-that drains the outboxes — usage to `POST /internal/usage/events`, approvals decided to
-`POST /internal/audit/events`.
+"""Metering against the control plane: the budget check before each turn and each model call,
+and the shipper that drains the outboxes — usage to `POST /internal/usage/events`, approvals
+decided to `POST /internal/audit/events`.
 
-The outbox row is written with the turn's final state (`Runtime._finish`), so usage survives a
-control-plane outage and a data-plane restart alike. The shipper sends batches every `interval`
-seconds, and at once when a turn finishes; it deletes rows only after a 2xx. Event ids are
-idempotent on the control plane, so a batch resent after a lost answer counts once.
+The model proxy's usage of each call is written to the outbox as the call ends, so usage
+survives a control-plane outage and a data-plane restart alike. The shipper sends batches every
+`interval` seconds, and at once when a row is written; it deletes rows only after a 2xx. Event
+ids are idempotent on the control plane, so a batch resent after a lost answer counts once.
 
-Reservations fail open only as far as the caller's cached principal allows: a turn is refused
-(402) when the principal says the budget is spent, and while the control plane is unreachable a
-turn whose principal says `budget_ok` is admitted on that word alone. Overspend during an outage
-is therefore bounded by the turns admitted while it lasts (within the key cache's stale grace);
-the turn's reservation id still travels with its usage event, which the control plane settles.
+A budget check sends what the outbox still holds for the organization, so usage not shipped yet
+counts as spent. While the control plane is unreachable a check passes on the caller's cached
+word (`budget_ok`, refused at once when it says the budget is spent): overspend during an
+outage is bounded by the model calls made while it lasts, within the key cache's stale grace.
 """
 
 from __future__ import annotations
@@ -28,13 +27,12 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from karta.core import internal_api as api
 from karta.core.clock import SYSTEM, Clock
-from karta.core.ids import new_id
 from karta.dataplane.control.client import (
     ControlPlaneClient,
     ControlPlaneUnavailable,
     EventsRefused,
 )
-from karta.dataplane.principal import Principal
+from karta.dataplane.runtime.metering import Billing
 from karta.dataplane.store.models import AuditOutbox, UsageOutbox
 
 log = logging.getLogger(__name__)
@@ -81,14 +79,11 @@ class ControlPlaneMetering:
         self._clock = clock
         self._wake = asyncio.Event()
 
-    async def reserve(self, principal: Principal) -> str | None:
-        assert principal.organization_id is not None
-        reservation = new_id("rsv")
+    async def check(self, billing: Billing, pending: list[api.PendingUsage]) -> None:
         try:
-            await self.client.reserve(reservation, principal.organization_id, principal.api_key_id)
+            await self.client.check_budget(billing.organization_id, billing.api_key_id, pending)
         except ControlPlaneUnavailable as exc:
-            log.warning("admitting a turn without a reservation: %s", exc.message)
-        return reservation
+            log.warning("admitting without a budget check: %s", exc.message)
 
     def recorded(self) -> None:
         self._wake.set()

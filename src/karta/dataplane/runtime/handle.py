@@ -102,7 +102,7 @@ class SessionHandle:
             previous = row.current_agent
             participants = _with_participant(row.participants, request)
             await self._runtime.repo.start_turn(
-                self.id, turn_id, agent.name, after + 1, billing, participants
+                self.id, turn_id, agent.name, after + 1, participants
             )
             row.current_agent, row.participants = agent.name, participants
             if previous != agent.name:
@@ -120,15 +120,14 @@ class SessionHandle:
         )
 
     async def _bill(self) -> Billing | None:
-        """Refuse a turn over budget (402) before anything runs; reserve budget for it."""
-        principal, metering = self.principal, self._runtime.metering
+        """Who pays for the turn; a turn over budget is refused (402) before anything runs."""
+        principal = self.principal
         if principal.organization_id is None:
             return None  # open mode: nobody to bill
         principal.check_budget()
-        reservation = await metering.reserve(principal) if metering else None
-        return Billing(
-            principal.organization_id, principal.api_key_id, principal.project_id, reservation
-        )
+        billing = Billing(principal.organization_id, principal.api_key_id, principal.project_id)
+        await self._pipeline.check_budget(billing)
+        return billing
 
     def _user_message(self, request: TurnRequest, agent: str) -> dict[str, Any]:
         named = request.participant_name

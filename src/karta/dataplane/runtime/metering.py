@@ -1,29 +1,29 @@
-"""What the runtime needs from metering: budget set aside before a turn runs, and a nudge once a
-finished turn's usage is in the outbox. The data plane implements it against the control plane
-(`karta.dataplane.control.usage`); without one (`karta run`) turns are not metered."""
+"""What the runtime needs from metering: a budget check before a turn runs and before each of
+its model calls, and a nudge once usage is in the outbox. The data plane implements it against
+the control plane (`karta.dataplane.control.usage`); without one (`karta run`) turns are not
+metered."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
 
-from karta.dataplane.principal import Principal
+from karta.core.internal_api import PendingUsage
 
 
 @dataclass(frozen=True)
 class Billing:
-    """Who pays for a turn, and the reservation its usage settles."""
+    """Who pays for a turn's model calls."""
 
     organization_id: int
     api_key_id: int | None
     project_id: int | None
-    reservation_id: str | None
 
 
 class Metering(Protocol):
-    async def reserve(self, principal: Principal) -> str | None:
-        """Reserve budget for one turn; raise `BudgetExhausted` to refuse it. Returns the
-        reservation id the turn's usage event carries."""
+    async def check(self, billing: Billing, pending: list[PendingUsage]) -> None:
+        """Raise `BudgetExhausted` when the payer may not spend more, counting `pending` (usage
+        still in the outbox) as spent."""
         ...
 
     def recorded(self) -> None:

@@ -9,6 +9,7 @@ opens. The turn's state moves only along `lifecycle.TURN_TRANSITIONS` and is sto
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import replace
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from karta.app import AgentDefinition, HarnessApp
 from karta.app.loader import OPENCODE
 from karta.core import events as ev
-from karta.core.errors import NoTurnRunning
+from karta.core.errors import BudgetExhausted, NoTurnRunning
 from karta.core.events import Event
 from karta.dataplane.eventlog import SqlEventLog
 from karta.dataplane.harness.base import (
@@ -39,11 +40,11 @@ from karta.dataplane.runtime.turns import LiveTurn
 from karta.dataplane.runtime.workspace import session_files
 from karta.dataplane.sandbox.base import SandboxHandle, SandboxRequest
 from karta.dataplane.sandbox.meter import CallUsage, turn_usage
-from karta.dataplane.sandbox.proxy import Refusal
+from karta.dataplane.sandbox.proxy import Refusal, Usage
 from karta.dataplane.sandbox.session import SandboxedSession
 from karta.dataplane.sandbox.setup import Isolation
 from karta.dataplane.settings import Settings
-from karta.dataplane.store.models import SessionRow
+from karta.dataplane.store.models import SessionRow, UsageOutbox
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +88,18 @@ class TurnPipeline:
         """No turn survives a restart: close the log of every interrupted turn honestly."""
         await self.repo.abort_pending_approvals()
         for turn in await self.repo.live_turns():
-            billing = Billing(**turn.billing) if turn.billing else None
             done = await self._logged_done(turn.session_id, turn.id, turn.first_seq)
             if done is not None:
                 # Stopped between telling the client and writing the row down: finish the
                 # bookkeeping with what the turn really ended with.
-                await self._settle(turn.session_id, turn.id, done, billing)
+                await self._settle(turn.session_id, turn.id, done)
                 continue
             await self.emit(
                 turn.session_id,
                 turn.id,
                 ev.error_event("the server restarted while this turn was running", "turn_aborted"),
             )
-            await self._finish(turn.session_id, turn.id, ev.done_event(status="failed"), billing)
+            await self._finish(turn.session_id, turn.id, ev.done_event(status="failed"))
 
     async def _logged_done(self, session_id: str, turn_id: str, first_seq: int) -> Event | None:
         events = await self.events.read(session_id, max(0, first_seq - 1))
@@ -150,10 +150,11 @@ class TurnPipeline:
             # Killed, not finished: the process is closed in the background so the client
             # hears `done` at once (a busy CLI can take seconds to exit).
             self._track(self.live.discard(session_id, force=True))
-            await self.emit(
-                session_id, turn_id, ev.error_event("the turn was cancelled", "turn_cancelled")
-            )
-            done = ev.done_event(status="cancelled")
+            if turn.failure is None:
+                await self.emit(
+                    session_id, turn_id, ev.error_event("the turn was cancelled", "turn_cancelled")
+                )
+                done = ev.done_event(status="cancelled")
         except Exception as exc:
             log.exception("turn %s failed", turn_id)
             await self.live.discard(session_id, force=True)
@@ -163,9 +164,11 @@ class TurnPipeline:
                 ev.error_event(str(exc) or type(exc).__name__, getattr(exc, "code", "turn_failed")),
             )
         finally:
-            if turn.cancelled.is_set() and done.data.get("status") != "cancelled":
+            if turn.failure is not None:
+                await self.emit(session_id, turn_id, turn.failure)
+            elif turn.cancelled.is_set() and done.data.get("status") != "cancelled":
                 done = ev.done_event(done.data.get("usage"), status="cancelled")
-            await self._finish(session_id, turn_id, done, turn.billing, turn)
+            await self._finish(session_id, turn_id, done, turn)
 
     async def _drive(self, turn: LiveTurn) -> Event:
         """Run the turn on the session's harness and return its `done`. A harness found dead
@@ -253,7 +256,6 @@ class TurnPipeline:
             turn.session_id,
             billing.organization_id if billing else None,
             billing.project_id if billing else None,
-            on_usage=lambda usage: self._metered(turn.session_id, usage),
             admit=lambda: self._admit(turn.session_id),
         )
 
@@ -272,19 +274,51 @@ class TurnPipeline:
             await self.repo.rebind(turn.session_id, session.harness_session_id)
         return SandboxedSession(session, cleanup)
 
-    async def _admit(self, session_id: str) -> Refusal | None:
-        """Model calls are made during the session's turns only: a process the agent left
-        running between turns must not call the model unmetered."""
-        if session_id in self._turns:
-            return None
-        return Refusal(409, "permission_error", "no turn is running in this session")
+    async def check_budget(self, billing: Billing) -> None:
+        """Raise `BudgetExhausted` when the payer may not spend more: asked before a turn runs
+        and before each of its model calls. Usage still in the outbox counts as spent."""
+        if self.metering is not None:
+            pending = await self.repo.pending_usage(billing.organization_id)
+            await self.metering.check(billing, pending)
 
-    def _metered(self, session_id: str, usage: CallUsage) -> None:
-        """A model call of this session's harness finished: it counts toward the running turn
-        (a call outside any turn, such as a title, counts toward none)."""
+    async def _admit(self, session_id: str) -> Refusal | Usage:
+        """A model call of this session's harness may go ahead during the session's turns only
+        (a process the agent left running between turns must not call the model unmetered), and
+        only while the turn's payer has budget left. An admitted call's usage counts toward the
+        turn that admitted it."""
         turn = self._turns.get(session_id)
-        if turn is not None:
-            turn.calls.append(usage)
+        if turn is None or turn.failure is not None:
+            return Refusal(409, "permission_error", "no turn is running in this session")
+        if turn.billing is not None:
+            # The turn's earlier calls are in the outbox, so the check counts them.
+            await asyncio.gather(*turn.writes)
+            try:
+                await self.check_budget(turn.billing)
+            except BudgetExhausted as exc:
+                self._fail(turn, ev.error_event(exc.message, exc.code, **exc.extra))
+                return Refusal(402, exc.code, exc.message)
+        return functools.partial(self._metered, turn)
+
+    def _fail(self, turn: LiveTurn, error: Event) -> None:
+        """End a running turn with `error` (its harness is stopped; the turn ends `failed`)."""
+        turn.failure = error
+        if turn.task is not None:
+            turn.task.cancel()
+
+    def _metered(self, turn: LiveTurn, usage: CallUsage) -> None:
+        """A model call the turn admitted finished: it counts toward the turn's usage, and its
+        usage event goes to the outbox at once."""
+        turn.calls.append(usage)
+        if turn.billing is not None:
+            row = usage_row(
+                turn.billing, turn.session_id, turn.turn_id, usage.as_dict(), self.repo.clock
+            )
+            turn.writes.append(self._track(self._record(row)))
+
+    async def _record(self, row: UsageOutbox) -> None:
+        await self.repo.add_usage(row)
+        if self.metering is not None:
+            self.metering.recorded()
 
     async def transcript(self, row: SessionRow, app: HarnessApp) -> list[dict[str, Any]]:
         """The session's conversation as its harness stored it (nothing before its first
@@ -311,12 +345,7 @@ class TurnPipeline:
         return await self.isolation.sandbox.prepare(request)
 
     async def _finish(
-        self,
-        session_id: str,
-        turn_id: str,
-        done: Event,
-        billing: Billing | None,
-        turn: LiveTurn | None = None,
+        self, session_id: str, turn_id: str, done: Event, turn: LiveTurn | None = None
     ) -> None:
         if turn is not None and turn.calls:
             # Metered by the proxy from the provider's own answers, not as the harness says.
@@ -326,21 +355,18 @@ class TurnPipeline:
         await self.emit(session_id, turn_id, done)
         if turn is not None and self._turns.get(session_id) is turn:
             del self._turns[session_id]
-        await self._settle(session_id, turn_id, done, billing, turn)
+        await self._settle(session_id, turn_id, done, turn)
 
     async def _settle(
-        self,
-        session_id: str,
-        turn_id: str,
-        done: Event,
-        billing: Billing | None,
-        turn: LiveTurn | None = None,
+        self, session_id: str, turn_id: str, done: Event, turn: LiveTurn | None = None
     ) -> None:
-        """A finished turn's row, usage and reservation, after its `done` is in the log."""
+        """A finished turn's row and usage, after its `done` is in the log. The proxy wrote a
+        usage event per model call as each ended; a harness whose calls it did not see (the
+        in-process `FakeHarness`) is billed the usage it reported."""
         usage = done.data.get("usage") or {}
-        record = (
-            usage_row(billing, session_id, turn_id, usage, self.repo.clock) if billing else None
-        )
+        record = None
+        if turn is not None and turn.billing is not None and not turn.calls and _spent(usage):
+            record = usage_row(turn.billing, session_id, turn_id, usage, self.repo.clock)
         state = ended_state(done)
         if turn is not None:
             turn.state = state
@@ -381,3 +407,7 @@ class TurnPipeline:
         await self.live.discard(session_id, force=True)
         root = session_files(self.settings.home, session_id).root
         await self.isolation.sandbox.forget(session_id, root)
+
+
+def _spent(usage: dict[str, Any]) -> bool:
+    return any(usage.get(name) for name in ("input_tokens", "output_tokens"))

@@ -1,5 +1,5 @@
-"""The outbox rows the runtime writes for the control plane: a turn's usage (which settles its
-budget reservation) and an approval decision for the audit log."""
+"""The outbox rows the runtime writes for the control plane: a model call's usage and an
+approval decision for the audit log."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ def usage_row(
     usage: dict[str, Any],
     clock: Clock = SYSTEM,
 ) -> UsageOutbox:
-    """A finished turn's usage event. Every billed turn gets one, failed turns too: it is what
-    settles the turn's reservation."""
+    """A usage event: one model call's, as the proxy metered it (or a turn's, as a harness the
+    proxy does not see reported it)."""
     model = usage.get("model")
     return UsageOutbox(
         event_id=new_id("use"),
@@ -31,7 +31,6 @@ def usage_row(
         project_id=billing.project_id,
         session_id=session_id,
         turn_id=turn_id,
-        reservation_id=billing.reservation_id,
         model=model[:MODEL_NAME_WIDTH] if isinstance(model, str) else None,
         input_tokens=int(usage.get("input_tokens") or 0),
         output_tokens=int(usage.get("output_tokens") or 0),

@@ -9,16 +9,15 @@ Tenancy is not decided here: `SessionHandle`s are made only for sessions their c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import Select, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from karta.core.clock import SYSTEM, Clock
+from karta.core.internal_api import PendingUsage
 from karta.dataplane.principal import END_USER_KEYS
 from karta.dataplane.runtime.lifecycle import LIVE_TURN_STATES, ApprovalState, TurnState, advance
-from karta.dataplane.runtime.metering import Billing
 from karta.dataplane.runtime.queries import SessionFilter
 from karta.dataplane.store.models import (
     AdapterResponse,
@@ -136,7 +135,6 @@ class Repository:
         turn_id: str,
         agent: str,
         first_seq: int,
-        billing: Billing | None,
         participants: list[Any],
     ) -> None:
         async with self.db() as db, db.begin():
@@ -147,7 +145,6 @@ class Repository:
                     agent=agent,
                     status=str(TurnState.RUNNING),
                     first_seq=first_seq,
-                    billing=asdict(billing) if billing else None,
                 )
             )
             await db.flush()
@@ -177,8 +174,8 @@ class Repository:
         usage: dict[str, Any] | None,
         usage_row: UsageOutbox | None,
     ) -> None:
-        """The turn's end state, its usage and the usage event that settles its reservation,
-        in one transaction."""
+        """The turn's end state and its usage (with its usage event, for a harness whose model
+        calls the proxy did not meter), in one transaction."""
         now = self.clock.now()
         async with self.db() as db, db.begin():
             row = await db.get(TurnRow, turn_id, with_for_update=True)
@@ -191,6 +188,32 @@ class Repository:
             await db.execute(
                 update(SessionRow).where(SessionRow.id == session_id).values(updated_at=now)
             )
+
+    async def add_usage(self, row: UsageOutbox) -> None:
+        async with self.db() as db, db.begin():
+            db.add(row)
+
+    async def pending_usage(self, organization_id: int) -> list[PendingUsage]:
+        """The organization's usage still in the outbox, summed per key and model."""
+        names = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+        query = (
+            select(
+                UsageOutbox.api_key_id,
+                UsageOutbox.model,
+                *(func.sum(getattr(UsageOutbox, name)) for name in names),
+            )
+            .where(UsageOutbox.organization_id == organization_id)
+            .group_by(UsageOutbox.api_key_id, UsageOutbox.model)
+        )
+        async with self.db() as db:
+            rows = (await db.execute(query)).tuples().all()
+        # Sums come back as Decimal on PostgreSQL.
+        return [
+            PendingUsage(
+                api_key_id=key, model=model, **{n: int(v) for n, v in zip(names, sums, strict=True)}
+            )
+            for key, model, *sums in rows
+        ]
 
     async def live_turns(self) -> Sequence[TurnRow]:
         """Turns the database says still hold their session (at start-up: cut off by a stop)."""

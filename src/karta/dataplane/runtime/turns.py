@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from karta.app import AgentDefinition, HarnessApp
+from karta.core.events import Event
 from karta.dataplane.harness.base import HarnessSession
 from karta.dataplane.runtime.lifecycle import TurnState
 from karta.dataplane.runtime.metering import Billing
@@ -47,8 +48,11 @@ class LiveTurn:
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     harness: HarnessSession | None = None
     task: asyncio.Task[None] | None = None
-    # The model calls the proxy forwarded for this turn, with the provider's own usage.
+    # The model calls the proxy forwarded for this turn, with the provider's own usage, and
+    # the writes of their usage events to the outbox.
     calls: list[CallUsage] = field(default_factory=list)
+    writes: list[asyncio.Task[None]] = field(default_factory=list)
+    failure: Event | None = None  # why the platform ended the turn (a spent budget)
 
     @property
     def harness_config(self) -> tuple[str, str]:

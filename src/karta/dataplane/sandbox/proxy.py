@@ -4,10 +4,12 @@ A harness is given a per-session credential (`kps_…`, known only to this proce
 its sandbox is destroyed) and a base URL that reaches this proxy: inside a bwrap sandbox
 through a UNIX socket bound into it, without a sandbox on a loopback port. The proxy
 authenticates the credential, maps it to its session, organization and project, applies the
-organization's concurrency and rate limits and the grant's own admission check (a call
-outside its session's turns is refused: it would be unmetered), replaces the credential with
+organization's concurrency and rate limits and the grant's own admission check (a call outside
+its session's turns is refused, as is one its payer's budget cannot cover), replaces the
+credential with
 the platform's provider key, forwards Anthropic Messages or OpenAI-compatible chat completions,
-and streams the answer back as it arrives while reading the provider's usage from it.
+and streams the answer back as it arrives while reading the provider's usage from it; the usage
+goes to whoever admitted the call.
 
 Everything else is refused. Neither keys nor prompt bodies are ever logged.
 """
@@ -78,7 +80,8 @@ class Refusal:
     message: str
 
 
-Admit = Callable[[], Awaitable[Refusal | None]]  # None: the call may go ahead
+# Asked before each call: a refusal, or where the call's usage goes once it is done.
+Admit = Callable[[], Awaitable[Refusal | Usage]]
 
 
 @dataclass
@@ -89,8 +92,7 @@ class Grant:
     session_id: str
     organization_id: int | None
     project_id: int | None
-    on_usage: Usage | None = None
-    admit: Admit | None = None
+    admit: Admit | None = None  # None: every call may go ahead, unmetered
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,6 @@ class ModelProxy:
         organization_id: int | None,
         project_id: int | None,
         *,
-        on_usage: Usage | None = None,
         admit: Admit | None = None,
     ) -> Grant:
         grant = Grant(
@@ -206,7 +207,6 @@ class ModelProxy:
             session_id,
             organization_id,
             project_id,
-            on_usage,
             admit,
         )
         self._grants[grant.credential] = grant
@@ -280,10 +280,12 @@ class ModelProxy:
             response = _error(wire, 429, "rate_limit_error", "too many model calls; slow down")
             response.headers["retry-after"] = "5"
             return response
+        on_usage: Usage | None = None
         if grant.admit is not None:
-            refused = await grant.admit()
-            if refused is not None:
-                return _error(wire, refused.status, refused.kind, refused.message)
+            admitted = await grant.admit()
+            if isinstance(admitted, Refusal):
+                return _error(wire, admitted.status, admitted.kind, admitted.message)
+            on_usage = admitted
         body = await request.body()
         model, body = _prepare_body(wire, body)
         slot = self.limits.slot(grant.organization_id)
@@ -304,13 +306,17 @@ class ModelProxy:
         meter = UsageMeter(wire, model)
         kept = {k: v for k, v in answer.headers.items() if k.lower() not in DROPPED_RESPONSE}
         return StreamingResponse(
-            self._relay(answer, meter, grant, slot),
+            self._relay(answer, meter, on_usage, slot),
             status_code=answer.status_code,
             headers=kept,
         )
 
     async def _relay(
-        self, answer: httpx.Response, meter: UsageMeter, grant: Grant, slot: asyncio.Semaphore
+        self,
+        answer: httpx.Response,
+        meter: UsageMeter,
+        on_usage: Usage | None,
+        slot: asyncio.Semaphore,
     ) -> AsyncIterator[bytes]:
         try:
             async for chunk in answer.aiter_raw():
@@ -320,8 +326,8 @@ class ModelProxy:
             slot.release()
             await answer.aclose()
             usage = meter.finish(answer.headers.get("content-type", ""))
-            if grant.on_usage is not None and answer.is_success:
-                grant.on_usage(usage)
+            if on_usage is not None and answer.is_success:
+                on_usage(usage)
 
 
 def _unix_socket(path: Path) -> socket.socket:

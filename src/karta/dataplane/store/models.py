@@ -64,8 +64,6 @@ class TurnRow(Base):
     status: Mapped[str] = mapped_column(String(16))  # a `lifecycle.TurnState`
     first_seq: Mapped[int] = mapped_column(Integer)
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    # Who pays and the reservation to settle: kept so a turn cut off by a crash still settles.
-    billing: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     started_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime())
 
@@ -106,18 +104,17 @@ class EventRow(Base):
 
 
 class UsageOutbox(Base):
-    """A finished turn's usage, waiting to be shipped to the control plane. Written in the same
-    transaction as the turn's final state; deleted only once the control plane accepted it."""
+    """A model call's usage (as the model proxy read it from the provider's answer), waiting to
+    be shipped to the control plane; deleted only once the control plane accepted it."""
 
     __tablename__ = "usage_outbox"
 
     event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    organization_id: Mapped[int] = mapped_column(Integer)
+    organization_id: Mapped[int] = mapped_column(Integer, index=True)
     api_key_id: Mapped[int | None] = mapped_column(Integer)
     project_id: Mapped[int | None] = mapped_column(Integer)
     session_id: Mapped[str] = mapped_column(String(64))
     turn_id: Mapped[str] = mapped_column(String(64))
-    reservation_id: Mapped[str | None] = mapped_column(String(64))
     model: Mapped[str | None] = mapped_column(String(128))
     input_tokens: Mapped[int] = mapped_column(BigInteger)
     output_tokens: Mapped[int] = mapped_column(BigInteger)
