@@ -34,6 +34,9 @@ class Settings:
     keepalive: float = 15.0
     harness_max_retries: int | None = None
     max_events_per_session: int = 10_000
+    # A turn may not grow its session's folder past this (measured every few seconds).
+    session_disk_bytes: int = 4 << 30
+    disk_check_interval: float = 2.0
     open_auth: bool = False
     # The control plane (see docs/control-plane.md) and how the planes trust each other.
     control_plane_url: str | None = None
@@ -79,6 +82,8 @@ class Settings:
             keepalive=_float("KARTA_SSE_KEEPALIVE", 15.0),
             harness_max_retries=_int("KARTA_HARNESS_MAX_RETRIES", None),
             max_events_per_session=_int("KARTA_MAX_EVENTS_PER_SESSION", 10_000) or 10_000,
+            session_disk_bytes=(_int("KARTA_SESSION_DISK_MB", 4096) or 4096) << 20,
+            disk_check_interval=_float("KARTA_DISK_CHECK_INTERVAL", 2.0),
             control_plane_url=os.environ.get("KARTA_CONTROL_PLANE_URL") or None,
             internal=InternalAccess.from_env(),
             session_token_secret=os.environ.get("KARTA_SESSION_TOKEN_SECRET") or None,

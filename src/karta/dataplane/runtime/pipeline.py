@@ -29,6 +29,7 @@ from karta.dataplane.harness.base import (
     ToolRequest,
     TurnContext,
 )
+from karta.dataplane.runtime import disk
 from karta.dataplane.runtime.approvals import ApprovalBroker
 from karta.dataplane.runtime.apps import Apps
 from karta.dataplane.runtime.lifecycle import TurnState, ended_state
@@ -132,6 +133,7 @@ class TurnPipeline:
     async def _run(self, turn: LiveTurn) -> None:
         session_id, turn_id = turn.session_id, turn.turn_id
         done = ev.done_event(status="failed")
+        watcher = self._track(self._bound_disk(turn))
         try:
             done = await self._drive(turn)
         except HarnessFailure as exc:
@@ -164,6 +166,7 @@ class TurnPipeline:
                 ev.error_event(str(exc) or type(exc).__name__, getattr(exc, "code", "turn_failed")),
             )
         finally:
+            watcher.cancel()
             if turn.failure is not None:
                 await self.emit(session_id, turn_id, turn.failure)
             elif turn.cancelled.is_set() and done.data.get("status") != "cancelled":
@@ -201,6 +204,18 @@ class TurnPipeline:
             finally:
                 self.live.release(session_id)
         raise AssertionError("unreachable: the second attempt returns or raises")
+
+    async def _bound_disk(self, turn: LiveTurn) -> None:
+        """End the turn if it grows its session's folder past the disk limit."""
+        root = session_files(self.settings.home, turn.session_id).root
+        limit = self.settings.session_disk_bytes
+        used = await disk.watch(root, limit, self.settings.disk_check_interval, self.repo.clock)
+        log.warning("turn %s went over its session's disk limit", turn.turn_id)
+        message = f"the session's files take {used >> 20} MiB, over its limit of {limit >> 20} MiB"
+        self._fail(
+            turn,
+            ev.error_event(message, "disk_quota_exceeded", used_bytes=used, limit_bytes=limit),
+        )
 
     async def _ask(self, turn: LiveTurn, request: ToolRequest) -> ApprovalAnswer:
         """The harness asks permission: the turn waits for a decision (or its expiry)."""
@@ -301,6 +316,8 @@ class TurnPipeline:
 
     def _fail(self, turn: LiveTurn, error: Event) -> None:
         """End a running turn with `error` (its harness is stopped; the turn ends `failed`)."""
+        if turn.failure is not None:
+            return
         turn.failure = error
         if turn.task is not None:
             turn.task.cancel()

@@ -52,7 +52,7 @@ class LiveTurn:
     # the writes of their usage events to the outbox.
     calls: list[CallUsage] = field(default_factory=list)
     writes: list[asyncio.Task[None]] = field(default_factory=list)
-    failure: Event | None = None  # why the platform ended the turn (a spent budget)
+    failure: Event | None = None  # why the platform ended the turn (budget, disk)
 
     @property
     def harness_config(self) -> tuple[str, str]:
