@@ -74,7 +74,7 @@ class TurnPipeline:
         self.live = LiveHarnesses(
             idle_timeout=settings.idle_timeout,
             max_live=settings.max_live_harnesses,
-            clock=repository.clock.monotonic,
+            clock=repository.clock,
         )
         self._turns: dict[str, LiveTurn] = {}  # the session's live turn
         self._tasks: set[asyncio.Task[Any]] = set()  # turn tasks and closings, until done
@@ -169,6 +169,10 @@ class TurnPipeline:
             elif turn.cancelled.is_set() and done.data.get("status") != "cancelled":
                 done = ev.done_event(done.data.get("usage"), status="cancelled")
             await self._finish(session_id, turn_id, done, turn)
+            if turn.request.ephemeral:
+                # Nobody continues this conversation: its memory goes back now, not after
+                # the idle timeout.
+                self._track(self.live.close_idle(session_id))
 
     async def _drive(self, turn: LiveTurn) -> Event:
         """Run the turn on the session's harness and return its `done`. A harness found dead
