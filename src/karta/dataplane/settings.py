@@ -31,6 +31,8 @@ class Settings:
     approval_ttl: float = 3600.0
     idle_timeout: float = 600.0
     max_live_harnesses: int = 32
+    # Harness processes started at once (more wait in line); default: the core count.
+    max_starts: int = field(default_factory=lambda: os.cpu_count() or 2)
     keepalive: float = 15.0
     harness_max_retries: int | None = None
     max_events_per_session: int = 10_000
@@ -76,6 +78,7 @@ class Settings:
             approval_ttl=_float("KARTA_APPROVAL_TTL", 3600.0),
             idle_timeout=_float("KARTA_HARNESS_IDLE_TIMEOUT", 600.0),
             max_live_harnesses=_int("KARTA_MAX_LIVE_HARNESSES", 32) or 32,
+            max_starts=_int("KARTA_MAX_STARTS", None) or os.cpu_count() or 2,
             keepalive=_float("KARTA_SSE_KEEPALIVE", 15.0),
             harness_max_retries=_int("KARTA_HARNESS_MAX_RETRIES", None),
             max_events_per_session=_int("KARTA_MAX_EVENTS_PER_SESSION", 10_000) or 10_000,

@@ -36,6 +36,7 @@ from karta.dataplane.runtime.live import LiveHarnesses
 from karta.dataplane.runtime.metering import Billing, Metering
 from karta.dataplane.runtime.records import usage_row
 from karta.dataplane.runtime.repository import Repository
+from karta.dataplane.runtime.starts import StartGate
 from karta.dataplane.runtime.turns import LiveTurn
 from karta.dataplane.runtime.workspace import session_files
 from karta.dataplane.sandbox.base import SandboxHandle, SandboxRequest
@@ -76,6 +77,7 @@ class TurnPipeline:
             max_live=settings.max_live_harnesses,
             clock=repository.clock,
         )
+        self.starts = StartGate(settings.max_starts)
         self._turns: dict[str, LiveTurn] = {}  # the session's live turn
         self._tasks: set[asyncio.Task[Any]] = set()  # turn tasks and closings, until done
 
@@ -249,7 +251,18 @@ class TurnPipeline:
         return spec
 
     async def _open(self, turn: LiveTurn) -> HarnessSession:
-        """Open the session's harness in a sandbox of its own, with a model credential that
+        """Open the session's harness when a start slot is free; while the turn waits for one
+        its stream hears its place in line."""
+
+        async def queued(position: int) -> None:
+            status = {"subtype": "status", "status": "queued", "queue_position": position}
+            await self.emit(turn.session_id, turn.turn_id, Event(ev.SYSTEM, status))
+
+        async with self.starts.start(queued):
+            return await self._start(turn)
+
+    async def _start(self, turn: LiveTurn) -> HarnessSession:
+        """Start the session's harness in a sandbox of its own, with a model credential that
         only the model proxy knows (revoked, and the sandbox destroyed, when it closes)."""
         spec = await self._spec(turn.session_id, turn.app, turn.agent, turn.env)
         harness = self.apps.harness(turn.app.harness)
