@@ -143,6 +143,9 @@ class KartaServer:
             {
                 "KARTA_HOME": str(self.home),
                 "KARTA_HARNESS_MAX_RETRIES": "0",
+                # No pre-started harnesses unless a test asks for them: they would cost every
+                # test server CPU and show up as processes no session owns.
+                "KARTA_POOL_MAX": "0",
                 **({"KARTA_DATABASE_URL": self.db.url} if self.db.url else {}),
                 **(
                     {"KARTA_CONTROL_DATABASE_URL": self.db.control_url}

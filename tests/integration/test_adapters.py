@@ -77,6 +77,8 @@ def test_chat_completions_unary_stream_and_continuation(server, model):
     usage = completion.usage
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     assert completion.model_extra["karta_session_id"] == session_id
+    # The call opened its session and continues no conversation: no process stays behind.
+    eventually(lambda: not harness_processes(server, session_id), "the harness to close")
 
     model.enqueue(
         Reply([text("You asked me to remember MANGO-7, in many chunks.")], chunk_delay=0.01)
@@ -103,8 +105,10 @@ def test_chat_completions_unary_stream_and_continuation(server, model):
     ]
     assert finish == ["stop"]
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
-    # Only the newest user text went to the harness; it resumed the same conversation.
+    # Only the newest user text went to the harness; it resumed the same conversation, and
+    # stays warm for the next call that continues it.
     assert prompts(model)[-1].prompt == "What did I ask?"
+    assert harness_processes(server, session_id)
     assert "MANGO-7" in prompts(model)[-1].transcript_text
 
 

@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import psutil
 import pytest
 
 from karta.core.sse import iter_events
 from karta.testing import Reply, ScriptedModel, error_reply, text, tool_use
 from tests.conftest import ROOT, Database, KartaServer, stream_events, texts
+from tests.integration.test_planes import eventually
 from tests.integration.test_resilience import harness_processes
 
 pytestmark = pytest.mark.harness
@@ -166,6 +169,49 @@ def test_resume_after_restart_and_idle_eviction(model, flavour, tmp_path):
     finally:
         server.stop()
         db.drop()
+
+
+def pooled_harnesses(server: KartaServer) -> dict[str, int]:
+    """The harness processes under the server, by the session folder they run in."""
+    assert server.proc is not None
+    sessions = server.home / "sessions"
+    found = {}
+    for child in psutil.Process(server.proc.pid).children(recursive=True):
+        try:
+            command, cwd = " ".join(child.cmdline()), Path(child.cwd())
+        except psutil.Error:
+            continue
+        if cwd.parent.parent == sessions and ("claude" in command or "opencode" in command):
+            found.setdefault(cwd.parent.name, child.pid)
+    return found
+
+
+def test_a_new_session_takes_a_prestarted_harness(model, flavour, tmp_path):
+    db = Database("sqlite")
+    env = {"KARTA_POOL_MIN": "1", "KARTA_POOL_MAX": "1"}
+    server = KartaServer(flavour.app, tmp_path / "home", model, db, env=env).start()
+    try:
+
+        def pooled_ready() -> bool:
+            return httpx.get(f"{server.url}/readyz").json()["harnesses"]["pooled"] == 1
+
+        eventually(pooled_ready, "a pre-started harness", 60)
+        ((pooled, pid),) = pooled_harnesses(server).items()
+        assert model.requests == [], "a pooled harness calls no model"
+        with server.client() as api:
+            sid = new_session(api)
+            assert sid == pooled, "the new session adopted the pre-started harness"
+            body = api.post(f"/v1/sessions/{sid}/messages", json={"text": "Which roast?"}).json()
+            assert body["status"] == "completed", body
+            assert [p.pid for p in harness_processes(server, sid)][:1] == [pid]
+            # The pool refills with a process of its own for the next session.
+            eventually(lambda: set(pooled_harnesses(server)) - {sid}, "a refill", 60)
+        processes = [psutil.Process(p) for p in pooled_harnesses(server).values()]
+    finally:
+        server.stop()
+        db.drop()
+    left = [p for p in processes if p.is_running() and p.status() != "zombie"]
+    assert not left, [(p.pid, p.cwd(), pid, sid) for p in left]
 
 
 def test_opencode_reaches_an_openai_compatible_endpoint_with_the_same_events(model, tmp_path):

@@ -167,3 +167,13 @@ def test_upstreams_follow_the_operators_settings():
     assert upstreams({"OPENAI_API_KEY": "k"})["openai"].url == (
         "https://api.openai.com/v1/chat/completions"
     )
+
+
+async def test_a_pooled_harness_calls_nothing_until_a_session_adopts_it(proxy, scripted_model):
+    grant = proxy.grant("sess_pooled", None, None, bound=False)
+    answer = await call(proxy, "/v1/messages", {"x-api-key": grant.credential}, messages())
+    assert answer.status_code == 409 and answer.json()["error"]["type"] == "permission_error"
+    assert scripted_model.requests == []
+    grant.bind(7, 8)
+    answer = await call(proxy, "/v1/messages", {"x-api-key": grant.credential}, messages())
+    assert answer.status_code == 200 and (grant.organization_id, grant.project_id) == (7, 8)

@@ -10,6 +10,7 @@ import pytest
 from karta.app.agents import AgentDefinition
 from karta.core.errors import HarnessCapacity
 from karta.dataplane.runtime.live import LiveHarnesses
+from karta.testing import FakeClock
 
 
 @dataclass
@@ -23,14 +24,6 @@ class FakeSession:
         self.closed = True
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def opener(name: str, opened: list[FakeSession]):  # type: ignore[no-untyped-def]
     async def open_() -> FakeSession:
         session = FakeSession(AgentDefinition(name))
@@ -41,35 +34,35 @@ def opener(name: str, opened: list[FakeSession]):  # type: ignore[no-untyped-def
 
 
 async def test_warm_sessions_are_reused_and_idle_ones_evicted():
-    clock, opened = Clock(), []
+    clock, opened = FakeClock(), []
     live = LiveHarnesses(idle_timeout=10, max_live=4, clock=clock)
     first = await live.acquire("s1", "a", opener("a", opened))
     live.release("s1")
     assert await live.acquire("s1", "a", opener("a", opened)) is first
     live.release("s1")
-    clock.now = 5
+    clock.advance(5 - clock.monotonic())
     assert await live.evict_idle() == []
-    clock.now = 11
+    clock.advance(11 - clock.monotonic())
     assert await live.evict_idle() == ["s1"]
     assert first.closed and not live.is_live("s1")
 
 
 async def test_busy_sessions_are_never_evicted():
-    clock, opened = Clock(), []
+    clock, opened = FakeClock(), []
     live = LiveHarnesses(idle_timeout=1, max_live=4, clock=clock)
     await live.acquire("s1", "a", opener("a", opened))
-    clock.now = 100
+    clock.advance(100 - clock.monotonic())
     assert await live.evict_idle() == []
 
 
 async def test_the_cap_closes_the_least_recently_used_idle_session():
-    clock, opened = Clock(), []
+    clock, opened = FakeClock(), []
     live = LiveHarnesses(idle_timeout=100, max_live=2, clock=clock)
     for sid, at in (("old", 1), ("new", 2)):
-        clock.now = at
+        clock.advance(at - clock.monotonic())
         await live.acquire(sid, "a", opener("a", opened))
         live.release(sid)
-    clock.now = 3
+    clock.advance(3 - clock.monotonic())
     await live.acquire("third", "a", opener("a", opened))
     assert opened[0].closed and not opened[1].closed
     assert len(live) == 2

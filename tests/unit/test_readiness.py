@@ -20,9 +20,11 @@ READY = {"database": "ok", "control_plane": "ok", "harness": "ok"}
 
 
 def readiness(response) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """The answer without its `sandbox` line (where harnesses run: see tests/sandbox)."""
+    """The answer without its `sandbox` line (where harnesses run: see tests/sandbox) and its
+    harness counts (tests/runtime/test_pool.py)."""
     body = dict(response.json())
     assert isinstance(body.pop("sandbox"), str)
+    assert body.pop("harnesses").keys() == {"live", "pooled", "starting", "queued"}
     return body
 
 

@@ -31,6 +31,14 @@ class Settings:
     approval_ttl: float = 3600.0
     idle_timeout: float = 600.0
     max_live_harnesses: int = 32
+    # Harness processes started at once (more wait in line); default: the core count.
+    max_starts: int = field(default_factory=lambda: os.cpu_count() or 2)
+    # Pre-started harnesses per (release, harness, agent, env), sized by the arrivals of the
+    # last `pool_window` seconds within [pool_min, pool_max]; 0 disables. Off unless set (the
+    # server's environment defaults turn it on: `from_env`).
+    pool_min: int = 0
+    pool_max: int = 0
+    pool_window: float = 60.0
     keepalive: float = 15.0
     harness_max_retries: int | None = None
     max_events_per_session: int = 10_000
@@ -79,6 +87,10 @@ class Settings:
             approval_ttl=_float("KARTA_APPROVAL_TTL", 3600.0),
             idle_timeout=_float("KARTA_HARNESS_IDLE_TIMEOUT", 600.0),
             max_live_harnesses=_int("KARTA_MAX_LIVE_HARNESSES", 32) or 32,
+            max_starts=_int("KARTA_MAX_STARTS", None) or os.cpu_count() or 2,
+            pool_min=_int("KARTA_POOL_MIN", 1) or 0,
+            pool_max=_int("KARTA_POOL_MAX", 4) or 0,
+            pool_window=_float("KARTA_POOL_WINDOW", 60.0),
             keepalive=_float("KARTA_SSE_KEEPALIVE", 15.0),
             harness_max_retries=_int("KARTA_HARNESS_MAX_RETRIES", None),
             max_events_per_session=_int("KARTA_MAX_EVENTS_PER_SESSION", 10_000) or 10_000,

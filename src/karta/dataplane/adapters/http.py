@@ -161,9 +161,12 @@ async def adapter_turn(
     """Every adapter call's recipe: run a turn on `session`; stream it through `projection`
     (None: unary), or wait for its end (or pause) and answer `unary_body(outcome)` — a turn
     that failed is a 422 in the SDK's error shape. A session `created` for this call whose turn
-    is refused (402, 503) is ended: nothing is left behind."""
+    is refused (402, 503) is ended: nothing is left behind; one whose turn runs keeps no warm
+    harness after it."""
     try:
-        handle = await session.send(TurnRequest(text=text))
+        # A call that opened its session continues no conversation: its harness closes when
+        # the turn ends (a later call naming the session resumes it from the transcript).
+        handle = await session.send(TurnRequest(text=text, ephemeral=created))
     except KartaError:
         if created:
             await session.end()

@@ -264,5 +264,9 @@ class ClaudeCodeHarness:
 
     async def open(self, spec: SessionSpec) -> ClaudeCodeSession:
         session = ClaudeCodeSession(spec, self)
-        await session.connect()
+        try:
+            await session.connect()
+        except BaseException:  # failed, or cancelled (a server stopping): nothing may stay
+            await session.close(force=True)
+            raise
         return session

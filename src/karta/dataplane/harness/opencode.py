@@ -321,16 +321,23 @@ class OpenCodeHarness:
             )
         except OSError as exc:
             raise HarnessFailure(f"cannot start OpenCode ({self.binary}): {exc}") from exc
-        url = await listening_url(process)
+        try:
+            url = await listening_url(process)
+        except BaseException:  # failed, or cancelled (a server stopping): nothing may stay
+            kill_tree(process.pid)
+            await process.wait()
+            raise
         return OpenCodeSession(spec, process, url, password)
 
     async def open(self, spec: SessionSpec) -> OpenCodeSession:
         session = await self._serve(spec)
         try:
             await session.start()
-        except Exception as exc:
-            await session.close()
-            raise HarnessFailure(f"OpenCode did not start a session: {exc}") from exc
+        except BaseException as exc:
+            await session.close(force=True)
+            if isinstance(exc, Exception):
+                raise HarnessFailure(f"OpenCode did not start a session: {exc}") from exc
+            raise
         self._live[spec.state_dir] = session
         return session
 

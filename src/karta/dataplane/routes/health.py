@@ -42,7 +42,7 @@ async def readyz(request: Request) -> JSONResponse:
         "harness": OK if runtime.ready() else "missing",
     }
     # Whether harnesses are isolated is part of being ready to serve: say it, in plain words.
-    body = {"checks": checks, "sandbox": runtime.sandbox}
+    body = {"checks": checks, "sandbox": runtime.sandbox, "harnesses": runtime.harnesses()}
     if all(value in HEALTHY for value in checks.values()):
         return JSONResponse({"status": "ready", **body})
     return JSONResponse({"status": "degraded", **body}, 503)

@@ -1,18 +1,20 @@
 """The live-harness registry: one warm harness session per active Karta session.
 
-Idle sessions are closed after `idle_timeout`; when `max_live` sessions are open, the least
-recently used idle one is closed to make room. A closed session resumes from the harness's own
-transcript on its next turn.
+Idle sessions are closed `idle_timeout` after their last turn, by a sweeper that runs on the
+runtime's clock whether or not traffic arrives; when `max_live` sessions are open, the least
+recently used idle one is closed to make room, and a turn that would need one more while every
+slot is busy is refused (503 `harness_capacity` with `Retry-After`). A closed session resumes
+from the harness's own transcript on its next turn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from karta.core.clock import SYSTEM, Clock
 from karta.core.errors import HarnessCapacity
 from karta.dataplane.harness.base import HarnessSession
 
@@ -25,14 +27,12 @@ Opener = Callable[[], Awaitable[HarnessSession]]
 class _Entry:
     session: HarnessSession
     config: Hashable  # what it was opened with (agent, env): another config reopens it
-    last_used: float = field(default_factory=time.monotonic)
+    last_used: float
     busy: bool = False
 
 
 class LiveHarnesses:
-    def __init__(
-        self, *, idle_timeout: float, max_live: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, *, idle_timeout: float, max_live: int, clock: Clock = SYSTEM) -> None:
         self.idle_timeout = idle_timeout
         self.max_live = max_live
         self._clock = clock
@@ -66,19 +66,32 @@ class LiveHarnesses:
                     await self._make_room()
                     self._opening += 1
                 try:
-                    entry = _Entry(await opener(), config)
+                    entry = _Entry(await opener(), config, self._clock.monotonic())
                 finally:
                     self._opening -= 1
                 self._entries[session_id] = entry
             entry.busy = True
-            entry.last_used = self._clock()
+            entry.last_used = self._clock.monotonic()
             return entry.session
+
+    async def adopt(self, session_id: str, config: Hashable, session: HarnessSession) -> bool:
+        """Take a harness opened elsewhere (a pooled one) as the session's warm harness, idle
+        until its first turn. False when there is no room for it (the caller keeps it)."""
+        async with self._lock:
+            if session_id in self._entries:
+                return False
+            try:
+                await self._make_room()
+            except HarnessCapacity:
+                return False
+            self._entries[session_id] = _Entry(session, config, self._clock.monotonic())
+            return True
 
     def release(self, session_id: str) -> None:
         entry = self._entries.get(session_id)
         if entry is not None:
             entry.busy = False
-            entry.last_used = self._clock()
+            entry.last_used = self._clock.monotonic()
 
     async def discard(self, session_id: str, *, force: bool = False) -> None:
         """Close a session's harness now (after a crash, a handoff, or when the session ends);
@@ -87,6 +100,23 @@ class LiveHarnesses:
             entry = self._entries.pop(session_id, None)
         if entry is not None:
             await entry.session.close(force=force)
+        self._forget_lock(session_id)
+
+    async def close_idle(self, session_id: str) -> None:
+        """Close the session's harness unless a turn is using it (a stateless call ended; a
+        call that went on with the session meanwhile keeps it)."""
+        async with self._lock:
+            entry = self._entries.get(session_id)
+            if entry is None or entry.busy:
+                return
+            del self._entries[session_id]
+        await entry.session.close()
+        self._forget_lock(session_id)
+
+    def _forget_lock(self, session_id: str) -> None:
+        lock = self._session_locks.get(session_id)
+        if lock is not None and not lock.locked() and session_id not in self._entries:
+            del self._session_locks[session_id]
 
     def admit(self, session_id: str) -> None:
         """Refuse a turn up front (503 `harness_capacity`) when it would need a harness and
@@ -111,10 +141,11 @@ class LiveHarnesses:
         entry = self._entries.pop(session_id, None)
         if entry is not None:
             await entry.session.close()
+        self._forget_lock(session_id)
 
     async def evict_idle(self) -> list[str]:
         async with self._lock:
-            cutoff = self._clock() - self.idle_timeout
+            cutoff = self._clock.monotonic() - self.idle_timeout
             stale = [sid for sid, e in self._entries.items() if not e.busy and e.last_used < cutoff]
             for sid in stale:
                 await self._close(sid)
@@ -122,12 +153,16 @@ class LiveHarnesses:
             log.info("evicted %d idle harness session(s)", len(stale))
         return stale
 
-    def start(self, interval: float | None = None) -> None:
-        period = interval or max(0.5, min(30.0, self.idle_timeout / 4))
+    @property
+    def sweep_period(self) -> float:
+        return max(0.5, min(30.0, self.idle_timeout / 4))
+
+    def start(self) -> None:
+        """Evict idle harnesses every `sweep_period` on the runtime's clock."""
 
         async def sweep() -> None:
             while True:
-                await asyncio.sleep(period)
+                await self._clock.sleep(self.sweep_period)
                 try:
                     await self.evict_idle()
                 except Exception:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -19,6 +20,7 @@ from karta.app.loader import OPENCODE
 from karta.core import events as ev
 from karta.core.errors import BudgetExhausted, NoTurnRunning
 from karta.core.events import Event
+from karta.core.ids import new_id
 from karta.dataplane.eventlog import SqlEventLog
 from karta.dataplane.harness.base import (
     ApprovalAnswer,
@@ -35,13 +37,15 @@ from karta.dataplane.runtime.apps import Apps
 from karta.dataplane.runtime.lifecycle import TurnState, ended_state
 from karta.dataplane.runtime.live import LiveHarnesses
 from karta.dataplane.runtime.metering import Billing, Metering
+from karta.dataplane.runtime.pool import Demand, HarnessPool, Pooled
 from karta.dataplane.runtime.records import usage_row
 from karta.dataplane.runtime.repository import Repository
+from karta.dataplane.runtime.starts import StartGate
 from karta.dataplane.runtime.turns import LiveTurn
 from karta.dataplane.runtime.workspace import session_files
 from karta.dataplane.sandbox.base import SandboxHandle, SandboxRequest
 from karta.dataplane.sandbox.meter import CallUsage, turn_usage
-from karta.dataplane.sandbox.proxy import Refusal, Usage
+from karta.dataplane.sandbox.proxy import Grant, Refusal, Usage
 from karta.dataplane.sandbox.session import SandboxedSession
 from karta.dataplane.sandbox.setup import Isolation
 from karta.dataplane.settings import Settings
@@ -75,7 +79,19 @@ class TurnPipeline:
         self.live = LiveHarnesses(
             idle_timeout=settings.idle_timeout,
             max_live=settings.max_live_harnesses,
-            clock=repository.clock.monotonic,
+            clock=repository.clock,
+        )
+        self.starts = StartGate(settings.max_starts)
+        self.pool = HarnessPool(
+            minimum=settings.pool_min,
+            maximum=settings.pool_max,
+            window=settings.pool_window,
+            keep=settings.idle_timeout,
+            clock=repository.clock,
+            gate=self.starts,
+            start=self._prestart,
+            retire=self._retire,
+            active=apps.pin,
         )
         self._turns: dict[str, LiveTurn] = {}  # the session's live turn
         self._tasks: set[asyncio.Task[Any]] = set()  # turn tasks and closings, until done
@@ -107,6 +123,7 @@ class TurnPipeline:
         return next((e for e in events if e.type == ev.DONE and e.turn_id == turn_id), None)
 
     async def stop(self) -> None:
+        await self.pool.close()
         for turn in list(self._turns.values()):
             if turn.task is not None:
                 turn.task.cancel()
@@ -172,6 +189,10 @@ class TurnPipeline:
             elif turn.cancelled.is_set() and done.data.get("status") != "cancelled":
                 done = ev.done_event(done.data.get("usage"), status="cancelled")
             await self._finish(session_id, turn_id, done, turn)
+            if turn.request.ephemeral:
+                # Nobody continues this conversation: its memory goes back now, not after
+                # the idle timeout.
+                self._track(self.live.close_idle(session_id))
 
     async def _drive(self, turn: LiveTurn) -> Event:
         """Run the turn on the session's harness and return its `done`. A harness found dead
@@ -260,18 +281,47 @@ class TurnPipeline:
         return spec
 
     async def _open(self, turn: LiveTurn) -> HarnessSession:
-        """Open the session's harness in a sandbox of its own, with a model credential that
-        only the model proxy knows (revoked, and the sandbox destroyed, when it closes)."""
+        """Open the session's harness when a start slot is free; while the turn waits for one
+        its stream hears its place in line."""
+
+        async def queued(position: int) -> None:
+            status = {"subtype": "status", "status": "queued", "queue_position": position}
+            await self.emit(turn.session_id, turn.turn_id, Event(ev.SYSTEM, status))
+
+        async with self.starts.start(queued):
+            return await self._start(turn)
+
+    async def _start(self, turn: LiveTurn) -> HarnessSession:
         spec = await self._spec(turn.session_id, turn.app, turn.agent, turn.env)
-        harness = self.apps.harness(turn.app.harness)
-        proxy = self.isolation.proxy
-        handle = await self._sandbox(turn.session_id, harness.kind)
         billing = turn.billing
+        owner = (billing.organization_id, billing.project_id) if billing else (None, None)
+        session, _ = await self._launch(spec, *owner)
+        if session.harness_session_id != spec.harness_session_id:
+            # Harnesses that name their own conversations (OpenCode) report the id on open.
+            await self.repo.rebind(turn.session_id, session.harness_session_id)
+        return session
+
+    async def _launch(
+        self,
+        spec: SessionSpec,
+        organization_id: int | None,
+        project_id: int | None,
+        *,
+        bound: bool = True,
+    ) -> tuple[SandboxedSession, Grant]:
+        """Start a harness in the session's sandbox, with a model credential that only the
+        model proxy knows (revoked, and the sandbox destroyed, when it closes). An unbound
+        credential (a pooled harness's) is refused until a session adopts it."""
+        session_id = spec.session_id
+        harness = self.apps.harness(spec.app.harness)
+        proxy = self.isolation.proxy
+        handle = await self._sandbox(session_id, harness.kind)
         grant = proxy.grant(
-            turn.session_id,
-            billing.organization_id if billing else None,
-            billing.project_id if billing else None,
-            admit=lambda: self._admit(turn.session_id),
+            session_id,
+            organization_id,
+            project_id,
+            admit=lambda: self._admit(session_id),
+            bound=bound,
         )
 
         async def cleanup() -> None:
@@ -284,10 +334,63 @@ class TurnPipeline:
         except BaseException:
             await cleanup()
             raise
-        if session.harness_session_id != spec.harness_session_id:
-            # Harnesses that name their own conversations (OpenCode) report the id on open.
-            await self.repo.rebind(turn.session_id, session.harness_session_id)
-        return SandboxedSession(session, cleanup)
+        return SandboxedSession(session, cleanup), grant
+
+    # --- the pool -------------------------------------------------------------------------------
+
+    async def _prestart(self, demand: Demand) -> Pooled:
+        """A harness for `demand`'s key, in the folders and sandbox of the session that will
+        adopt it, which has not run a turn and cannot call the model yet."""
+        session_id = new_id("sess")
+        files = session_files(self.settings.home, session_id)
+        who = demand.principal
+        org, name = (who.organization_id, who.project_slug) if who else (None, None)
+        async with self.apps.checkout(demand.pin, org, name) as app:
+            await asyncio.to_thread(files.create_pooled, app.root)
+        spec = SessionSpec(
+            session_id=session_id,
+            app=demand.app,
+            agent=demand.agent,
+            workspace=files.workspace,
+            state_dir=files.state,
+            harness_session_id=str(uuid.uuid4()),
+            resume=False,
+            model_env={},
+            project_env=demand.env,
+        )
+        try:
+            session, grant = await self._launch(spec, None, None, bound=False)
+        except BaseException:
+            await self._forget_files(session_id)
+            raise
+        return Pooled(session_id, session, grant, demand.key)
+
+    async def _retire(self, pooled: Pooled) -> None:
+        """A pooled harness nobody adopted: its process, sandbox, uid and folders go."""
+        try:
+            await pooled.session.close(force=True)
+        finally:
+            await self._forget_files(pooled.session_id)
+
+    async def _forget_files(self, session_id: str) -> None:
+        files = session_files(self.settings.home, session_id)
+        await self.isolation.sandbox.forget(session_id, files.root)
+        await asyncio.to_thread(files.destroy)
+
+    async def adopt(
+        self, pooled: Pooled, organization_id: int | None, project_id: int | None
+    ) -> None:
+        """A new session takes a pooled harness: its model calls are now the session's, and
+        it is the session's warm harness (closed instead when no live slot is free: the first
+        turn then starts one)."""
+        pooled.grant.bind(organization_id, project_id)
+        await asyncio.to_thread(session_files(self.settings.home, pooled.session_id).adopt)
+        if not await self.live.adopt(pooled.session_id, pooled.key.config, pooled.session):
+            await pooled.session.close(force=True)
+
+    def retire_later(self, pooled: Pooled) -> None:
+        """A pooled harness taken for a session that was not created after all."""
+        self._track(self._retire(pooled))
 
     async def check_budget(self, billing: Billing) -> None:
         """Raise `BudgetExhausted` when the payer may not spend more: asked before a turn runs

@@ -8,6 +8,7 @@ the event log and the database stay private to the runtime.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
@@ -22,17 +23,20 @@ from karta.core.ids import new_id
 from karta.dataplane.eventlog import SqlEventLog
 from karta.dataplane.principal import Principal
 from karta.dataplane.runtime.approvals import ApprovalBroker
-from karta.dataplane.runtime.apps import Apps
+from karta.dataplane.runtime.apps import WORKING_COPY, Apps, Pin
 from karta.dataplane.runtime.handle import SessionHandle
 from karta.dataplane.runtime.lifecycle import Decision
 from karta.dataplane.runtime.metering import Metering
 from karta.dataplane.runtime.pipeline import TurnPipeline
+from karta.dataplane.runtime.pool import Demand, Pooled, pool_key
 from karta.dataplane.runtime.queries import SessionFilter
 from karta.dataplane.runtime.repository import Repository
-from karta.dataplane.runtime.workspace import session_files
+from karta.dataplane.runtime.workspace import remove_pooled, session_files
 from karta.dataplane.sandbox.setup import Isolation
 from karta.dataplane.settings import Settings
 from karta.dataplane.store.models import HarnessBinding, SessionRow
+
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -72,6 +76,17 @@ class Runtime:
         """Where harness processes run, in plain words (the banner and /readyz say it)."""
         return f"{self.isolation.sandbox.describe()} ({self.isolation.choice})"
 
+    def harnesses(self) -> dict[str, int]:
+        """Harness processes by what they are doing: serving sessions (`live`), pre-started
+        for the next ones (`pooled`), starting, and first turns waiting for a start."""
+        pipeline = self.pipeline
+        return {
+            "live": len(pipeline.live),
+            "pooled": pipeline.pool.size(),
+            "starting": pipeline.starts.running,
+            "queued": pipeline.starts.waiting,
+        }
+
     async def database_ok(self) -> str | None:
         """None when the database answers, else why not."""
         return await self.repo.ping()
@@ -81,8 +96,25 @@ class Runtime:
         return self._turn_locks.setdefault(session_id, asyncio.Lock())
 
     async def start(self) -> None:
+        left = await asyncio.to_thread(remove_pooled, self.settings.home)
+        if left:
+            log.info("removed %d pre-started harness folder(s) left by the last run", left)
         await self.pipeline.recover()
         self.pipeline.live.start()
+        app = self.apps.working_copy
+        agent = app.default_agent
+        pool = self.pipeline.pool
+        pool.serve(
+            Demand(
+                pool_key(None, WORKING_COPY, app, agent.name, {}),
+                WORKING_COPY,
+                app,
+                agent,
+                {},
+                None,
+            )
+        )
+        pool.start()
 
     async def stop(self) -> None:
         await self.pipeline.stop()
@@ -106,12 +138,18 @@ class Runtime:
             return await self.session(principal, session_id), False
         metadata = principal.bind_end_user(metadata)
         pin = await self.apps.pin(principal)
-        session_id = new_id("sess")
-        files = session_files(self.settings.home, session_id)
-        async with self.apps.checkout(
-            pin, principal.organization_id, principal.project_slug
-        ) as app:
-            await asyncio.to_thread(files.create, app.root)
+        pooled = await self._pooled(principal, pin)
+        if pooled is not None:
+            # A pre-started harness: its folders and sandbox are this session's already.
+            session_id = pooled.session_id
+            app = await self.apps.app(pin, principal.organization_id, principal.project_slug)
+        else:
+            session_id = new_id("sess")
+            files = session_files(self.settings.home, session_id)
+            async with self.apps.checkout(
+                pin, principal.organization_id, principal.project_slug
+            ) as app:
+                await asyncio.to_thread(files.create, app.root)
         mode = Decision.APPROVE_SESSION if app.settings.permission_mode == "autonomous" else None
         now = self.clock.now()
         row = SessionRow(
@@ -131,11 +169,35 @@ class Runtime:
             created_at=now,
             updated_at=now,
         )
+        harness_session_id = pooled.session.harness_session_id if pooled else str(uuid.uuid4())
         binding = HarnessBinding(
-            session_id=session_id, harness=app.harness, harness_session_id=str(uuid.uuid4())
+            session_id=session_id, harness=app.harness, harness_session_id=harness_session_id
         )
-        await self.repo.add_session(row, binding)
+        try:
+            await self.repo.add_session(row, binding)
+        except BaseException:
+            if pooled is not None:
+                self.pipeline.retire_later(pooled)
+            raise
+        if pooled is not None:
+            await self.pipeline.adopt(pooled, principal.organization_id, principal.project_id)
         return SessionHandle(self, principal, row), True
+
+    async def _pooled(self, principal: Principal, pin: Pin) -> Pooled | None:
+        """Count a new session toward its key's pool, and take a pre-started harness from it
+        when one is ready."""
+        pool = self.pipeline.pool
+        if not pool.enabled:
+            return None
+        org, project = principal.organization_id, principal.project_id
+        app = await self.apps.app(pin, org, principal.project_slug)
+        env = await self.apps.env(org, project)
+        agent = app.default_agent
+        demand = Demand(
+            pool_key(project, pin, app, agent.name, env), pin, app, agent, env, principal
+        )
+        pool.arrived(demand)
+        return pool.take(demand.key)
 
     async def response_session(self, principal: Principal, response_id: str) -> SessionHandle:
         """The session an OpenAI response ran on (`previous_response_id`), 404 as one."""

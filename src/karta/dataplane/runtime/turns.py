@@ -23,6 +23,9 @@ class TurnRequest:
     participant_name: str | None = None
     participant_type: str | None = None
     thinking: bool = False
+    # A call that does not continue a conversation (a stateless adapter call): its harness is
+    # closed when the turn ends instead of staying warm for a next turn nobody will send.
+    ephemeral: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,5 +61,11 @@ class LiveTurn:
     def harness_config(self) -> tuple[str, str]:
         """What a warm harness must have been opened with to take this turn: the agent, and
         the project's env vars (by digest: a changed value needs a fresh process)."""
-        items = "\0".join(f"{k}={v}" for k, v in sorted(self.env.items()))
-        return self.agent.name, hashlib.sha256(items.encode()).hexdigest()
+        return harness_config(self.agent.name, self.env)
+
+
+def harness_config(agent: str, env: dict[str, str]) -> tuple[str, str]:
+    """What a harness process is opened with, as `LiveHarnesses` compares it: the agent's name
+    and a digest of the project's env vars."""
+    items = "\0".join(f"{k}={v}" for k, v in sorted(env.items()))
+    return agent, hashlib.sha256(items.encode()).hexdigest()

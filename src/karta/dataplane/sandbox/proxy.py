@@ -86,13 +86,20 @@ Admit = Callable[[], Awaitable[Refusal | Usage]]
 
 @dataclass
 class Grant:
-    """One sandbox's right to call the model, on behalf of one session."""
+    """One sandbox's right to call the model, on behalf of one session. A pre-started
+    (pooled) harness's grant is not `bound` until a session adopts it: until then it has no
+    owner to meter or limit, and every call is refused."""
 
     credential: str
     session_id: str
     organization_id: int | None
     project_id: int | None
     admit: Admit | None = None  # None: every call may go ahead, unmetered
+    bound: bool = True
+
+    def bind(self, organization_id: int | None, project_id: int | None) -> None:
+        """The session that adopted the harness is known: calls are now its own."""
+        self.organization_id, self.project_id, self.bound = organization_id, project_id, True
 
 
 @dataclass(frozen=True)
@@ -201,6 +208,7 @@ class ModelProxy:
         project_id: int | None,
         *,
         admit: Admit | None = None,
+        bound: bool = True,
     ) -> Grant:
         grant = Grant(
             CREDENTIAL_PREFIX + secrets.token_urlsafe(32),
@@ -208,6 +216,7 @@ class ModelProxy:
             organization_id,
             project_id,
             admit,
+            bound,
         )
         self._grants[grant.credential] = grant
         return grant
@@ -273,6 +282,8 @@ class ModelProxy:
         grant = self._grants.get(credential) if credential else None
         if grant is None:
             return _error(wire, 401, "authentication_error", "invalid credential")
+        if not grant.bound:
+            return _error(wire, 409, "permission_error", "this harness serves no session yet")
         upstream = self.upstreams.get(wire)
         if upstream is None:
             return _error(wire, 404, "not_found_error", f"no {wire} provider is configured")
