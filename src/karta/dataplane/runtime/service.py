@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -26,6 +26,7 @@ from karta.dataplane.runtime.apps import Apps
 from karta.dataplane.runtime.handle import SessionHandle
 from karta.dataplane.runtime.lifecycle import Decision
 from karta.dataplane.runtime.metering import Metering
+from karta.dataplane.runtime.participants import HUMAN, ParticipantSpec
 from karta.dataplane.runtime.pipeline import TurnPipeline
 from karta.dataplane.runtime.queries import SessionFilter
 from karta.dataplane.runtime.repository import Repository
@@ -98,13 +99,24 @@ class Runtime:
         return SessionHandle(self, principal, row)
 
     async def create_session(
-        self, principal: Principal, metadata: dict[str, Any], session_id: str | None = None
+        self,
+        principal: Principal,
+        metadata: dict[str, Any],
+        session_id: str | None = None,
+        participants: Iterable[ParticipantSpec] = (),
     ) -> tuple[SessionHandle, bool]:
-        """A new session pinned to the caller's active release, or (with `session_id`) the
-        caller's existing one. Returns the handle and whether it was created."""
+        """A new session pinned to the caller's active release, with these participants (and
+        a session token's end user), or (with `session_id`) the caller's existing one. Returns
+        the handle and whether it was created."""
         if session_id is not None:
             return await self.session(principal, session_id), False
         metadata = principal.bind_end_user(metadata)
+        joining = list(participants)
+        for spec in joining:
+            principal.acts_as(spec.id)  # a session token brings only its end user
+        sub = principal.sub if principal.kind == "session" else None
+        if sub is not None and all(spec.id != sub for spec in joining):
+            joining.insert(0, ParticipantSpec(sub, HUMAN))
         pin = await self.apps.pin(principal)
         session_id = new_id("sess")
         files = session_files(self.settings.home, session_id)
@@ -126,7 +138,6 @@ class Runtime:
             status="active",
             current_agent=app.default_agent.name,
             permission_mode=str(mode) if mode else None,
-            participants=[],
             turn_count=0,
             created_at=now,
             updated_at=now,
@@ -135,7 +146,10 @@ class Runtime:
             session_id=session_id, harness=app.harness, harness_session_id=str(uuid.uuid4())
         )
         await self.repo.add_session(row, binding)
-        return SessionHandle(self, principal, row), True
+        handle = SessionHandle(self, principal, row)
+        for spec in joining:
+            await handle.join(spec)
+        return handle, True
 
     async def response_session(self, principal: Principal, response_id: str) -> SessionHandle:
         """The session an OpenAI response ran on (`previous_response_id`), 404 as one."""
