@@ -156,12 +156,13 @@ class SessionHandle:
 
     async def _speaker(self, named: str | None, kind: str | None) -> Speaker | None:
         """Who the message is from (`principal.acts_as`): that participant, joining the
-        session if new (a session token's end user as a human, anyone else named without a
-        type as an AI), or nobody."""
+        session if new (without a type: a session token's end user as a human, anyone else
+        as an AI), or nobody."""
         if named is None:
             return None
         if kind is None:
-            kind = HUMAN if self.principal.kind == "session" else AI
+            known = await self._runtime.repo.participant(self.id, named)
+            kind = known.type if known else HUMAN if self.principal.kind == "session" else AI
         row, _ = await self.join(ParticipantSpec(named, kind))
         return Speaker.of(row)
 
