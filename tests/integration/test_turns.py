@@ -71,8 +71,36 @@ def test_unary_turn_returns_the_accumulated_message(api, model):
         body["usage"]["input_tokens"] + body["usage"]["output_tokens"]
     )
     fetched = api.get(f"/v1/sessions/{session['id']}").json()
-    assert fetched["participants"] == [{"name": "alice", "type": "human"}]
+    [alice] = fetched["participants"]
+    assert (alice["id"], alice["type"], alice["display_name"]) == ("alice", "human", "alice")
+    assert alice["joined_at"] and alice["left_at"] is None
     assert fetched["turn_running"] is False
+
+
+def test_the_model_hears_who_is_speaking_in_a_shared_session(api, model):
+    session = new_session(
+        api,
+        participants=[
+            {"id": "alice", "type": "human", "display_name": "Alice Chen"},
+            {"id": "bob", "type": "human", "display_name": "Bob Park"},
+        ],
+    )
+    sid = session["id"]
+    api.post(
+        f"/v1/sessions/{sid}/messages", json={"text": "Hi, I am new.", "participant_name": "alice"}
+    )
+    events = stream_events(
+        api,
+        "POST",
+        f"/v1/sessions/{sid}/messages",
+        json={"text": "Me too.", "participant_name": "bob", "stream": True},
+    )
+
+    last = model.requests[-1]
+    assert last.prompt == "[Bob Park (@bob, human)]: Me too."
+    assert "[Alice Chen (@alice, human)]: Hi, I am new." in last.transcript_text
+    assert {(e.participant_name, e.participant_type) for e in events} == {("bob", "human")}
+    assert events[0].type == "message" and events[0].data["text"] == "Me too."
 
 
 def test_history_and_claude_md_reach_the_model(api, model):

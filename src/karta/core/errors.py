@@ -54,9 +54,26 @@ class IdentityMismatch(Forbidden):
     code = "identity_mismatch"
 
 
+class ParticipantForbidden(Forbidden):
+    """A session token's end user acting as another participant than themself."""
+
+    code = "participant_forbidden"
+
+
 class NotFound(KartaError):
     status = 404
     code = "not_found"
+
+
+class ParticipantNotFound(NotFound):
+    code = "participant_not_found"
+
+
+class RecipientNotFound(NotFound):
+    """A gateway event for a session or participant this instance cannot find (or that
+    belongs to an organization the sender may not reach)."""
+
+    code = "recipient_not_found"
 
 
 class SessionNotFound(NotFound):
@@ -100,6 +117,18 @@ class NoTurnRunning(Conflict):
     code = "no_turn_running"
 
 
+class ParticipantConflict(Conflict):
+    """A participant named with another type than the one it joined with."""
+
+    code = "participant_conflict"
+
+
+class EventInProgress(Conflict):
+    """A gateway event id whose first submission is still being handled."""
+
+    code = "event_in_progress"
+
+
 class SessionEnded(Conflict):
     code = "session_ended"
 
@@ -119,6 +148,13 @@ class ReleaseUnavailable(Conflict):
 class InvalidCursor(KartaError):
     status = 422
     code = "invalid_cursor"
+
+
+class UnknownGateway(KartaError):
+    """A gateway URL this instance is not configured to deliver to (`KARTA_GATEWAY_PEERS`)."""
+
+    status = 422
+    code = "unknown_gateway"
 
 
 class InvalidEndUserId(KartaError):

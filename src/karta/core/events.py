@@ -4,6 +4,10 @@ A turn is a sequence of typed events. Every other surface (SSE, unary JSON, the 
 adapters) is a projection of that one sequence (SSE framing is in `karta.core.sse`, the fold of a
 turn into its outcome in `karta.dataplane.runtime.lifecycle`). Text and reasoning events are deltas:
 `data.part.text` holds the new chunk only (`data.delta` is true) and clients append by `part.id`.
+
+`participant_name` and `participant_type` name the participant whose message the event's turn
+answers (null when the message named nobody); a `message` event is a participant's message
+itself: the first event of a turn sent as a participant, or one the gateway delivered.
 """
 
 from __future__ import annotations
@@ -21,9 +25,21 @@ INPUT_REQUIRED = "input_required"
 ERROR = "error"
 DONE = "done"
 SYSTEM = "system"
+MESSAGE = "message"
 
 EVENT_TYPES = frozenset(
-    {TEXT, REASONING, TOOL_USE, STEP_START, STEP_FINISH, INPUT_REQUIRED, ERROR, DONE, SYSTEM}
+    {
+        TEXT,
+        REASONING,
+        TOOL_USE,
+        STEP_START,
+        STEP_FINISH,
+        INPUT_REQUIRED,
+        ERROR,
+        DONE,
+        SYSTEM,
+        MESSAGE,
+    }
 )
 # Events after which a live turn is waiting: for the end of the turn, or for a decision.
 PAUSING_TYPES = frozenset({DONE, INPUT_REQUIRED})
@@ -43,6 +59,8 @@ class Event:
     timestamp: int = field(default_factory=now_ms)
     raw: dict[str, Any] | None = None
     seq: int | None = None
+    participant_name: str | None = None
+    participant_type: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +72,8 @@ class Event:
             "timestamp": self.timestamp,
             "data": self.data,
             "raw": self.raw,
+            "participant_name": self.participant_name,
+            "participant_type": self.participant_type,
         }
 
     @classmethod
@@ -67,6 +87,8 @@ class Event:
             timestamp=d.get("timestamp") or 0,
             raw=d.get("raw"),
             seq=d.get("seq"),
+            participant_name=d.get("participant_name"),
+            participant_type=d.get("participant_type"),
         )
 
     @property

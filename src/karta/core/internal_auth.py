@@ -76,19 +76,27 @@ class InternalAccess:
                 return False
         return True
 
-    def check(self, request: Request) -> None:
-        if not self._allowed(request):
-            raise HTTPException(404, "Not Found")
-        if not self.tokens:
-            raise Unavailable("the internal API has no service token configured", retry_after=30)
+    def _presents_token(self, request: Request) -> bool:
         header = request.headers.get("authorization", "")
         scheme, _, presented = header.partition(" ")
         presented = presented.strip()
         valid = False
         for token in self.tokens:  # compare with every token, so timing says nothing
             valid |= hmac.compare_digest(presented.encode(), token.encode())
-        if scheme.lower() != "bearer" or not valid:
+        return scheme.lower() == "bearer" and valid
+
+    def check(self, request: Request) -> None:
+        if not self._allowed(request):
+            raise HTTPException(404, "Not Found")
+        if not self.tokens:
+            raise Unavailable("the internal API has no service token configured", retry_after=30)
+        if not self._presents_token(request):
             raise Unauthorized("invalid service token")
+
+    def is_service(self, request: Request) -> bool:
+        """Whether the caller is another plane or instance: a service token, from where the
+        allowlists admit (a public route that also takes other credentials asks this)."""
+        return bool(self.tokens) and self._allowed(request) and self._presents_token(request)
 
 
 async def require_service(request: Request) -> None:

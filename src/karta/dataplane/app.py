@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -25,7 +25,9 @@ from karta.dataplane.control.client import ControlPlaneClient, ControlPlaneUnava
 from karta.dataplane.control.readiness import ControlPlaneProbe
 from karta.dataplane.control.releases import ControlPlaneReleases, LocalProject
 from karta.dataplane.control.usage import ControlPlaneMetering
-from karta.dataplane.routes import health, internal, sessions, turns
+from karta.dataplane.gateway import Gateway
+from karta.dataplane.harness.base import Harness
+from karta.dataplane.routes import gateway, health, internal, sessions, turns
 from karta.dataplane.runtime.factory import open_runtime
 from karta.dataplane.sandbox.setup import choose_backend
 from karta.dataplane.settings import ConfigError, Settings
@@ -99,9 +101,11 @@ def create_app(
     *,
     clock: Clock = SYSTEM,
     control_transport: httpx.AsyncBaseTransport | None = None,
+    harnesses: Callable[[str], Harness] | None = None,
 ) -> FastAPI:
     """`clock` drives the caches, the breaker and the shipper; `control_transport` carries the
-    calls to the control plane (tests put an in-process one with injected faults there)."""
+    calls to the control plane (tests put an in-process one with injected faults there);
+    `harnesses` replaces the real harness adapters (tests: a `FakeHarness`)."""
     control = control_client(settings, clock, control_transport)  # fail fast, before binding
     choose_backend(settings)  # likewise: a refused sandbox choice stops the start here
     metering = ControlPlaneMetering(control, clock=clock) if control is not None else None
@@ -111,14 +115,20 @@ def create_app(
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         try:
             async with open_runtime(
-                harness_app, settings, model_env, metering, releases
+                harness_app, settings, model_env, metering, releases, harnesses
             ) as runtime:
                 api.state.db = runtime.db
                 api.state.runtime = runtime
+                api.state.gateway = relay = Gateway(runtime, api.state.auth.project)
                 shipper = asyncio.create_task(metering.run(runtime.db)) if metering else None
+                relaying = asyncio.create_task(relay.run())
                 try:
                     yield
                 finally:
+                    relaying.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await relaying
+                    await relay.close()
                     if shipper is not None and metering is not None:
                         shipper.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
@@ -138,6 +148,7 @@ def create_app(
     http_limits.install(api, http_limits.Limits.from_env(http_limits.DATA_PLANE))
     api.include_router(health.router)
     api.include_router(internal.router)
+    api.include_router(gateway.router)
     for resolve, prefix, family_errors in (
         (flat_principal, "/v1", FLAT_ERRORS),
         (project_principal, "/v1/projects/{ref}", PROJECT_ERRORS),

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from karta.core.end_users import check_end_user_id
-from karta.core.errors import BudgetExhausted, Forbidden, IdentityMismatch
+from karta.core.errors import BudgetExhausted, Forbidden, IdentityMismatch, ParticipantForbidden
 
 READ, WRITE, ADMIN = "read", "write", "admin"
 # A scope and every scope that includes it.
@@ -29,7 +29,7 @@ def end_user(metadata: dict[str, Any]) -> str | None:
 
 @dataclass(frozen=True)
 class Principal:
-    kind: str  # "api_key" | "session" | "open"
+    kind: str  # "api_key" | "session" | "open" | "gateway" (a turn the gateway started)
     organization_id: int | None
     organization_slug: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
@@ -90,6 +90,20 @@ class Principal:
         if named - {self.sub}:
             raise IdentityMismatch("the session metadata names another user than the token")
         return metadata if named else {**metadata, "user_id": self.sub}
+
+    def acts_as(self, participant_id: str | None) -> str | None:
+        """The participant this caller speaks as when it names `participant_id`. A session
+        token's end user is a participant and acts only as themself (an anonymous token as
+        nobody); other callers act as whoever they name, or as nobody."""
+        if self.kind != "session":
+            return participant_id
+        if participant_id is not None and participant_id != self.sub:
+            raise ParticipantForbidden(
+                "a session token acts only as its own end user"
+                + (f" ({self.sub!r})" if self.sub else ", and this one names none"),
+                participant=participant_id,
+            )
+        return self.sub
 
     def check_budget(self) -> None:
         if not self.budget_ok:

@@ -20,6 +20,15 @@ def _float(name: str, default: float) -> float:
     return float(value) if value not in (None, "") else default
 
 
+def base_url(value: str | None) -> str | None:
+    """A gateway's base URL as Karta compares them: no trailing slash."""
+    return value.strip().rstrip("/") or None if value else None
+
+
+def peers(value: str | None) -> frozenset[str]:
+    return frozenset(u for item in (value or "").split(",") if (u := base_url(item)))
+
+
 class ConfigError(ValueError):
     """The environment cannot make a working server; the message says what to set."""
 
@@ -70,6 +79,14 @@ class Settings:
     sandbox: str = "auto"
     production: bool = False
     allow_unsandboxed: bool = False
+    # The gateway (docs/gateway.md): this instance's public base URL, given to peers for
+    # answers; the peers' base URLs it may deliver to (nothing else is ever called); how
+    # deliveries are retried.
+    gateway_url: str | None = None
+    gateway_peers: frozenset[str] = frozenset()
+    gateway_retry_base: float = 1.0
+    gateway_retry_max: float = 300.0
+    gateway_max_attempts: int = 12
 
     @property
     def releases(self) -> Path:
@@ -110,5 +127,10 @@ class Settings:
             sandbox=os.environ.get("KARTA_SANDBOX") or "auto",
             production=os.environ.get("KARTA_ENV", "").lower() == "production",
             allow_unsandboxed=os.environ.get("KARTA_SANDBOX_ALLOW_NONE", "") in ("1", "true"),
+            gateway_url=base_url(os.environ.get("KARTA_GATEWAY_URL")),
+            gateway_peers=peers(os.environ.get("KARTA_GATEWAY_PEERS")),
+            gateway_retry_base=_float("KARTA_GATEWAY_RETRY_BASE", 1.0),
+            gateway_retry_max=_float("KARTA_GATEWAY_RETRY_MAX", 300.0),
+            gateway_max_attempts=_int("KARTA_GATEWAY_MAX_ATTEMPTS", 12) or 12,
         )
         return replace(settings, **overrides)  # type: ignore[arg-type]

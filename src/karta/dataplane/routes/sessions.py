@@ -1,5 +1,5 @@
-"""Session handles: create (or resume), list, fetch, end, interrupt, the transcript; and the
-app's agents.
+"""Session handles: create (or resume), list, fetch, end, interrupt, participants, the
+transcript; and the app's agents.
 
 `session_routes(resolve)` builds the routes for one route family: the flat `/v1/sessions…`
 routes and the project family `/v1/projects/{ref}/sessions…` share these handlers and differ
@@ -15,10 +15,13 @@ from karta.core.http_errors import error_responses
 from karta.dataplane.auth import Resolver, requiring
 from karta.dataplane.principal import READ, WRITE, Principal
 from karta.dataplane.runtime.lifecycle import PART_SEPARATOR
+from karta.dataplane.runtime.participants import ParticipantSpec, participant_view
 from karta.dataplane.runtime.queries import SessionFilter
 from karta.dataplane.schemas import (
     CreateSession,
     InterruptOut,
+    ParticipantIn,
+    ParticipantOut,
     SessionOut,
     SessionPage,
     TranscriptMessage,
@@ -74,7 +77,7 @@ def session_routes(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
         body: CreateSession, request: Request, response: Response, caller: Writer
     ) -> SessionOut:
         handle, created = await request.app.state.runtime.create_session(
-            caller, body.metadata, body.session_id
+            caller, body.metadata, body.session_id, [participant_spec(p) for p in body.participants]
         )
         response.status_code = 201 if created else 200
         return await handle.view()
@@ -143,6 +146,39 @@ def session_routes(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
             session=await handle.view(),
         )
 
+    @router.post(
+        "/sessions/{session_id}/participants",
+        response_model=ParticipantOut,
+        status_code=201,
+        responses={
+            200: {"model": ParticipantOut, "description": "the participant was there already"},
+            **error_responses(*errors, 404, 409, 422),
+        },
+    )
+    async def add_participant(
+        session_id: str, body: ParticipantIn, request: Request, response: Response, caller: Writer
+    ) -> ParticipantOut:
+        """Add a human or AI participant (a session token: only its own end user). One that
+        is there already is answered as it is (200), back in the session if it had left."""
+        handle = await request.app.state.runtime.session(caller, session_id)
+        row, created = await handle.add_participant(participant_spec(body))
+        response.status_code = 201 if created else 200
+        return ParticipantOut.model_validate(participant_view(row))
+
+    @router.delete(
+        "/sessions/{session_id}/participants/{participant_id}",
+        response_model=ParticipantOut,
+        responses=error_responses(*errors, 404),
+    )
+    async def remove_participant(
+        session_id: str, participant_id: str, request: Request, caller: Writer
+    ) -> ParticipantOut:
+        """Mark a participant as gone: it stays listed with `left_at`, gets no more
+        deliveries, and sending as it again brings it back."""
+        handle = await request.app.state.runtime.session(caller, session_id)
+        row = await handle.remove_participant(participant_id)
+        return ParticipantOut.model_validate(participant_view(row))
+
     @router.get(
         "/sessions/{session_id}/messages",
         response_model=TranscriptPage,
@@ -164,6 +200,13 @@ def session_routes(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
         return page_of(await handle.transcript(), limit, after)
 
     return router
+
+
+def participant_spec(body: ParticipantIn) -> ParticipantSpec:
+    assert body.id is not None, "ParticipantIn fills the id in"
+    return ParticipantSpec(
+        body.id, body.type, body.display_name, body.gateway_url, body.session_id, body.project
+    )
 
 
 def page_of(messages: list[dict[str, Any]], limit: int, after: str | None) -> TranscriptPage:

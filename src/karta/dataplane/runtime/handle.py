@@ -12,11 +12,19 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from karta.app import HarnessApp
 from karta.core import events as ev
-from karta.core.errors import PendingInput, SessionEnded, TurnInProgress
+from karta.core.errors import (
+    ParticipantConflict,
+    ParticipantNotFound,
+    PendingInput,
+    SessionEnded,
+    TurnInProgress,
+    UnknownGateway,
+)
 from karta.core.events import Event
 from karta.core.ids import new_id
 from karta.dataplane.principal import Principal
@@ -24,11 +32,19 @@ from karta.dataplane.runtime.approvals import public_approval
 from karta.dataplane.runtime.apps import Pin
 from karta.dataplane.runtime.lifecycle import Decision
 from karta.dataplane.runtime.metering import Billing
+from karta.dataplane.runtime.participants import (
+    AI,
+    HUMAN,
+    ParticipantSpec,
+    Speaker,
+    participant_view,
+)
 from karta.dataplane.runtime.records import decision_record
 from karta.dataplane.runtime.turns import LiveTurn, TurnHandle, TurnRequest
 from karta.dataplane.runtime.workspace import session_files
 from karta.dataplane.schemas import SessionOut
-from karta.dataplane.store.models import SessionRow
+from karta.dataplane.settings import base_url
+from karta.dataplane.store.models import ParticipantRow, SessionRow
 
 if TYPE_CHECKING:
     from karta.dataplane.runtime.service import Runtime
@@ -53,6 +69,7 @@ class SessionHandle:
             pending = await self._runtime.repo.pending_approval(self.id)
         return session_view(
             row,
+            await self.participants(),
             public_approval(pending) if pending else None,
             turn_running=self.running_turn is not None,
             last_seq=await self.last_seq(),
@@ -73,6 +90,15 @@ class SessionHandle:
         """Replay after `after`, then the live tail; None is a keep-alive tick."""
         return self._runtime.events.subscribe(self.id, after, self._runtime.settings.keepalive)
 
+    async def participants(self) -> list[ParticipantRow]:
+        return list(await self._runtime.repo.participants(self.id))
+
+    async def participant(self, participant_id: str) -> ParticipantRow:
+        found = await self._runtime.repo.participant(self.id, participant_id)
+        if found is None:
+            raise ParticipantNotFound(f"no participant {participant_id!r} in this session")
+        return found
+
     async def transcript(self) -> list[dict[str, Any]]:
         """The conversation, read from the harness's own transcript (never a copy of Karta's)."""
         return await self._pipeline.transcript(self.row, await self._pinned_app())
@@ -87,6 +113,7 @@ class SessionHandle:
         app = await self._pinned_app()
         agent = app.agent(request.agent or row.current_agent)
         env = await self._runtime.apps.env(row.organization_id, row.project_id)
+        named = self.principal.acts_as(request.participant_name)
         async with self._runtime.turn_lock(self.id):
             waiting = self._runtime.approvals.waiting(self.id)
             if waiting is not None:
@@ -96,28 +123,90 @@ class SessionHandle:
             if self._pipeline.running(self.id) is not None:
                 raise TurnInProgress("a turn is already running in this session")
             self._pipeline.live.admit(self.id)
+            speaker = await self._speaker(named, request.participant_type)
             billing = await self._bill()
             turn_id = new_id("turn")
             after = await self.last_seq()
             previous = row.current_agent
-            participants = _with_participant(row.participants, request)
-            await self._runtime.repo.start_turn(
-                self.id, turn_id, agent.name, after + 1, participants
-            )
-            row.current_agent, row.participants = agent.name, participants
+            await self._runtime.repo.start_turn(self.id, turn_id, agent.name, after + 1)
+            row.current_agent = agent.name
+            message = self._user_message(request, agent.name, speaker)
+            if speaker is not None:
+                # The others in the session see what was said, and by whom.
+                await self._pipeline.emit(self.id, turn_id, message_event(message, speaker))
             if previous != agent.name:
                 handoff = Event(
                     ev.SYSTEM, {"subtype": "handoff", "from": previous, "to": agent.name}
                 )
-                await self._pipeline.emit(self.id, turn_id, handoff)
+                await self._pipeline.emit(self.id, turn_id, stamped(handoff, speaker))
             self._pipeline.launch(
                 LiveTurn(
-                    self.id, turn_id, app, agent, request, previous != agent.name, billing, env
+                    self.id,
+                    turn_id,
+                    app,
+                    agent,
+                    request,
+                    previous != agent.name,
+                    billing,
+                    env,
+                    speaker,
                 )
             )
-        return TurnHandle(
-            turn_id, self.id, after, agent.name, self._user_message(request, agent.name)
-        )
+        return TurnHandle(turn_id, self.id, after, agent.name, message)
+
+    async def _speaker(self, named: str | None, kind: str | None) -> Speaker | None:
+        """Who the message is from (`principal.acts_as`): that participant, joining the
+        session if new (without a type: a session token's end user as a human, anyone else
+        as an AI), or nobody."""
+        if named is None:
+            return None
+        if kind is None:
+            known = await self._runtime.repo.participant(self.id, named)
+            kind = known.type if known else HUMAN if self.principal.kind == "session" else AI
+        row, _ = await self.join(ParticipantSpec(named, kind))
+        return Speaker.of(row)
+
+    async def add_participant(self, spec: ParticipantSpec) -> tuple[ParticipantRow, bool]:
+        """Add a participant (or bring one back); a session token adds only its end user."""
+        self.principal.acts_as(spec.id)
+        return await self.join(spec)
+
+    async def join(self, spec: ParticipantSpec) -> tuple[ParticipantRow, bool]:
+        """`add_participant` without the caller's check (the gateway's senders), returning
+        whether the participant is new. One living on another instance must live behind a
+        configured peer gateway: that is the only place deliveries ever go."""
+        if spec.gateway_url is not None:
+            spec = replace(spec, gateway_url=base_url(spec.gateway_url))
+            if spec.gateway_url not in self._runtime.settings.gateway_peers:
+                raise UnknownGateway(
+                    f"{spec.gateway_url!r} is not a gateway this instance delivers to "
+                    "(KARTA_GATEWAY_PEERS)",
+                    gateway_url=spec.gateway_url,
+                )
+        row, created = await self._runtime.repo.join(spec.row(self.id))
+        if row.type != spec.type:
+            raise ParticipantConflict(
+                f"participant {spec.id!r} is {row.type!r} in this session, not {spec.type!r}",
+                participant=spec.id,
+            )
+        return row, created
+
+    async def remove_participant(self, participant_id: str) -> ParticipantRow:
+        """Mark a participant as gone (it stays listed, with `left_at`)."""
+        self.principal.acts_as(participant_id)
+        found = await self._runtime.repo.leave(self.id, participant_id)
+        if found is None:
+            raise ParticipantNotFound(f"no participant {participant_id!r} in this session")
+        return found
+
+    async def post(self, message: tuple[dict[str, Any], Speaker]) -> Event:
+        """A participant's message outside any turn (the gateway delivered it): recorded in
+        the session's log, where everyone streaming the session sees it."""
+        return await self.note(message_event(*message))
+
+    async def note(self, event: Event) -> Event:
+        """An event of the session outside any turn."""
+        return await self._pipeline.emit(self.id, None, event)
 
     async def _bill(self) -> Billing | None:
         """Who pays for the turn; a turn over budget is refused (402) before anything runs."""
@@ -129,15 +218,16 @@ class SessionHandle:
         await self._pipeline.check_budget(billing)
         return billing
 
-    def _user_message(self, request: TurnRequest, agent: str) -> dict[str, Any]:
-        named = request.participant_name
+    def _user_message(
+        self, request: TurnRequest, agent: str, speaker: Speaker | None
+    ) -> dict[str, Any]:
         return {
             "id": new_id("msg"),
             "role": "user",
             "text": request.text,
             "agent": agent,
-            "participant_name": named,
-            "participant_type": (request.participant_type or "ai") if named else None,
+            "participant_name": speaker.id if speaker else None,
+            "participant_type": speaker.type if speaker else None,
             "timestamp": self._runtime.clock.now().isoformat(),
         }
 
@@ -176,16 +266,25 @@ class SessionHandle:
         return await self._runtime.apps.app(pin, row.organization_id, row.project_slug)
 
 
-def _with_participant(current: list[Any] | None, request: TurnRequest) -> list[Any]:
-    participants = list(current or [])
-    name = request.participant_name
-    if name and all(p["name"] != name for p in participants):
-        participants.append({"name": name, "type": request.participant_type or "ai"})
-    return participants
+def stamped(event: Event, speaker: Speaker | None) -> Event:
+    if speaker is not None:
+        event.participant_name, event.participant_type = speaker.id, speaker.type
+    return event
+
+
+def message_event(message: dict[str, Any], speaker: Speaker) -> Event:
+    """A participant's message as an event (`data`: the message, with the sender's display
+    name)."""
+    return stamped(Event(ev.MESSAGE, {**message, "display_name": speaker.display_name}), speaker)
 
 
 def session_view(
-    row: SessionRow, pending: dict[str, Any] | None, *, turn_running: bool, last_seq: int
+    row: SessionRow,
+    participants: list[ParticipantRow],
+    pending: dict[str, Any] | None,
+    *,
+    turn_running: bool,
+    last_seq: int,
 ) -> SessionOut:
     project = None
     if row.project_id is not None:
@@ -206,7 +305,7 @@ def session_view(
             "status": row.status,
             "current_agent": row.current_agent,
             "permission_mode": row.permission_mode,
-            "participants": row.participants,
+            "participants": [participant_view(p) for p in participants],
             "pending_input": pending,
             "project": project,
             "release": release,

@@ -132,8 +132,14 @@ class TurnPipeline:
 
     # --- running a turn -----------------------------------------------------------------------
 
-    async def emit(self, session_id: str, turn_id: str, event: Event) -> Event:
+    async def emit(self, session_id: str, turn_id: str | None, event: Event) -> Event:
+        """Append an event of a turn (or, with no `turn_id`, of the session), stamped with the
+        participant the running turn answers."""
         event.turn_id = turn_id
+        turn = self._turns.get(session_id)
+        if turn is not None and turn.turn_id == turn_id and turn.speaker is not None:
+            event.participant_name = event.participant_name or turn.speaker.id
+            event.participant_type = event.participant_type or turn.speaker.type
         return await self.events.append(session_id, event)
 
     def launch(self, turn: LiveTurn) -> None:
@@ -200,7 +206,7 @@ class TurnPipeline:
         session_id = turn.session_id
         ctx = TurnContext(
             turn_id=turn.turn_id,
-            text=turn.request.text,
+            text=turn.prompt,
             approvals=lambda request: self._ask(turn, request),
             emit=lambda event: self.emit(session_id, turn.turn_id, event),
             thinking=turn.request.thinking,

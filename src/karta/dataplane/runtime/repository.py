@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, exists, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from karta.core.clock import SYSTEM, Clock
@@ -24,6 +25,7 @@ from karta.dataplane.store.models import (
     ApprovalRow,
     AuditOutbox,
     HarnessBinding,
+    ParticipantRow,
     SessionRow,
     TurnRow,
     UsageOutbox,
@@ -111,6 +113,50 @@ class Repository:
             query = query.where(SessionRow.meta[key].as_string() == value)
         return query
 
+    # --- participants ------------------------------------------------------------------------
+
+    async def participants(self, session_id: str) -> Sequence[ParticipantRow]:
+        async with self.db() as db:
+            query = (
+                select(ParticipantRow)
+                .where(ParticipantRow.session_id == session_id)
+                .order_by(ParticipantRow.joined_at, ParticipantRow.participant_id)
+            )
+            return (await db.scalars(query)).all()
+
+    async def participant(self, session_id: str, participant_id: str) -> ParticipantRow | None:
+        async with self.db() as db:
+            return await db.get(ParticipantRow, (session_id, participant_id))
+
+    async def join(self, row: ParticipantRow) -> tuple[ParticipantRow, bool]:
+        """Add a participant, or find the one with its id (back in the session if it had
+        left, at the place `row` names if it names one). Returns it and whether it is new."""
+        for _ in range(2):  # a concurrent join of the same id wins the insert: take its row
+            try:
+                async with self.db() as db, db.begin():
+                    key = (row.session_id, row.participant_id)
+                    found = await db.get(ParticipantRow, key, with_for_update=True)
+                    if found is None:
+                        row.joined_at = self.clock.now()
+                        db.add(row)
+                        await db.flush()
+                        return row, True
+                    found.left_at = None
+                    for name in ("gateway_url", "linked_session_id", "project"):
+                        if getattr(row, name) is not None:
+                            setattr(found, name, getattr(row, name))
+                    return found, False
+            except IntegrityError:
+                continue
+        raise AssertionError("a participant row neither inserts nor reads")
+
+    async def leave(self, session_id: str, participant_id: str) -> ParticipantRow | None:
+        async with self.db() as db, db.begin():
+            found = await db.get(ParticipantRow, (session_id, participant_id), with_for_update=True)
+            if found is not None and found.left_at is None:
+                found.left_at = self.clock.now()
+            return found
+
     # --- bindings ----------------------------------------------------------------------------
 
     async def binding(self, session_id: str) -> HarnessBinding:
@@ -135,7 +181,6 @@ class Repository:
         turn_id: str,
         agent: str,
         first_seq: int,
-        participants: list[Any],
     ) -> None:
         async with self.db() as db, db.begin():
             db.add(
@@ -153,7 +198,6 @@ class Repository:
                 .where(SessionRow.id == session_id)
                 .values(
                     current_agent=agent,
-                    participants=participants,
                     turn_count=SessionRow.turn_count + 1,
                     updated_at=self.clock.now(),
                 )

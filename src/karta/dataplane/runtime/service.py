@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +27,7 @@ from karta.dataplane.runtime.apps import WORKING_COPY, Apps, Pin
 from karta.dataplane.runtime.handle import SessionHandle
 from karta.dataplane.runtime.lifecycle import Decision
 from karta.dataplane.runtime.metering import Metering
+from karta.dataplane.runtime.participants import HUMAN, ParticipantSpec
 from karta.dataplane.runtime.pipeline import TurnPipeline
 from karta.dataplane.runtime.pool import Demand, Pooled, pool_key
 from karta.dataplane.runtime.queries import SessionFilter
@@ -130,13 +131,24 @@ class Runtime:
         return SessionHandle(self, principal, row)
 
     async def create_session(
-        self, principal: Principal, metadata: dict[str, Any], session_id: str | None = None
+        self,
+        principal: Principal,
+        metadata: dict[str, Any],
+        session_id: str | None = None,
+        participants: Iterable[ParticipantSpec] = (),
     ) -> tuple[SessionHandle, bool]:
-        """A new session pinned to the caller's active release, or (with `session_id`) the
-        caller's existing one. Returns the handle and whether it was created."""
+        """A new session pinned to the caller's active release, with these participants (and
+        a session token's end user), or (with `session_id`) the caller's existing one. Returns
+        the handle and whether it was created."""
         if session_id is not None:
             return await self.session(principal, session_id), False
         metadata = principal.bind_end_user(metadata)
+        joining = list(participants)
+        for spec in joining:
+            principal.acts_as(spec.id)  # a session token brings only its end user
+        sub = principal.sub if principal.kind == "session" else None
+        if sub is not None and all(spec.id != sub for spec in joining):
+            joining.insert(0, ParticipantSpec(sub, HUMAN))
         pin = await self.apps.pin(principal)
         pooled = await self._pooled(principal, pin)
         if pooled is not None:
@@ -164,7 +176,6 @@ class Runtime:
             status="active",
             current_agent=app.default_agent.name,
             permission_mode=str(mode) if mode else None,
-            participants=[],
             turn_count=0,
             created_at=now,
             updated_at=now,
@@ -181,7 +192,10 @@ class Runtime:
             raise
         if pooled is not None:
             await self.pipeline.adopt(pooled, principal.organization_id, principal.project_id)
-        return SessionHandle(self, principal, row), True
+        handle = SessionHandle(self, principal, row)
+        for spec in joining:
+            await handle.join(spec)
+        return handle, True
 
     async def _pooled(self, principal: Principal, pin: Pin) -> Pooled | None:
         """Count a new session toward its key's pool, and take a pre-started harness from it

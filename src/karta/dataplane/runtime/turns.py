@@ -13,6 +13,7 @@ from karta.core.events import Event
 from karta.dataplane.harness.base import HarnessSession
 from karta.dataplane.runtime.lifecycle import TurnState
 from karta.dataplane.runtime.metering import Billing
+from karta.dataplane.runtime.participants import Speaker, attributed
 from karta.dataplane.sandbox.meter import CallUsage
 
 
@@ -47,6 +48,7 @@ class LiveTurn:
     handoff: bool  # the session's agent changed with this turn
     billing: Billing | None  # None: not metered (open mode, no metering)
     env: dict[str, str]  # the project's env vars, for the harness process only
+    speaker: Speaker | None = None  # the participant whose message this is
     state: TurnState = TurnState.RUNNING
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     harness: HarnessSession | None = None
@@ -56,6 +58,11 @@ class LiveTurn:
     calls: list[CallUsage] = field(default_factory=list)
     writes: list[asyncio.Task[None]] = field(default_factory=list)
     failure: Event | None = None  # why the platform ended the turn (budget, disk)
+
+    @property
+    def prompt(self) -> str:
+        """The message as the harness reads it: headed by its sender, if it has one."""
+        return attributed(self.request.text, self.speaker)
 
     @property
     def harness_config(self) -> tuple[str, str]:

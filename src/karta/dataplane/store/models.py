@@ -1,5 +1,6 @@
-"""The data plane's tables: session handles, harness bindings, turns, approvals, the per-session
-event log and the usage outbox. No conversation history (the harness owns that) and no identity
+"""The data plane's tables: session handles and their participants, harness bindings, turns,
+approvals, the per-session event log, the usage outbox and the gateway's records. No
+conversation history (the harness owns that) and no identity
 (the control plane owns that: `organization_id` and `project_id` are its ids)."""
 
 from __future__ import annotations
@@ -34,10 +35,30 @@ class SessionRow(Base):
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     current_agent: Mapped[str | None] = mapped_column(String(200))
     permission_mode: Mapped[str | None] = mapped_column(String(32))
-    participants: Mapped[list[Any]] = mapped_column(JSON, default=list)
     turn_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+
+
+class ParticipantRow(Base):
+    """A human or AI in a session. One with neither `gateway_url` nor `linked_session_id`
+    lives in this session (it reads the session's stream); otherwise it lives in that session,
+    on that gateway's instance (none: this one). `project`: an AI participant that is the agent
+    of a Karta project, reached by a turn of that project's session."""
+
+    __tablename__ = "session_participants"
+
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    participant_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))  # human | ai
+    display_name: Mapped[str] = mapped_column(String(200))
+    gateway_url: Mapped[str | None] = mapped_column(String(500))
+    linked_session_id: Mapped[str | None] = mapped_column(String(64))
+    project: Mapped[str | None] = mapped_column(String(64))
+    joined_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    left_at: Mapped[datetime | None] = mapped_column(DateTime())
 
 
 class HarnessBinding(Base):
@@ -151,4 +172,57 @@ class AdapterResponse(Base):
         ForeignKey("sessions.id", ondelete="CASCADE"), index=True
     )
     turn_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+
+
+class GatewayEventRow(Base):
+    """A gateway event id seen before, and the answer it got: a replay gets the same answer
+    and does nothing. `result` is null while the first attempt is still being handled."""
+
+    __tablename__ = "gateway_events"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)  # whose ids these are
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+
+
+class GatewayOutbox(Base):
+    """A delivery waiting to be handed over: to a remote gateway (`gateway_url`) or to a
+    session of this instance (none). Deleted once handed over or given up."""
+
+    __tablename__ = "gateway_outbox"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[int | None] = mapped_column(Integer)
+    origin_session_id: Mapped[str] = mapped_column(String(64))
+    gateway_url: Mapped[str | None] = mapped_column(String(500))
+    delivery: Mapped[dict[str, Any]] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+
+
+class GatewayReply(Base):
+    """A turn the gateway started: when it ends, its answer goes back to the participants
+    who live elsewhere."""
+
+    __tablename__ = "gateway_replies"
+
+    turn_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(64))
+    organization_id: Mapped[int | None] = mapped_column(Integer)
+    in_reply_to: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+
+
+class GatewayTrust(Base):
+    """`organization_id` accepts gateway events with `peer_organization_id`: an event crosses
+    between two organizations only when each has a row for the other."""
+
+    __tablename__ = "gateway_trust"
+
+    organization_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    peer_organization_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)

@@ -1,0 +1,5 @@
+"""The gateway: participants' messages between sessions, projects and instances."""
+
+from karta.dataplane.gateway.service import Gateway
+
+__all__ = ["Gateway"]
