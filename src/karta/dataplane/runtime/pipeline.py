@@ -18,6 +18,7 @@ from karta.app.loader import OPENCODE
 from karta.core import events as ev
 from karta.core.errors import NoTurnRunning
 from karta.core.events import Event
+from karta.core.turn_fold import TurnState, ended_state
 from karta.dataplane.eventlog import SqlEventLog
 from karta.dataplane.harness.base import (
     ApprovalAnswer,
@@ -30,7 +31,6 @@ from karta.dataplane.harness.base import (
 )
 from karta.dataplane.runtime.approvals import ApprovalBroker
 from karta.dataplane.runtime.apps import Apps
-from karta.dataplane.runtime.lifecycle import TurnState, ended_state
 from karta.dataplane.runtime.live import LiveHarnesses
 from karta.dataplane.runtime.metering import Billing, Metering
 from karta.dataplane.runtime.records import usage_row

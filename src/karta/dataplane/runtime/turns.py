@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from karta.app import AgentDefinition, HarnessApp
+from karta.core.turn_fold import TurnState
 from karta.dataplane.harness.base import HarnessSession
-from karta.dataplane.runtime.lifecycle import TurnState
 from karta.dataplane.runtime.metering import Billing
 from karta.dataplane.sandbox.meter import CallUsage
 
