@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -25,6 +25,7 @@ from karta.dataplane.control.client import ControlPlaneClient, ControlPlaneUnava
 from karta.dataplane.control.readiness import ControlPlaneProbe
 from karta.dataplane.control.releases import ControlPlaneReleases, LocalProject
 from karta.dataplane.control.usage import ControlPlaneMetering
+from karta.dataplane.harness.base import Harness
 from karta.dataplane.routes import health, internal, sessions, turns
 from karta.dataplane.runtime.factory import open_runtime
 from karta.dataplane.sandbox.setup import choose_backend
@@ -99,9 +100,11 @@ def create_app(
     *,
     clock: Clock = SYSTEM,
     control_transport: httpx.AsyncBaseTransport | None = None,
+    harnesses: Callable[[str], Harness] | None = None,
 ) -> FastAPI:
     """`clock` drives the caches, the breaker and the shipper; `control_transport` carries the
-    calls to the control plane (tests put an in-process one with injected faults there)."""
+    calls to the control plane (tests put an in-process one with injected faults there);
+    `harnesses` replaces the real harness adapters (a `karta.testing.FakeHarness`)."""
     control = control_client(settings, clock, control_transport)  # fail fast, before binding
     choose_backend(settings)  # likewise: a refused sandbox choice stops the start here
     metering = ControlPlaneMetering(control, clock=clock) if control is not None else None
@@ -111,7 +114,7 @@ def create_app(
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         try:
             async with open_runtime(
-                harness_app, settings, model_env, metering, releases
+                harness_app, settings, model_env, metering, releases, harnesses
             ) as runtime:
                 api.state.db = runtime.db
                 api.state.runtime = runtime

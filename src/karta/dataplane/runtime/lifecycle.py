@@ -85,5 +85,3 @@ def is_terminal(state: TurnState | ApprovalState) -> bool:
         TURN_TRANSITIONS if isinstance(state, TurnState) else APPROVAL_TRANSITIONS
     )
     return not table[state]
-
-
