@@ -98,8 +98,7 @@ class BaseEvent(_Open):
         return self.model_dump(mode="json", exclude_unset=True)
 
 
-class TextEvent(BaseEvent):
-    type: Literal["text"] = "text"
+class _Delta(BaseEvent):
     data: DeltaData = Field(default_factory=DeltaData)
 
     @property
@@ -112,8 +111,12 @@ class TextEvent(BaseEvent):
         return self.data.part.id
 
 
-class ReasoningEvent(TextEvent):
-    type: Literal["reasoning"] = "reasoning"  # type: ignore[assignment]
+class TextEvent(_Delta):
+    type: Literal["text"] = "text"
+
+
+class ReasoningEvent(_Delta):
+    type: Literal["reasoning"] = "reasoning"
 
 
 class ToolUseEvent(BaseEvent):
