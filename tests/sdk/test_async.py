@@ -65,9 +65,7 @@ async def test_text_stream_interrupt_and_transcript(akarta: AsyncKarta, served: 
     assert roles[-2:] == ["user", "assistant"]
 
 
-async def test_project_family_session_tokens_and_management(
-    akarta: AsyncKarta, served: FakeServer
-):
+async def test_project_family_session_tokens_and_management(akarta: AsyncKarta, served: FakeServer):
     project = akarta.projects("local/support-bot")
     assert project.org == "local" and project.ref == "support-bot"
     assert (await project.app.get()).harness

@@ -71,9 +71,12 @@ async def test_503s_back_off_exponentially_with_jitter_async():
 def test_when_retries_are_spent_the_typed_error_carries_status_code_and_body():
     waits: list[float] = []
     busy = Answer(503, BUSY, {"Retry-After": "1"})
-    with Stub(busy) as stub, sync_client(stub.url, waits, max_retries=1) as client:
-        with pytest.raises(HarnessCapacityError) as raised:
-            client.sessions.messages.send("sess_1", "hi")
+    with (
+        Stub(busy) as stub,
+        sync_client(stub.url, waits, max_retries=1) as client,
+        pytest.raises(HarnessCapacityError) as raised,
+    ):
+        client.sessions.messages.send("sess_1", "hi")
     error = raised.value
     assert isinstance(error, ServiceUnavailableError)
     assert (error.status_code, error.code, error.body) == (503, "harness_capacity", BUSY)
@@ -83,9 +86,12 @@ def test_when_retries_are_spent_the_typed_error_carries_status_code_and_body():
 def test_a_retry_after_beyond_the_cap_is_the_callers_to_handle():
     waits: list[float] = []
     limited = Answer(429, {"error": "rate_limited", "message": "later"}, {"Retry-After": "120"})
-    with Stub(limited) as stub, sync_client(stub.url, waits) as client:
-        with pytest.raises(RateLimitError) as raised:
-            client.sessions.list()
+    with (
+        Stub(limited) as stub,
+        sync_client(stub.url, waits) as client,
+        pytest.raises(RateLimitError) as raised,
+    ):
+        client.sessions.list()
     assert raised.value.retry_after == 120.0 and waits == [] and len(stub.seen) == 1
 
 
@@ -105,9 +111,11 @@ def test_other_statuses_are_not_retried_and_map_to_their_codes():
 def test_a_refused_connection_is_retried_then_raised():
     waits: list[float] = []
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    with sync_client(url, waits, max_retries=2) as client:
-        with pytest.raises(APIConnectionError) as raised:
-            client.sessions.create()
+    with (
+        sync_client(url, waits, max_retries=2) as client,
+        pytest.raises(APIConnectionError) as raised,
+    ):
+        client.sessions.create()
     assert not isinstance(raised.value, APITimeoutError) and len(waits) == 2
 
 

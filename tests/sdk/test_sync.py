@@ -14,8 +14,8 @@ from karta.client import (
     AuthenticationError,
     BudgetExhaustedError,
     Karta,
-    NoTurnRunningError,
     NotFoundError,
+    NoTurnRunningError,
     PermissionDeniedError,
     SessionNotFoundError,
     TurnInProgressError,
@@ -92,7 +92,9 @@ def test_text_stream_yields_the_deltas_of_the_turns_text(karta: Karta, served: F
 
 def test_an_approval_is_decided_while_the_stream_stays_open(karta: Karta, served: FakeServer):
     session = karta.sessions.create()
-    served.fake.enqueue(Ask("Bash", {"command": "ls"}, output="a.txt"), Say("done"), session=session.id)
+    served.fake.enqueue(
+        Ask("Bash", {"command": "ls"}, output="a.txt"), Say("done"), session=session.id
+    )
     asked = []
     with karta.sessions.messages.stream(session.id, "list files") as stream:
         for event in stream:
@@ -166,14 +168,18 @@ def test_the_project_family_and_session_tokens(karta: Karta, served: FakeServer)
 
 
 def test_credentials_and_scopes_fail_with_their_types(karta: Karta, served: FakeServer):
-    with Karta(api_key="kt_live_" + "0" * 32, base_url=served.url) as bad:
-        with pytest.raises(AuthenticationError) as refused:
-            bad.sessions.list()
+    with (
+        Karta(api_key="kt_live_" + "0" * 32, base_url=served.url) as bad,
+        pytest.raises(AuthenticationError) as refused,
+    ):
+        bad.sessions.list()
     assert refused.value.status_code == 401 and refused.value.code == "unauthorized"
     reader = karta.keys.create("reader", scopes=["read"])
-    with Karta(api_key=reader.secret, base_url=served.url) as read_only:
-        with pytest.raises(PermissionDeniedError) as denied:
-            read_only.sessions.create()
+    with (
+        Karta(api_key=reader.secret, base_url=served.url) as read_only,
+        pytest.raises(PermissionDeniedError) as denied,
+    ):
+        read_only.sessions.create()
     assert denied.value.body["scope"] == "write"
     capped = karta.keys.create("capped", scopes=["write"], monthly_token_limit=0)
     with Karta(api_key=capped.secret, base_url=served.url) as spent:
@@ -249,7 +255,10 @@ def test_keys_budget_usage_and_releases(karta: Karta):
     made = karta.keys.create("ci", scopes=["write"], monthly_cost_limit_cents=500)
     assert made.secret.startswith("kt_live_") and made.api_key.scopes == ["write"]
     assert made.api_key.id in [k.id for k in karta.keys.list()]
-    assert karta.keys.update(made.api_key.id, monthly_cost_limit_cents=None).monthly_cost_limit_cents is None
+    assert (
+        karta.keys.update(made.api_key.id, monthly_cost_limit_cents=None).monthly_cost_limit_cents
+        is None
+    )
     assert karta.keys.revoke(made.api_key.id).revoked_at is not None
     budget = karta.budget.set(monthly_token_limit=1_000_000, monthly_cost_limit_cents=None)
     assert budget.monthly_token_limit == 1_000_000 and budget.state == "ok"

@@ -140,7 +140,11 @@ def test_every_session_route_follows_the_route_family(project, prefix):
 
 def test_an_unknown_agent_is_named_with_the_apps_agents():
     app = AppInfo.model_validate(
-        {"name": "support-bot", "harness": "claude-code", "agents": [{"name": "triage"}, {"name": "billing"}]}
+        {
+            "name": "support-bot",
+            "harness": "claude-code",
+            "agents": [{"name": "triage"}, {"name": "billing"}],
+        }
     )
     assert unknown_agent(app, None) is None and unknown_agent(app, "billing") is None
     assert unknown_agent(app, "nope") == (
