@@ -33,9 +33,9 @@ def test_a_streamed_turn_its_replay_and_the_transcript(server: KartaServer, mode
         transcript = list(client.sessions.messages.list(session.id))
         assert [m.role for m in transcript][:2] == ["user", "assistant"]
         assert transcript[0].text == "Which roast is light?"
-    with Karta(api_key="kt_live_" + "0" * 32, base_url=server.url) as bad:
-        with pytest.raises(AuthenticationError):
-            bad.sessions.create()
+    bad = Karta(api_key="kt_live_" + "0" * 32, base_url=server.url)
+    with bad, pytest.raises(AuthenticationError):
+        bad.sessions.create()
 
 
 async def test_an_async_unary_turn(server: KartaServer, model):
