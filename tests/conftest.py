@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from karta.core.credentials_file import read_credentials, server_entry
 from karta.core.events import Event
 from karta.core.sse import iter_events
 from karta.testing import ScriptedModel
@@ -91,16 +92,21 @@ def _server_env(model: ScriptedModel, wire: str) -> dict[str, str]:
     return env
 
 
-def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+def wait_ready(
+    proc: subprocess.Popen[bytes], url: str, log: Path, home: Path | None = None
+) -> None:
+    """Until `url` is ready (and, with `home`, `karta serve` has saved its credentials there,
+    which it does once both planes listen)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{proc.args!r} exited:\n{log.read_text()[-3000:]}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
+            ready = httpx.get(f"{url}/readyz", timeout=1).status_code == 200
         except httpx.TransportError:
-            pass
+            ready = False
+        if ready and (home is None or server_entry(read_credentials(home), url)):
+            return
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not become ready:\n{log.read_text()[-3000:]}")
 
@@ -166,7 +172,7 @@ class KartaServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        wait_ready(self.proc, self.url, self.log)
+        wait_ready(self.proc, self.url, self.log, self.home)
         return self
 
     def stop(self) -> None:
@@ -198,7 +204,7 @@ class KartaServer:
 
     @property
     def api_key(self) -> str:
-        return str(self.credentials["api_key"])
+        return str(server_entry(self.credentials, self.url)["api_key"])
 
     def client(self, key: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key or self.api_key}"}

@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from karta.cli.main import app as cli
-from karta.client import KartaAPIError, KartaClient
+from karta.client import Karta
 from karta.testing import Reply, text, tool_use
 from karta.testing.scripted_model import BUILTIN_MODEL_NAME
 from tests.conftest import SUPPORT_BOT, KartaServer
@@ -125,31 +125,15 @@ def session_id_in(output: str) -> str:
     return output.split("session ")[1].split()[0]
 
 
+def sdk(server: KartaServer) -> Karta:
+    return Karta(api_key=server.api_key, base_url=server.url, control_url=server.control_url)
+
+
 def turn_statuses(server: KartaServer, session_id: str, project: str | None = None) -> list[str]:
-    with KartaClient(server.url, server.api_key, project=project) as client:
-        events = list(client.events(session_id, after=0))
-    return [e.data["status"] for e in events if e.type == "done"]
-
-
-def test_client_round_trip(server, model):
-    with KartaClient(server.url, server.api_key) as client:
-        assert client.app_info()["name"] == "support-bot"
-        session = client.create_session(metadata={"via": "client"})
-        model.enqueue([text("Streaming hello")])
-        events = list(client.stream(session["id"], "hi"))
-        assert events[-1].type == "done"
-        assert "".join(e.part.get("text", "") for e in events if e.type == "text") == (
-            "Streaming hello"
-        )
-        replay = list(client.events(session["id"], after=0))
-        assert [e.seq for e in replay] == [e.seq for e in events]
-        assert client.send(session["id"], "again")["status"] == "completed"
-        with pytest.raises(KartaAPIError) as missing:
-            client.get_session("sess_nope")
-        assert missing.value.status == 404 and missing.value.code == "session_not_found"
-    with KartaClient(server.url, "kt_live_" + "0" * 32) as bad, pytest.raises(KartaAPIError) as err:
-        bad.create_session()
-    assert err.value.status == 401
+    with sdk(server) as client:
+        family = client.projects(project) if project else client
+        events = [e.to_dict() for e in family.sessions.events(session_id, after=0)]
+    return [e["data"]["status"] for e in events if e["type"] == "done"]
 
 
 def test_chat_streams_replies_and_asks_for_approvals(server, model, monkeypatch):
@@ -234,8 +218,8 @@ def test_ctrl_c_or_ctrl_d_at_the_prompt_leaves(repl, leave):
 
 @pytest.mark.parametrize("family", [[], ["--project", "support-bot"]], ids=["flat", "project"])
 def test_chat_refuses_an_unknown_agent_before_the_first_message(server, family):
-    with KartaClient(server.url, server.api_key) as client:
-        before = client.list_sessions(limit=100)["data"]
+    with sdk(server) as client:
+        before = [s.id for s in client.sessions.list(limit=100).data]
     result = CliRunner().invoke(
         cli,
         ["chat", "--url", server.url, "--key", server.api_key, *family, "--agent", "nope"],
@@ -244,8 +228,8 @@ def test_chat_refuses_an_unknown_agent_before_the_first_message(server, family):
     assert result.exit_code == 2, result.output
     assert "no agent 'nope' in support-bot; its agents are: triage, billing" in result.output
     assert "you>" not in result.output
-    with KartaClient(server.url, server.api_key) as client:
-        assert client.list_sessions(limit=100)["data"] == before
+    with sdk(server) as client:
+        assert [s.id for s in client.sessions.list(limit=100).data] == before
 
 
 def test_chat_on_a_project_route_family(server, model):
@@ -268,9 +252,10 @@ def test_chat_on_a_project_route_family(server, model):
     assert result.exit_code == 0, result.output
     assert "Hello from the project." in result.output
     session_id = session_id_in(result.output)
-    with KartaClient(server.url, server.api_key, project="support-bot") as client:
-        seen = client.get_session(session_id)
-    assert seen["project"]["ref"] == "support-bot" and seen["current_agent"] == "billing"
+    with sdk(server) as client:
+        seen = client.projects("support-bot").sessions.get(session_id)
+    assert seen.project is not None and seen.project.ref == "support-bot"
+    assert seen.current_agent == "billing"
     assert turn_statuses(server, session_id, project="support-bot") == ["completed"]
 
 
@@ -288,13 +273,10 @@ def listed(server: KartaServer, *args: str) -> list[str]:
 
 def test_sessions_filters_pages_and_fits_80_columns(server):
     suite = f"suite-{uuid.uuid4().hex[:8]}"
-    with KartaClient(server.url, server.api_key, project="support-bot") as project:
-        in_project = project.create_session(metadata={"suite": suite})["id"]
-    with KartaClient(server.url, server.api_key) as client:
-        made = [
-            client.create_session(metadata={"suite": suite, "n": str(n)})["id"] for n in range(3)
-        ]
-        client.end_session(made[0])
+    with sdk(server) as client:
+        in_project = client.projects("support-bot").sessions.create(metadata={"suite": suite}).id
+        made = [client.sessions.create(metadata={"suite": suite, "n": str(n)}).id for n in range(3)]
+        client.sessions.delete(made[0])
     mine = ("--meta", f"suite={suite}")
     # An organization's key sees its project's sessions on the flat routes too.
     newest_first = [*made[::-1], in_project]
@@ -324,30 +306,15 @@ def test_sessions_reports_a_bad_filter_and_an_unreachable_server(server):
     assert gone.exit_code == 2 and "cannot reach Karta" in gone.output
 
 
-def test_client_interrupt_and_transcript(server, model):
-    model.enqueue([text("Light: Sunrise.")])
-    with KartaClient(server.url, server.api_key) as client:
-        session = client.create_session()
-        with pytest.raises(KartaAPIError) as idle:
-            client.interrupt(session["id"])
-        assert idle.value.status == 409 and idle.value.code == "no_turn_running"
-        assert client.send(session["id"], "Which roast is light?")["status"] == "completed"
-        # What the page holds is the harness's transcript reader's business (and its tests');
-        # here: the route, its paging parameters and the error for an unknown cursor.
-        page = client.transcript(session["id"], limit=10)
-        assert page["object"] == "list" and isinstance(page["data"], list)
-        with pytest.raises(KartaAPIError) as unknown:
-            client.transcript(session["id"], after="msg_nope")
-        assert unknown.value.status == 422
-
-
 def test_the_builtin_models_turns_are_metered_at_zero(server, model, monkeypatch):
     # The shared test model answers as the built-in one does (karta.dataplane.modelenv starts
     # it so).
     monkeypatch.setattr(model, "model_name", BUILTIN_MODEL_NAME)
-    with KartaClient(server.url, server.api_key) as client:
-        session = client.create_session()
-        assert client.send(session["id"], "What does this cost?")["status"] == "completed"
+    with sdk(server) as client:
+        session = client.sessions.create()
+        assert (
+            client.sessions.messages.send(session.id, "What does this cost?").status == "completed"
+        )
 
     def scripted_row() -> dict[str, Any] | None:
         with server.control() as control:

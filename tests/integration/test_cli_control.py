@@ -1,5 +1,5 @@
-"""The management CLI and `ControlClient` against a real `karta controlplane` process: signup,
-login, members and invitations, projects, keys, budget, usage, the audit log and
+"""The management CLI and the SDK's management resources against a real `karta controlplane`
+process: signup, login, members and invitations, projects, keys, budget, usage, the audit log and
 `karta audit verify` catching a tampered row."""
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from karta.cli.main import app as cli
-from karta.client import KartaAPIError
-from karta.client.control import ControlClient
+from karta.client import ConflictError, Karta
 from tests.conftest import free_port
 
 
@@ -109,10 +108,10 @@ def account(plane: Plane, tmp_path_factory: pytest.TempPathFactory) -> Account:
 
 
 @pytest.fixture
-def client(account: Account, plane: Plane, monkeypatch: pytest.MonkeyPatch) -> ControlClient:
+def client(account: Account, plane: Plane, monkeypatch: pytest.MonkeyPatch) -> Karta:
     """A client holding the org's admin key, whatever credentials.json says by then."""
     monkeypatch.setenv("KARTA_HOME", str(account.home))
-    return ControlClient(plane.url, account.secret)
+    return Karta(api_key=account.secret, control_url=plane.url)
 
 
 def test_signup_saves_the_admin_key_and_the_control_url(account, plane):
@@ -153,7 +152,7 @@ def test_keys_create_list_revoke(account, client):
     assert created.exit_code == 0, created.output
     secret = created.stdout.strip()
     assert secret.startswith("kt_live_") and "shown only this once" in created.stderr
-    key = next(k for k in client.list_keys() if k["name"] == "ci")
+    key = next(k.to_dict() for k in client.keys.list() if k.name == "ci")
     listed = karta(account.home, "keys", "list")
     assert listed.exit_code == 0, listed.output
     row = next(line for line in listed.stdout.splitlines() if " ci " in line)
@@ -198,7 +197,7 @@ def test_budget_set_and_show(account):
 
 
 def test_usage_shows_totals_by_model_the_budget_and_a_daily_chart(account, plane, client):
-    me = client.me()
+    me = client.account.me().to_dict()
     now = datetime.now(UTC)
 
     def event(n: int, when: datetime, model: str, inp: int, out: int, cache: int = 0) -> dict:
@@ -224,7 +223,7 @@ def test_usage_shows_totals_by_model_the_budget_and_a_daily_chart(account, plane
         headers={"Authorization": f"Bearer {plane.service_token}"},
     )
     assert answer.status_code == 200 and answer.json()["accepted"] == 3, answer.text
-    client.set_budget(5000, None)
+    client.budget.set(monthly_token_limit=5000, monthly_cost_limit_cents=None)
 
     result = karta(account.home, "usage")
     assert result.exit_code == 0, result.output
@@ -243,31 +242,32 @@ def test_usage_shows_totals_by_model_the_budget_and_a_daily_chart(account, plane
     assert "claude-sonnet" not in january.stdout and "state: ok" in january.stdout
     bad = karta(account.home, "usage", "--period", "January")
     assert bad.exit_code == 2 and "400" in bad.stderr
-    client.set_budget(None, None)
+    client.budget.set(monthly_token_limit=None, monthly_cost_limit_cents=None)
 
 
 def test_the_client_covers_projects_session_tokens_members_and_key_limits(client, account):
-    assert client.me()["kind"] == "api_key" and client.org()["slug"] == account.org
-    project = client.create_project("web", "Web app")
-    assert client.get_project("web")["id"] == project["id"]
-    assert [p["slug"] for p in client.list_projects()] == ["web"]
-    minted = client.session_token("web", sub="user-1", ttl_seconds=600)
-    assert minted["token"].count(".") == 2
-    with pytest.raises(KartaAPIError) as conflict:
-        client.create_project("web")
-    assert conflict.value.status == 409 and conflict.value.code == "project_exists"
-    assert [m["email"] for m in client.list_members()] == [account.email]
-    invited = client.invite_member("nobody@example.com", "viewer")  # registered or not: alike
-    assert invited["status"] == "pending" and invited["email"] == "nobody@example.com"
-    assert [i["id"] for i in client.list_invitations()] == [invited["id"]]
-    assert client.revoke_invitation(invited["id"])["status"] == "revoked"
-    assert [m["email"] for m in client.list_members()] == [account.email]
-    made = client.create_key("limited", ["read"], monthly_token_limit=10)
-    key_id = made["api_key"]["id"]
-    assert client.update_key(key_id, monthly_cost_limit_cents=99)["monthly_token_limit"] == 10
-    cleared = client.update_key(key_id, monthly_token_limit=None)
-    assert cleared["monthly_token_limit"] is None and cleared["monthly_cost_limit_cents"] == 99
-    assert client.get_key(key_id)["name"] == "limited"
+    assert client.account.me().kind == "api_key"
+    assert client.orgs.current().slug == account.org
+    project = client.projects.create("web", name="Web app")
+    assert client.projects.get("web").id == project.id
+    assert [p.slug for p in client.projects.list()] == ["web"]
+    minted = client.session_tokens.create("web", sub="user-1", ttl_seconds=600)
+    assert minted.token.count(".") == 2 and minted.sub == "user-1"
+    with pytest.raises(ConflictError) as conflict:
+        client.projects.create("web")
+    assert conflict.value.status_code == 409 and conflict.value.code == "project_exists"
+    assert [m.email for m in client.members.list()] == [account.email]
+    invited = client.members.invite("nobody@example.com", "viewer")  # registered or not: alike
+    assert invited.status == "pending" and invited.email == "nobody@example.com"
+    assert [i.id for i in client.members.invitations.list()] == [invited.id]
+    assert client.members.invitations.revoke(invited.id).status == "revoked"
+    assert [m.email for m in client.members.list()] == [account.email]
+    made = client.keys.create("limited", scopes=["read"], monthly_token_limit=10)
+    key_id = made.api_key.id
+    assert client.keys.update(key_id, monthly_cost_limit_cents=99).monthly_token_limit == 10
+    cleared = client.keys.update(key_id, monthly_token_limit=None)
+    assert cleared.monthly_token_limit is None and cleared.monthly_cost_limit_cents == 99
+    assert client.keys.get(key_id).name == "limited"
 
 
 def test_audit_lists_pages_verifies_and_catches_a_tampered_row(account, plane, client):
@@ -275,19 +275,20 @@ def test_audit_lists_pages_verifies_and_catches_a_tampered_row(account, plane, c
     assert listed.exit_code == 0, listed.output
     for action in ("org.created", "member.added", "key.created", "key.revoked", "budget.changed"):
         assert action in listed.stdout
-    everything = client.audit(limit=1000)
-    assert [row for page in client.audit_pages(limit=2) for row in page["data"]] == (
-        everything["data"]
-    )
+    everything = client.audit.list(limit=1000)
+    assert not everything.has_more
+    assert [row.to_dict() for row in client.audit.list(limit=2)] == [
+        row.to_dict() for row in everything.data
+    ]
     later = karta(account.home, "audit", "--after", "3")
     seqs = [line.split("│")[1].strip() for line in later.stdout.splitlines() if "│" in line]
     assert seqs[0] == "4"
 
     verified = karta(account.home, "audit", "verify")
     assert verified.exit_code == 0, verified.output
-    assert verified.stdout.strip() == f"chain intact: {everything['head']['seq']} events"
+    assert verified.stdout.strip() == f"chain intact: {everything.body['head']['seq']} events"
 
-    org_id = client.org()["id"]
+    org_id = client.orgs.current().id
     with sqlite3.connect(plane.home / "control.db") as db:
         db.execute(
             "UPDATE audit_events SET details = ? WHERE organization_id = ? AND seq = 3",

@@ -15,8 +15,7 @@ import httpx
 import pytest
 from click.testing import Result
 
-from karta.client import KartaAPIError
-from karta.client.control import ControlClient
+from karta.client import Karta, UnprocessableEntityError
 from karta.releases.archive import pack_bytes
 from tests.integration.test_cli_control import Account, Plane, karta
 
@@ -43,9 +42,9 @@ def app_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def client(account: Account, plane: Plane, monkeypatch: pytest.MonkeyPatch) -> ControlClient:
+def client(account: Account, plane: Plane, monkeypatch: pytest.MonkeyPatch) -> Karta:
     monkeypatch.setenv("KARTA_HOME", str(account.home))
-    return ControlClient(plane.url, account.secret)
+    return Karta(api_key=account.secret, control_url=plane.url)
 
 
 def ok(result: Result) -> str:
@@ -64,8 +63,8 @@ def internal(plane: Plane, path: str, org_id: int) -> httpx.Response:
     return answer
 
 
-def archive_names(plane: Plane, client: ControlClient, digest: str) -> list[str]:
-    blob = internal(plane, f"artifacts/{digest.removeprefix('sha256:')}", client.org()["id"])
+def archive_names(plane: Plane, client: Karta, digest: str) -> list[str]:
+    blob = internal(plane, f"artifacts/{digest.removeprefix('sha256:')}", client.orgs.current().id)
     with tarfile.open(fileobj=io.BytesIO(blob.content), mode="r:gz") as tar:
         names = tar.getnames()
         for member in tar.getmembers():
@@ -74,8 +73,8 @@ def archive_names(plane: Plane, client: ControlClient, digest: str) -> list[str]
     return names
 
 
-def active(client: ControlClient) -> list[str]:
-    return [r["name"] for r in client.list_releases(SLUG) if r["active"]]
+def active(client: Karta) -> list[str]:
+    return [r.name for r in client.projects(SLUG).releases.list() if r.active]
 
 
 def row(output: str, version: str) -> str:
@@ -88,7 +87,7 @@ def test_publish_creates_the_project_and_activates_v1(account, plane, client, ap
     assert "Packed 5 files" in out and f"{SLUG} v1: ready, active" in out
     assert "harness: claude-code; agents: triage, billing" in out
     assert "Build log:" in out and "release is valid" in out
-    [release] = client.list_releases(SLUG)
+    [release] = [r.to_dict() for r in client.projects(SLUG).releases.list()]
     assert release["name"] == "v1" and release["active"]
     assert release["digest"] in out  # the digest the CLI packed is the one the server stored
     names = archive_names(plane, client, release["digest"])
@@ -100,7 +99,7 @@ def test_the_same_content_again_is_recognised(account, client, app_dir):
     out = ok(karta(account.home, "publish", str(app_dir), "--project", SLUG))
     assert "Already published" in out and f"{SLUG} v1 (ready, active)" in out
     assert "Created project" not in out
-    assert [r["name"] for r in client.list_releases(SLUG)] == ["v1"]
+    assert [r.name for r in client.projects(SLUG).releases.list()] == ["v1"]
 
 
 def test_a_changed_folder_is_v2_and_activates(account, client, app_dir):
@@ -160,7 +159,7 @@ def test_include_and_no_activate(account, plane, client, app_dir):
     assert "Packed 6 files" in out and f"{SLUG} v4: ready, not active" in out
     assert f"Activate it with: karta activate {SLUG} v4" in out
     assert active(client) == ["v2"]
-    names = archive_names(plane, client, client.get_release(SLUG, "v4")["digest"])
+    names = archive_names(plane, client, client.projects(SLUG).releases.get("v4").digest)
     assert ".env.example" in names and ".env" not in names
 
 
@@ -179,7 +178,7 @@ def test_env_set_list_unset_never_show_a_value(account, plane, client):
     assert "API_TOKEN" in listed and "PIPED" in listed and "MODE" in listed
     assert "…ss" in row(listed, "API_TOKEN") and "…pp" in row(listed, "PIPED")
     assert "fast" not in listed  # a short value gets no hint at all
-    stored = internal(plane, f"projects/{SLUG}/env", client.org()["id"]).json()["env"]
+    stored = internal(plane, f"projects/{SLUG}/env", client.orgs.current().id).json()["env"]
     assert stored == {"API_TOKEN": SECRET, "MODE": "fast", "PIPED": PIPED_SECRET}
 
     run("unset", SLUG, "MODE")
@@ -210,18 +209,19 @@ def test_a_required_env_var_must_be_bound_before_the_release_is_ready(
 
 def test_the_client_publishes_bytes_and_reads_releases(client, app_dir):
     (app_dir / "README.md").write_text("changed for the client\n")
-    made = client.publish(SLUG, pack_bytes(app_dir), activate=False)
-    assert made["name"] == "v5" and not made["active"] and made["created"]
-    again = client.publish(SLUG, pack_bytes(app_dir))
-    assert not again["created"] and again["name"] == "v5" and again["active"]
-    assert client.activate(SLUG, 5)["active"]
-    assert client.get_release(SLUG, "v5")["digest"] == made["digest"]
-    assert client.rollback(SLUG)["name"] == "v4"
-    with pytest.raises(KartaAPIError) as invalid:
-        client.publish(SLUG, b"not a tarball")
-    assert invalid.value.status == 422 and invalid.value.code == "release_invalid"
+    releases = client.projects(SLUG).releases
+    made = releases.publish(pack_bytes(app_dir), activate=False)
+    assert made.name == "v5" and not made.active and made.created
+    again = releases.publish(pack_bytes(app_dir))
+    assert not again.created and again.name == "v5" and again.active
+    assert releases.activate(5).active
+    assert releases.get("v5").digest == made.digest
+    assert releases.rollback().name == "v4"
+    with pytest.raises(UnprocessableEntityError) as invalid:
+        releases.publish(b"not a tarball")
+    assert invalid.value.status_code == 422 and invalid.value.code == "release_invalid"
     assert invalid.value.body["release"]["status"] == "failed"
-    assert client.list_env(SLUG)[0]["object"] == "env_var"
+    assert client.projects(SLUG).env.list()[0].to_dict()["object"] == "env_var"
 
 
 def test_unknown_projects_and_empty_folders(account, tmp_path):

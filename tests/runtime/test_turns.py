@@ -8,7 +8,7 @@ import pytest
 
 from karta.core import events as ev
 from karta.core.errors import PendingInput, TurnInProgress
-from karta.dataplane.runtime.lifecycle import TurnOutcome
+from karta.core.turn_fold import TurnOutcome
 from karta.dataplane.runtime.turns import TurnHandle, TurnRequest
 from karta.testing.fake_harness import Ask, Reason, Say, UseTool, Wait
 from tests.runtime.conftest import (

@@ -18,6 +18,7 @@ import pytest
 from karta.core import events as ev
 from karta.core.events import Event
 from karta.core.sse import Frame
+from karta.core.turn_fold import TurnOutcome
 from karta.dataplane.adapters.anthropic_messages import MessagesStream, message_object
 from karta.dataplane.adapters.common import (
     HISTORY_PREAMBLE,
@@ -34,7 +35,6 @@ from karta.dataplane.adapters.managed_agents import (
 )
 from karta.dataplane.adapters.openai_chat import ChatStream, chat_completion
 from karta.dataplane.adapters.openai_responses import ResponsesStream, response_object
-from karta.dataplane.runtime.lifecycle import TurnOutcome
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 RECORDED = sorted(p.stem for p in (GOLDEN / "events").glob("*.json"))

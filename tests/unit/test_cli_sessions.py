@@ -1,6 +1,6 @@
-"""`karta sessions`' pieces (metadata options, the table) and `KartaClient`'s session routes,
-their parameters and the project route family, against a recording transport; and the chat
-spinner, which stays up until the reply's first token."""
+"""`karta sessions`' pieces (metadata options, the table) and the SDK's session routes, their
+parameters and the project route family, against a recording transport; and the chat spinner,
+which stays up until the reply's first token."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from rich.console import Console
 from karta.cli.chat import unknown_agent
 from karta.cli.render import EventRenderer
 from karta.cli.sessions import parse_meta, sessions_table, turn_state
-from karta.client import KartaClient
+from karta.client import Karta
+from karta.client.models import AppInfo
 from karta.core import events as ev
 from karta.core.events import Event
 
@@ -24,6 +25,9 @@ from karta.core.events import Event
 def session(**fields: Any) -> dict[str, Any]:
     return {
         "id": "sess_" + "x" * 24,
+        "object": "session",
+        "app": "support-bot",
+        "created_at": "2026-11-24T22:49:25.5+01:00",
         "current_agent": "triage",
         "status": "active",
         "turn_running": False,
@@ -57,47 +61,52 @@ def test_the_table_fits_80_columns_and_folds_a_long_agent_name():
     assert [line.strip() for line in lines[4:]] == ["ent-name-indee", "d"]
 
 
+ANSWERS = {
+    "app": {"name": "support-bot", "harness": "claude-code", "agents": [], "skills": []},
+    "interrupt": {"turn_id": "turn_1", "status": "cancelled", "events": [], "session": session()},
+    "messages": {"object": "list", "data": [], "has_more": False, "next_cursor": None},
+    "req_1": {"events": [], "session": session()},
+}
+
+
 class Recorder(httpx.BaseTransport):
-    def __init__(self, answer: dict[str, Any]) -> None:
-        self.answer = answer
+    """Answers each route as the data plane would (by its path's last segment)."""
+
+    def __init__(self, pages: list[dict[str, Any]] | None = None) -> None:
+        self.pages = pages or []
         self.requests: list[httpx.Request] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        return httpx.Response(200, json=self.answer)
+        last = request.url.path.rsplit("/", 1)[-1]
+        answer = self.pages.pop(0) if last == "sessions" else ANSWERS[last]
+        return httpx.Response(200, json=answer)
 
 
-def client_on(recorder: Recorder, project: str | None = None) -> KartaClient:
-    client = KartaClient("http://dp", "kt_live_k", project=project)
-    client._http = httpx.Client(base_url="http://dp", transport=recorder)
-    return client
+def client_on(recorder: Recorder) -> Karta:
+    return Karta(
+        api_key="kt_live_k",
+        base_url="http://dp",
+        http_client=httpx.Client(transport=recorder),
+    )
 
 
 def test_list_sessions_sends_each_filter_and_pages_follow_the_cursor():
-    pages = iter(
+    recorder = Recorder(
         [
             {"data": [session(id="sess_a")], "has_more": True, "next_cursor": "sess_a"},
             {"data": [session(id="sess_b")], "has_more": False, "next_cursor": None},
         ]
     )
-
-    class Paged(Recorder):
-        def handle_request(self, request: httpx.Request) -> httpx.Response:
-            self.requests.append(request)
-            return httpx.Response(200, json=next(pages))
-
-    recorder = Paged({})
-    client = client_on(recorder, project="web")
-    found = [
-        s["id"]
-        for page in client.session_pages(
-            limit=1, status="active", active=False, agent="billing", metadata={"customer": "c-42"}
-        )
-        for s in page["data"]
-    ]
-    assert found == ["sess_a", "sess_b"]
+    client = client_on(recorder)
+    page = client.projects("web").sessions.list(
+        limit=1, status="active", active=False, agent="billing", metadata={"customer": "c-42"}
+    )
+    assert [s.id for s in page.data] == ["sess_a"] and page.has_more
+    assert [s.id for s in page] == ["sess_a", "sess_b"]
     first, second = (dict(r.url.params) for r in recorder.requests)
     assert recorder.requests[0].url.path == "/v1/projects/web/sessions"
+    assert recorder.requests[0].headers["authorization"] == "Bearer kt_live_k"
     assert first == {
         "limit": "1",
         "status": "active",
@@ -112,12 +121,13 @@ def test_list_sessions_sends_each_filter_and_pages_follow_the_cursor():
     "project,prefix", [(None, "/v1"), ("web", "/v1/projects/web"), ("a b", "/v1/projects/a%20b")]
 )
 def test_every_session_route_follows_the_route_family(project, prefix):
-    recorder = Recorder({"data": [], "events": []})
-    client = client_on(recorder, project=project)
-    client.app_info()
-    client.interrupt("sess_1")
-    client.transcript("sess_1", limit=5, after="msg_1")
-    client.decide("sess_1", "req_1", "deny")
+    recorder = Recorder()
+    client = client_on(recorder)
+    family = client.projects(project) if project else client
+    family.app.get()
+    family.sessions.interrupt("sess_1")
+    family.sessions.messages.list("sess_1", limit=5, after="msg_1")
+    family.sessions.inputs.decide("sess_1", "req_1", "deny")
     paths = [(r.method, r.url.raw_path.decode()) for r in recorder.requests]
     assert paths == [
         ("GET", f"{prefix}/app"),
@@ -129,7 +139,13 @@ def test_every_session_route_follows_the_route_family(project, prefix):
 
 
 def test_an_unknown_agent_is_named_with_the_apps_agents():
-    app = {"name": "support-bot", "agents": [{"name": "triage"}, {"name": "billing"}]}
+    app = AppInfo.model_validate(
+        {
+            "name": "support-bot",
+            "harness": "claude-code",
+            "agents": [{"name": "triage"}, {"name": "billing"}],
+        }
+    )
     assert unknown_agent(app, None) is None and unknown_agent(app, "billing") is None
     assert unknown_agent(app, "nope") == (
         "no agent 'nope' in support-bot; its agents are: triage, billing"

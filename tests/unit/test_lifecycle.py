@@ -7,16 +7,14 @@ import pytest
 
 from karta.core import events as ev
 from karta.core.events import Event
+from karta.core.turn_fold import TurnOutcome, TurnState, ended_state
 from karta.dataplane.runtime.lifecycle import (
     APPROVAL_TRANSITIONS,
     TURN_TRANSITIONS,
     ApprovalState,
     Decision,
     IllegalTransition,
-    TurnOutcome,
-    TurnState,
     advance,
-    ended_state,
     is_terminal,
 )
 

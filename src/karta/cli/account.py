@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from karta.cli import manage_render as show
-from karta.cli.control import Connection, ControlUrl, Org, connected, stderr, stdout
+from karta.cli.control import Connection, ControlUrl, Org, connected, plain, stderr, stdout
 
 
 def _save(**fields: str | None) -> str:
@@ -32,13 +32,14 @@ def signup(
 ) -> None:
     """Create an account and an organization; saves its first admin API key."""
     with Connection(control_url).client() as client:
-        answer = client.signup(email, password, org_name)
+        answer = client.account.signup(email, password, org_name)
     # The new key replaces any other identity's login token and organization choice.
-    path = _save(api_key=answer["secret"], control_url=client.base_url, user_token=None, org=None)
-    org = answer["organization"]
-    stderr().print(f"Signed up as {escape(email)}; organization [bold]{escape(org['slug'])}[/].")
+    path = _save(api_key=answer.secret, control_url=client.control_url, user_token=None, org=None)
+    stderr().print(
+        f"Signed up as {escape(email)}; organization [bold]{escape(answer.organization.slug)}[/]."
+    )
     stderr().print(f"Admin API key (shown once, saved to {path}):")
-    stdout().print(answer["secret"], markup=False)
+    stdout().print(answer.secret, markup=False)
 
 
 def login(
@@ -49,11 +50,11 @@ def login(
 ) -> None:
     """Log in; saves a login token (30 days) to credentials.json."""
     with Connection(control_url).client() as client:
-        answer = client.login(email, password)
+        answer = client.account.login(email, password)
     chosen = {"org": org} if org else {}
-    path = _save(user_token=answer["token"], control_url=client.base_url, **chosen)
+    path = _save(user_token=answer.token, control_url=client.control_url, **chosen)
     stderr().print(
-        f"Logged in as {escape(email)} until {answer['expires_at'][:10]}; token saved to {path}."
+        f"Logged in as {escape(email)} until {answer.expires_at[:10]}; token saved to {path}."
     )
 
 
@@ -67,7 +68,7 @@ def orgs(connection: Connection, ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     with connection.client() as client:
-        answer = client.list_orgs()
+        answer = plain(client.orgs.list())
     stdout().print(show.orgs_table(answer))
 
 
@@ -80,8 +81,8 @@ def orgs_create(
 ) -> None:
     """Create an organization you own."""
     with connection.client() as client:
-        org = client.create_org(name, slug)
-    stdout().print(f"Created organization [bold]{escape(org['slug'])}[/] — use it with --org.")
+        org = client.orgs.create(name, slug=slug)
+    stdout().print(f"Created organization [bold]{escape(org.slug)}[/] — use it with --org.")
 
 
 members_app = typer.Typer(
@@ -94,7 +95,7 @@ members_app = typer.Typer(
 def members_list(connection: Connection) -> None:
     """List members and their roles."""
     with connection.client() as client:
-        stdout().print(show.members_table(client.list_members()))
+        stdout().print(show.members_table(plain(client.members.list())))
 
 
 @members_app.command("invite")
@@ -108,14 +109,14 @@ def members_invite(
 ) -> None:
     """Invite an email to a role; they become a member when they accept it."""
     with connection.client() as client:
-        invitation = client.invite_member(email, role)
-    slug = invitation["organization"]["slug"]
+        invitation = client.members.invite(email, role)
+    slug = invitation.organization.slug
     stdout().print(
-        f"Invited {escape(invitation['email'])} to {escape(slug)} as {invitation['role']} "
-        f"(invitation {invitation['id']}, expires {invitation['expires_at'][:10]})."
+        f"Invited {escape(invitation.email)} to {escape(slug)} as {invitation.role} "
+        f"(invitation {invitation.id}, expires {invitation.expires_at[:10]})."
     )
     stderr().print(
-        f"Once logged in with that email, they run: karta invitations accept {invitation['id']}"
+        f"Once logged in with that email, they run: karta invitations accept {invitation.id}"
     )
 
 
@@ -124,7 +125,7 @@ def members_invite(
 def members_invitations(connection: Connection) -> None:
     """List the invitations nobody has answered yet."""
     with connection.client() as client:
-        stdout().print(show.invitations_table(client.list_invitations()))
+        stdout().print(show.invitations_table(plain(client.members.invitations.list())))
 
 
 @members_app.command("revoke")
@@ -137,8 +138,8 @@ def members_revoke(
 ) -> None:
     """Withdraw a pending invitation."""
     with connection.client() as client:
-        revoked = client.revoke_invitation(invitation_id)
-    stdout().print(f"Revoked invitation {revoked['id']} ({escape(revoked['email'])}).")
+        revoked = client.members.invitations.revoke(invitation_id)
+    stdout().print(f"Revoked invitation {revoked.id} ({escape(revoked.email)}).")
 
 
 invitations_app = typer.Typer(
@@ -154,7 +155,7 @@ InvitationId = Annotated[
 def invitations_list(connection: Connection) -> None:
     """List the pending invitations addressed to your email."""
     with connection.client() as client:
-        stdout().print(show.my_invitations_table(client.my_invitations()))
+        stdout().print(show.my_invitations_table(plain(client.invitations.list())))
 
 
 @invitations_app.command("accept")
@@ -162,9 +163,9 @@ def invitations_list(connection: Connection) -> None:
 def invitations_accept(connection: Connection, invitation_id: InvitationId) -> None:
     """Join the organization with the invitation's role."""
     with connection.client() as client:
-        accepted = client.accept_invitation(invitation_id)
-    slug = escape(accepted["organization"]["slug"])
-    stdout().print(f"Joined [bold]{slug}[/] as {accepted['role']}; act in it with --org {slug}.")
+        accepted = client.invitations.accept(invitation_id)
+    slug = escape(accepted.organization.slug)
+    stdout().print(f"Joined [bold]{slug}[/] as {accepted.role}; act in it with --org {slug}.")
 
 
 @invitations_app.command("decline")
@@ -172,8 +173,8 @@ def invitations_accept(connection: Connection, invitation_id: InvitationId) -> N
 def invitations_decline(connection: Connection, invitation_id: InvitationId) -> None:
     """Turn an invitation down."""
     with connection.client() as client:
-        declined = client.decline_invitation(invitation_id)
-    stdout().print(f"Declined the invitation to {escape(declined['organization']['slug'])}.")
+        declined = client.invitations.decline(invitation_id)
+    stdout().print(f"Declined the invitation to {escape(declined.organization.slug)}.")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,13 +1,13 @@
 """What every command against the control plane shares: the consoles it prints on, the
 connection options (`--control-url`, `--key`, `--org`), which `connected` gives a command, and
 the client a `Connection` opens, which ends the command with a message and exit 2 on a transport
-or API error."""
+or API error, and `plain`, which gives the renderers (`manage_render`) the answers' JSON."""
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,7 +17,12 @@ from rich.console import Console
 from rich.markup import escape
 
 if TYPE_CHECKING:
-    from karta.client.control import ControlClient
+    from karta.client import Karta
+    from karta.client.models import KartaModel
+
+
+def plain(items: Iterable[KartaModel]) -> list[dict[str, Any]]:
+    return [item.to_dict() for item in items]
 
 
 def stdout() -> Console:
@@ -61,22 +66,22 @@ class Connection:
     org: str | None = None
 
     @contextmanager
-    def client(self) -> Iterator[ControlClient]:
+    def client(self) -> Iterator[Karta]:
         """A client whose transport and API errors end the command with a message and exit 2."""
-        import httpx
+        from karta.client import APIConnectionError, APIStatusError, Karta
 
-        from karta.client import KartaAPIError
-        from karta.client.control import ControlClient
-
-        client = ControlClient(self.url, self.key, self.org)
+        client = Karta(api_key=self.key, control_url=self.url, org=self.org)
         try:
             with client:
                 yield client
-        except httpx.TransportError as exc:
-            stderr().print(f"[red]cannot reach the control plane at {client.base_url}: {exc}[/]")
+        except APIConnectionError as exc:
+            stderr().print(
+                f"[red]cannot reach the control plane at {client.control_url}: "
+                f"{escape(str(exc))}[/]"
+            )
             raise typer.Exit(2) from exc
-        except KartaAPIError as exc:
-            stderr().print(f"[red]{exc.status} {exc.code}: {escape(exc.message)}[/]")
+        except APIStatusError as exc:
+            stderr().print(f"[red]{exc.status_code} {exc.code}: {escape(exc.message)}[/]")
             raise typer.Exit(2) from exc
 
 

@@ -81,8 +81,12 @@ def controlplane(
 
 @app.command()
 def chat(
-    url: Annotated[str | None, typer.Option(help="Server URL (default: credentials.json).")] = None,
-    key: Annotated[str | None, typer.Option(help="API key (default: credentials.json).")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Server URL (default: KARTA_BASE_URL, credentials.json).")
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option(help="API key (default: KARTA_API_KEY, credentials.json).")
+    ] = None,
     session: Annotated[str | None, typer.Option(help="Resume this session id.")] = None,
     agent: Annotated[str | None, typer.Option(help="Route the first message to an agent.")] = None,
     project: Annotated[
@@ -92,11 +96,16 @@ def chat(
 ) -> None:
     """Chat with a running Karta server; replies stream as they come, Ctrl-C stops one."""
     from karta.cli.chat import chat as run_chat
-    from karta.client import KartaClient
+    from karta.client import Karta
 
-    with KartaClient(url, key, project=project) as client:
+    with Karta(api_key=key, base_url=url) as client:
         code = run_chat(
-            client, Console(highlight=False), session_id=session, agent=agent, thinking=thinking
+            client,
+            Console(highlight=False),
+            project=project,
+            session_id=session,
+            agent=agent,
+            thinking=thinking,
         )
     raise typer.Exit(code)
 

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from karta.cli import manage_render as show
-from karta.cli.control import Connection, connected, stderr, stdout
+from karta.cli.control import Connection, connected, plain, stderr, stdout
 
 projects_app = typer.Typer(help="Projects of the organization.", no_args_is_help=True)
 
@@ -20,7 +20,7 @@ projects_app = typer.Typer(help="Projects of the organization.", no_args_is_help
 def projects_list(connection: Connection) -> None:
     """List projects."""
     with connection.client() as client:
-        stdout().print(show.projects_table(client.list_projects()))
+        stdout().print(show.projects_table(plain(client.projects.list())))
 
 
 @projects_app.command("create")
@@ -32,8 +32,8 @@ def projects_create(
 ) -> None:
     """Create a project (karta publish also creates the one it publishes to)."""
     with connection.client() as client:
-        project = client.create_project(slug, name)
-    stdout().print(f"Created project {project['id']} [bold]{escape(project['slug'])}[/].")
+        project = client.projects.create(slug, name=name)
+    stdout().print(f"Created project {project.id} [bold]{escape(project.slug)}[/].")
 
 
 @projects_app.command("show")
@@ -44,7 +44,7 @@ def projects_show(
 ) -> None:
     """Show one project."""
     with connection.client() as client:
-        project = client.get_project(ref)
+        project = client.projects.get(ref).to_dict()
     for line in show.project_summary(project):
         stdout().print(line, markup=False)
 
@@ -57,7 +57,7 @@ keys_app = typer.Typer(help="API keys of the organization.", no_args_is_help=Tru
 def keys_list(connection: Connection) -> None:
     """List API keys (never their secrets)."""
     with connection.client() as client:
-        answer = client.list_keys()
+        answer = plain(client.keys.list())
     stdout().print(show.keys_table(answer))
 
 
@@ -74,13 +74,18 @@ def keys_create(
 ) -> None:
     """Create an API key. The secret goes to stdout, once; it cannot be shown again."""
     with connection.client() as client:
-        answer = client.create_key(name, scope, token_limit, cost_limit_cents)
-    created = answer["api_key"]
+        answer = client.keys.create(
+            name,
+            scopes=scope,
+            monthly_token_limit=token_limit,
+            monthly_cost_limit_cents=cost_limit_cents,
+        )
+    created = answer.api_key
     stderr().print(
-        f"Created key {created['id']} [bold]{escape(created['name'])}[/] "
-        f"({', '.join(created['scopes'])}). Store the secret now; it is shown only this once:"
+        f"Created key {created.id} [bold]{escape(created.name)}[/] "
+        f"({', '.join(created.scopes)}). Store the secret now; it is shown only this once:"
     )
-    stdout().print(answer["secret"], markup=False)
+    stdout().print(answer.secret, markup=False)
 
 
 @keys_app.command("revoke")
@@ -91,10 +96,8 @@ def keys_revoke(
 ) -> None:
     """Revoke an API key; data planes stop accepting it at once."""
     with connection.client() as client:
-        revoked = client.revoke_key(key_id)
-    stdout().print(
-        f"Revoked key {revoked['id']} ({escape(revoked['name'])}, {revoked['prefix']}…)."
-    )
+        revoked = client.keys.revoke(key_id)
+    stdout().print(f"Revoked key {revoked.id} ({escape(revoked.name)}, {revoked.prefix}…).")
 
 
 budget_app = typer.Typer(help="The organization's monthly caps.", no_args_is_help=True)
@@ -105,7 +108,7 @@ budget_app = typer.Typer(help="The organization's monthly caps.", no_args_is_hel
 def budget_show(connection: Connection) -> None:
     """Show the caps and this month's use against them."""
     with connection.client() as client:
-        stdout().print(show.budget_table(client.budget()))
+        stdout().print(show.budget_table(client.budget.get().to_dict()))
 
 
 @budget_app.command("set")
@@ -123,12 +126,16 @@ def budget_set(
         stderr().print("[red]give --tokens, --cost-cents or --clear[/]")
         raise typer.Exit(2)
     with connection.client() as client:
-        current = {} if clear else client.budget()
-        answer = client.set_budget(
-            tokens if tokens is not None else current.get("monthly_token_limit"),
-            cost_cents if cost_cents is not None else current.get("monthly_cost_limit_cents"),
+        current = {} if clear else client.budget.get().to_dict()
+        answer = client.budget.set(
+            monthly_token_limit=tokens
+            if tokens is not None
+            else current.get("monthly_token_limit"),
+            monthly_cost_limit_cents=(
+                cost_cents if cost_cents is not None else current.get("monthly_cost_limit_cents")
+            ),
         )
-    stdout().print(show.budget_table(answer))
+    stdout().print(show.budget_table(answer.to_dict()))
 
 
 @connected()
@@ -140,7 +147,7 @@ def usage(
 ) -> None:
     """Tokens and cost for a month: totals by model, budget state and a per-day chart."""
     with connection.client() as client:
-        answer = client.usage(period)
+        answer = client.usage.get(period=period).to_dict()
     start = date.fromisoformat(answer["period"]["start"])
     end = date.fromisoformat(answer["period"]["end"])
     label = f"{start:%Y-%m}"
@@ -165,7 +172,7 @@ def audit(
     if ctx.invoked_subcommand is not None:
         return
     with connection.client() as client:
-        rows = [row for page in client.audit_pages(after) for row in page["data"]]
+        rows = plain(client.audit.list(after=after))
     stdout().print(show.audit_table(rows))
 
 
@@ -176,9 +183,9 @@ def audit_verify(connection: Connection) -> None:
     from karta.core import auditchain
 
     with connection.client() as client:
-        pages = list(client.audit_pages())
-    head = pages[0]["head"]
-    rows = [row for page in pages for row in page["data"]]
+        first = client.audit.list()
+        rows = plain(first)
+    head = first.body["head"]
     # Rows appended while paging are past the head read first; they are checked next time.
     verdict = auditchain.verify([r for r in rows if int(r["seq"]) <= int(head["seq"])], head)
     if verdict.ok:

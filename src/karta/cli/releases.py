@@ -18,11 +18,11 @@ import typer
 from rich.markup import escape
 
 from karta.cli import manage_render as show
-from karta.cli.control import Connection, connected, stderr, stdout
+from karta.cli.control import Connection, connected, plain, stderr, stdout
 from karta.core.slugs import slugify
 
 if TYPE_CHECKING:
-    from karta.client.control import ControlClient
+    from karta.client import Karta
 
 
 def default_project(root: Path) -> str:
@@ -73,7 +73,7 @@ def publish(
     ] = None,
 ) -> None:
     """Publish a folder as a new release of a project (created if it does not exist yet)."""
-    from karta.client import KartaAPIError
+    from karta.client import NotFoundError, UnprocessableEntityError
     from karta.releases.archive import pack
 
     if not directory.is_dir():
@@ -94,14 +94,16 @@ def publish(
         archive.seek(0)
         with connection.client() as client:
             try:
-                client.get_project(slug)
-            except KartaAPIError as exc:
+                client.projects.get(slug)
+            except NotFoundError as exc:
                 if exc.code != "project_not_found":
                     raise
                 _create_project(client, slug)
             try:
-                release = client.publish(slug, archive, activate=activate)
-            except KartaAPIError as exc:
+                release = (
+                    client.projects(slug).releases.publish(archive, activate=activate).to_dict()
+                )
+            except UnprocessableEntityError as exc:
                 if exc.code != "release_invalid" or not isinstance(exc.body.get("release"), dict):
                     raise
                 failed = exc.body["release"]
@@ -124,12 +126,12 @@ def publish(
         stdout().print(f"Activate it with: karta activate {escape(slug)} {release['name']}")
 
 
-def _create_project(client: ControlClient, slug: str) -> None:
-    from karta.client import KartaAPIError
+def _create_project(client: Karta, slug: str) -> None:
+    from karta.client import APIStatusError
 
     try:
-        client.create_project(slug)
-    except KartaAPIError as exc:
+        client.projects.create(slug)
+    except APIStatusError as exc:
         if exc.code == "project_exists":  # someone else made it a moment ago
             return
         stderr().print(f"project {escape(slug)!r} does not exist yet, and creating it failed:")
@@ -157,10 +159,11 @@ def releases(
 ) -> None:
     """List a project's releases (newest first), or show one with its build log."""
     with connection.client() as client:
+        releases = client.projects(project).releases
         if version is not None:
-            _print_release(client.get_release(project, version), log=True)
+            _print_release(releases.get(version).to_dict(), log=True)
             return
-        rows = client.list_releases(project)
+        rows = plain(releases.list())
     if not rows:
         stdout().print(f"{escape(project)} has no releases yet: karta publish DIR -p {project}")
         return
@@ -171,8 +174,8 @@ def releases(
 def activate(connection: Connection, project: Project, version: Version) -> None:
     """Make a release the active one: new sessions start on it."""
     with connection.client() as client:
-        release = client.activate(project, version)
-    stdout().print(f"{escape(project)} {release['name']} is active.")
+        release = client.projects(project).releases.activate(version)
+    stdout().print(f"{escape(project)} {release.name} is active.")
 
 
 @connected()
@@ -188,8 +191,8 @@ def rollback(
 ) -> None:
     """Go back to the previous ready release (or --to one): new sessions start on it."""
     with connection.client() as client:
-        release = client.rollback(project, to)
-    stdout().print(f"Rolled {escape(project)} back: {release['name']} is active.")
+        release = client.projects(project).releases.rollback(to=to)
+    stdout().print(f"Rolled {escape(project)} back: {release.name} is active.")
 
 
 env_app = typer.Typer(help="Env vars of a project (encrypted; never shown back).")
@@ -232,11 +235,12 @@ def env_set(
     """Set env vars of a project; they reach its harness processes, encrypted at rest."""
     assignments = _assignments(pairs)
     with connection.client() as client:
+        env = client.projects(project).env
         for name, value in assignments:
-            var = client.set_env(project, name, value)
-            hint = var.get("value_hint") or "…"
+            var = env.set(name, value)
+            hint = var.value_hint or "…"
             shown = f" (value {escape(hint)})" if hint != "…" else ""
-            stdout().print(f"Set {escape(var['name'])} on {escape(project)}{shown}.")
+            stdout().print(f"Set {escape(var.name)} on {escape(project)}{shown}.")
 
 
 @env_app.command("unset")
@@ -248,8 +252,9 @@ def env_unset(
 ) -> None:
     """Remove env vars from a project."""
     with connection.client() as client:
+        env = client.projects(project).env
         for name in names:
-            client.unset_env(project, name)
+            env.unset(name)
             stdout().print(f"Removed {escape(name)} from {escape(project)}.")
 
 
@@ -258,7 +263,7 @@ def env_unset(
 def env_list(connection: Connection, project: Project) -> None:
     """List a project's env vars: names and a hint, never a value."""
     with connection.client() as client:
-        variables = client.list_env(project)
+        variables = plain(client.projects(project).env.list())
     stdout().print(show.env_table(variables, project))
 
 

@@ -9,10 +9,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.status import Status
 
+from karta.client.resources.sessions import DecisionName
 from karta.core import events as ev
 from karta.core.events import Event
 
-CHOICES = {"y": "approve_once", "a": "approve_session", "n": "deny"}
+CHOICES: dict[str, DecisionName] = {"y": "approve_once", "a": "approve_session", "n": "deny"}
 WAITING = "waiting for the reply…"
 
 
@@ -112,7 +113,7 @@ class EventRenderer:
         self._print(f"[dim]({summary}{note})[/]")
 
 
-def ask_decision(console: Console, event: Event, ask: Callable[[str], str] = input) -> str:
+def ask_decision(console: Console, event: Event, ask: Callable[[str], str] = input) -> DecisionName:
     """Show an approval request and read `y` (once), `a` (always) or `n` (deny, the default)."""
     data = event.data
     console.print(f"[bold yellow]Approval required:[/] {escape(str(data.get('message', '')))}")

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from karta.client import KartaClient
+    from karta.client.resources.sessions import Sessions
 
 MAX_PAGE = 100  # what the list route serves at most per page
 AGENT_WIDTH = 14
@@ -73,12 +73,13 @@ def sessions_table(sessions: Sequence[Mapping[str, Any]]) -> Table:
     return table
 
 
-def fetch(client: KartaClient, every: bool, filters: dict[str, Any]) -> dict[str, Any]:
+def fetch(sessions: Sessions, every: bool, filters: dict[str, Any]) -> dict[str, Any]:
     """One page, or with `every` all of them, as one list object."""
-    if not every:
-        return client.list_sessions(**filters)
-    data = [session for page in client.session_pages(**filters) for session in page["data"]]
-    return {"object": "list", "data": data, "has_more": False, "next_cursor": None}
+    page = sessions.list(**filters)
+    if every:
+        data = [session.to_dict() for session in page]
+        return {"object": "list", "data": data, "has_more": False, "next_cursor": None}
+    return {"object": "list", "data": [s.to_dict() for s in page.data], **page.body}
 
 
 def sessions(
@@ -119,13 +120,15 @@ def sessions(
     ] = None,
     every: Annotated[bool, typer.Option("--all", help="Follow the pages to the last one.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
-    url: Annotated[str | None, typer.Option(help="Server URL (default: credentials.json).")] = None,
-    key: Annotated[str | None, typer.Option(help="API key (default: credentials.json).")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Server URL (default: KARTA_BASE_URL, credentials.json).")
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option(help="API key (default: KARTA_API_KEY, credentials.json).")
+    ] = None,
 ) -> None:
     """List your sessions, newest first."""
-    import httpx
-
-    from karta.client import KartaAPIError, KartaClient
+    from karta.client import APIConnectionError, APIStatusError, Karta
 
     filters: dict[str, Any] = {
         "limit": limit,
@@ -136,14 +139,15 @@ def sessions(
         "metadata": parse_meta(meta or []),
     }
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    with KartaClient(url, key, project=project) as client:
+    with Karta(api_key=key, base_url=url) as client:
+        family = client.projects(project) if project else client
         try:
-            page = fetch(client, every, filters)
-        except httpx.TransportError as exc:
-            err.print(f"[red]cannot reach Karta at {client.base_url}: {exc}[/]")
+            page = fetch(family.sessions, every, filters)
+        except APIConnectionError as exc:
+            err.print(f"[red]cannot reach Karta at {client.base_url}: {escape(str(exc))}[/]")
             raise typer.Exit(2) from exc
-        except KartaAPIError as exc:
-            err.print(f"[red]{exc.status} {exc.code}: {escape(exc.message)}[/]")
+        except APIStatusError as exc:
+            err.print(f"[red]{exc.status_code} {exc.code}: {escape(exc.message)}[/]")
             raise typer.Exit(2) from exc
     if as_json:
         typer.echo(json.dumps(page, indent=2))

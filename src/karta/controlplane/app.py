@@ -51,7 +51,9 @@ def create_control_app(settings: ControlSettings, clock: Clock = SYSTEM) -> Fast
             timekeeping.bind(api.state.db, clock)
             api.state.planes = planes
             if settings.local is not None:
-                await ensure_local(api.state.db, settings.home, settings.local)
+                api.state.local_key = await ensure_local(
+                    api.state.db, settings.home, settings.local
+                )
             yield
         finally:
             await planes.close()

@@ -1,5 +1,6 @@
 """The embedded deployment's first start (`karta serve`): a local organization, its admin key
-and the served folder's project, plus `$KARTA_HOME/credentials.json` (mode 0600) for the CLI."""
+and the served folder's project. `karta serve` saves the key to `$KARTA_HOME/credentials.json`
+once both planes listen."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from karta.controlplane import credentials, orgs
 from karta.controlplane.repository import OrgRepository
-from karta.core.credentials_file import read_credentials, write_credentials
+from karta.core.credentials_file import read_credentials, server_entry
 
 LOCAL_ORG = "local"
 
@@ -29,23 +30,18 @@ async def _local_org(session: AsyncSession) -> OrgRepository:
     return await orgs.create_organization(session, "Local", LOCAL_ORG, None, None)
 
 
-async def ensure_local(db: async_sessionmaker, home: Path, local: LocalBootstrap) -> Path:
-    """Reuse the stored key while it is still a live key of the local org; otherwise mint one."""
+async def ensure_local(db: async_sessionmaker, home: Path, local: LocalBootstrap) -> str:
+    """The local org's admin key: the one saved for this server (or the default one) while it
+    is still a live key of the local org, otherwise a new one."""
     stored = read_credentials(home)
+    secret = str(
+        server_entry(stored, local.data_plane_url).get("api_key") or stored.get("api_key") or ""
+    )
     async with db() as session, session.begin():
         repo = await _local_org(session)
-        key = await credentials.find_api_key(session, stored.get("api_key", ""))
-        secret = stored.get("api_key", "")
+        key = await credentials.find_api_key(session, secret)
         if key is None or key.organization_id != repo.organization_id:
             _, secret = await orgs.create_key(repo, None, "local serve key", ["admin"])
         if await repo.find_project(local.project_slug) is None:
             await orgs.create_project(repo, None, local.project_slug)
-    return write_credentials(
-        home,
-        {
-            **stored,
-            "url": local.data_plane_url,
-            "control_url": local.control_url,
-            "api_key": secret,
-        },
-    )
+    return secret

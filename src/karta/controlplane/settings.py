@@ -29,7 +29,7 @@ class ControlSettings:
     secrets_key: str | None = None  # KARTA_SECRETS_KEY; generated under home when unset
     release_max_bytes: int = 200 << 20  # compressed upload
     limits: Limits = field(default_factory=Limits)  # every other request (karta.core.http_limits)
-    # `karta serve`: create the local org, key and project, and write credentials.json.
+    # `karta serve`: create the local org, its key (`app.state.local_key`) and project.
     local: LocalBootstrap | None = None
 
     @property

@@ -105,7 +105,7 @@ def create_app(
 ) -> FastAPI:
     """`clock` drives the caches, the breaker and the shipper; `control_transport` carries the
     calls to the control plane (tests put an in-process one with injected faults there);
-    `harnesses` replaces the real harness adapters (tests: a `FakeHarness`)."""
+    `harnesses` replaces the real harness adapters (a `karta.testing.FakeHarness`)."""
     control = control_client(settings, clock, control_transport)  # fail fast, before binding
     choose_backend(settings)  # likewise: a refused sandbox choice stops the start here
     metering = ControlPlaneMetering(control, clock=clock) if control is not None else None

@@ -13,8 +13,8 @@ from typing import Any
 from karta.core import events as ev
 from karta.core.events import Event
 from karta.core.sse import Frame
+from karta.core.turn_fold import TurnOutcome
 from karta.dataplane.adapters.common import Stamp
-from karta.dataplane.runtime.lifecycle import TurnOutcome
 
 STOP_REASONS = {"completed": "end_turn", "paused": "pause_turn"}
 

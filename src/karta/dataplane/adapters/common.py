@@ -1,6 +1,6 @@
 """What every consumer adapter shares: the call's stamp, the error of a failed unary call,
 input text extraction and the framing of a stateless call's history. The fold of a turn's
-events is `karta.dataplane.runtime.lifecycle.TurnOutcome`; SSE framing is `karta.core.sse`."""
+events is `karta.core.turn_fold.TurnOutcome`; SSE framing is `karta.core.sse`."""
 
 from __future__ import annotations
 

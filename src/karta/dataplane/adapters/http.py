@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from karta.core.clock import Clock
 from karta.core.errors import KartaError, Unavailable
 from karta.core.ids import new_id
+from karta.core.turn_fold import TurnOutcome
 from karta.dataplane import streaming
 from karta.dataplane.adapters.common import (
     Stamp,
@@ -29,7 +30,6 @@ from karta.dataplane.adapters.common import (
 )
 from karta.dataplane.principal import Principal
 from karta.dataplane.runtime.handle import SessionHandle
-from karta.dataplane.runtime.lifecycle import TurnOutcome
 from karta.dataplane.runtime.service import Runtime
 from karta.dataplane.runtime.turns import TurnHandle, TurnRequest
 from karta.dataplane.schemas import MAX_TEXT, CreateSession

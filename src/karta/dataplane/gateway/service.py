@@ -37,10 +37,10 @@ from karta.core.errors import (
 from karta.core.events import Event
 from karta.core.ids import new_id
 from karta.core.internal_api import ProjectInfo
+from karta.core.turn_fold import TurnOutcome
 from karta.dataplane.gateway.store import GatewayStore
 from karta.dataplane.principal import OPEN, WRITE, Principal
 from karta.dataplane.runtime.handle import SessionHandle
-from karta.dataplane.runtime.lifecycle import TurnOutcome
 from karta.dataplane.runtime.participants import ParticipantSpec, Speaker
 from karta.dataplane.runtime.service import Runtime
 from karta.dataplane.runtime.turns import TurnHandle, TurnRequest

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from karta.core.errors import BadRequest, InvalidCursor
 from karta.core.http_errors import error_responses
+from karta.core.turn_fold import PART_SEPARATOR
 from karta.dataplane.auth import Resolver, requiring
 from karta.dataplane.principal import READ, WRITE, Principal
-from karta.dataplane.runtime.lifecycle import PART_SEPARATOR
 from karta.dataplane.runtime.participants import ParticipantSpec, participant_view
 from karta.dataplane.runtime.queries import SessionFilter
 from karta.dataplane.schemas import (

@@ -11,10 +11,11 @@ from karta.core import sse
 from karta.core.events import Event
 from karta.core.http_errors import error_responses
 from karta.core.ids import new_id
+from karta.core.turn_fold import TurnOutcome
 from karta.dataplane import streaming
 from karta.dataplane.auth import Resolver, requiring
 from karta.dataplane.principal import READ, WRITE, Principal
-from karta.dataplane.runtime.lifecycle import Decision, TurnOutcome
+from karta.dataplane.runtime.lifecycle import Decision
 from karta.dataplane.runtime.turns import TurnHandle, TurnRequest
 from karta.dataplane.schemas import Decide, DecisionOut, SendMessage, TurnOut
 
@@ -73,8 +74,11 @@ def turn_routes(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
         )
         if body.stream:
             stop = streaming.until_done(handle.turn_id)
+            # Where the turn's events start: a client whose stream drops before the first
+            # event resumes from there (`GET …/events` with this as `Last-Event-ID`).
+            where = {"Karta-Turn-Id": handle.turn_id, "Karta-Events-After": str(handle.after)}
             return streaming.response(
-                streaming.frames(session, handle.after, streaming.Native(), stop)
+                streaming.frames(session, handle.after, streaming.Native(), stop), where
             )
         events = await streaming.collect(
             session, handle.after, streaming.until_pause(handle.turn_id)

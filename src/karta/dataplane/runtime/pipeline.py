@@ -21,6 +21,7 @@ from karta.core import events as ev
 from karta.core.errors import BudgetExhausted, NoTurnRunning
 from karta.core.events import Event
 from karta.core.ids import new_id
+from karta.core.turn_fold import TurnState, ended_state
 from karta.dataplane.eventlog import SqlEventLog
 from karta.dataplane.harness.base import (
     ApprovalAnswer,
@@ -34,7 +35,6 @@ from karta.dataplane.harness.base import (
 from karta.dataplane.runtime import disk
 from karta.dataplane.runtime.approvals import ApprovalBroker
 from karta.dataplane.runtime.apps import Apps
-from karta.dataplane.runtime.lifecycle import TurnState, ended_state
 from karta.dataplane.runtime.live import LiveHarnesses
 from karta.dataplane.runtime.metering import Billing, Metering
 from karta.dataplane.runtime.pool import Demand, HarnessPool, Pooled

@@ -10,8 +10,8 @@ from typing import Any
 
 from karta.app import AgentDefinition, HarnessApp
 from karta.core.events import Event
+from karta.core.turn_fold import TurnState
 from karta.dataplane.harness.base import HarnessSession
-from karta.dataplane.runtime.lifecycle import TurnState
 from karta.dataplane.runtime.metering import Billing
 from karta.dataplane.runtime.participants import Speaker, attributed
 from karta.dataplane.sandbox.meter import CallUsage
