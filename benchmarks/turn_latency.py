@@ -18,15 +18,21 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections import deque
 from pathlib import Path
 
 from claude_agent_sdk import ClaudeSDKClient, ResultMessage, StreamEvent
 
 from karta.app import load_app
+from karta.core.events import Event
 from karta.core.sse import iter_events
-from karta.dataplane.harness.base import ApprovalAnswer, SessionSpec, ToolRequest, Verdict
-from karta.dataplane.harness.claude_code import ClaudeCodeHarness
+from karta.dataplane.harness.base import (
+    ApprovalAnswer,
+    SessionSpec,
+    ToolRequest,
+    TurnContext,
+    Verdict,
+)
+from karta.dataplane.harness.claude_code import ClaudeCodeHarness, ClaudeCodeSession
 from karta.dataplane.harness.opencode import OpenCodeHarness
 from karta.testing import ScriptedModel
 from tests.conftest import SUPPORT_BOT, Database, KartaServer
@@ -46,9 +52,6 @@ def direct_spec(model: ScriptedModel, home: Path, app_dir: Path) -> SessionSpec:
     workspace = home / "direct" / uuid.uuid4().hex
     shutil.copytree(app_dir, workspace)
 
-    async def allow(_: ToolRequest) -> ApprovalAnswer:
-        return ApprovalAnswer(Verdict.ALLOW)
-
     return SessionSpec(
         session_id="bench",
         app=app,
@@ -58,8 +61,15 @@ def direct_spec(model: ScriptedModel, home: Path, app_dir: Path) -> SessionSpec:
         harness_session_id=str(uuid.uuid4()),
         resume=False,
         model_env={"ANTHROPIC_BASE_URL": model.url, "ANTHROPIC_API_KEY": "x"},
-        approvals=allow,
     )
+
+
+async def allow(_: ToolRequest) -> ApprovalAnswer:
+    return ApprovalAnswer(Verdict.ALLOW)
+
+
+async def ignore(event: Event) -> None:
+    return None
 
 
 async def direct_turns(model: ScriptedModel, home: Path, warm: int) -> list[tuple[float, float]]:
@@ -68,7 +78,7 @@ async def direct_turns(model: ScriptedModel, home: Path, warm: int) -> list[tupl
     harness = ClaudeCodeHarness(home, max_retries=0)
     timings = []
     start = time.perf_counter()
-    client = ClaudeSDKClient(harness.options(spec, deque()))
+    client = ClaudeSDKClient(harness.options(spec, ClaudeCodeSession(spec, harness)))
     await client.connect()
     for turn in range(warm + 1):
         if turn:
@@ -95,7 +105,8 @@ async def adapter_turns(model: ScriptedModel, home: Path, warm: int) -> list[tup
         if turn:
             start = time.perf_counter()
         first = None
-        async for event in session.turn("Which roast is light?"):
+        ctx = TurnContext(f"turn_{turn}", "Which roast is light?", allow, ignore)
+        async for event in session.turn(ctx):
             if first is None and event.type == "text":
                 first = time.perf_counter() - start
         timings.append((first or 0.0, time.perf_counter() - start))
