@@ -85,7 +85,12 @@ class ControlPlaneMetering:
         assert principal.organization_id is not None
         reservation = new_id("rsv")
         try:
-            await self.client.reserve(reservation, principal.organization_id, principal.api_key_id)
+            await self.client.reserve(
+                reservation,
+                principal.organization_id,
+                principal.api_key_id,
+                principal.embed_key_id,
+            )
         except ControlPlaneUnavailable as exc:
             log.warning("admitting a turn without a reservation: %s", exc.message)
         return reservation

@@ -127,7 +127,11 @@ class SessionHandle:
         principal.check_budget()
         reservation = await metering.reserve(principal) if metering else None
         return Billing(
-            principal.organization_id, principal.api_key_id, principal.project_id, reservation
+            principal.organization_id,
+            principal.api_key_id,
+            principal.project_id,
+            reservation,
+            principal.embed_key_id,
         )
 
     def _user_message(self, request: TurnRequest, agent: str) -> dict[str, Any]:

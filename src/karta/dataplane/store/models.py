@@ -118,6 +118,7 @@ class UsageOutbox(Base):
     session_id: Mapped[str] = mapped_column(String(64))
     turn_id: Mapped[str] = mapped_column(String(64))
     reservation_id: Mapped[str | None] = mapped_column(String(64))
+    embed_key_id: Mapped[int | None] = mapped_column(Integer)
     model: Mapped[str | None] = mapped_column(String(128))
     input_tokens: Mapped[int] = mapped_column(BigInteger)
     output_tokens: Mapped[int] = mapped_column(BigInteger)
