@@ -303,6 +303,7 @@ export class KartaClient {
     const running = this._resumable;
     this._resumable = null;
     if (!running || !this.session) return;
+    this.lastSeq = running.after; // replay the whole reply, from before it started
     this._startTurn(running.text, running.after);
     await this._follow(null);
   }

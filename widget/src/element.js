@@ -133,7 +133,7 @@ export class KartaChat extends HTMLElement {
     this._serverTheme = h("style");
     root.append(this._theme, this._serverTheme, base);
 
-    this._avatar = h("div", { class: "avatar", "aria-hidden": "true", text: "·" });
+    this._avatar = h("div", { class: "avatar", "aria-hidden": "true" }, icon("chat"));
     this._title = h("div", { class: "title", id: "karta-title", text: this._displayTitle() });
     this._status = h("div", { class: "status", role: "status", "aria-live": "polite", "data-state": "idle", text: "Connecting…" });
     this._newButton = h(

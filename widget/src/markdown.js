@@ -10,9 +10,10 @@
 const INLINE = [
   { name: "code", re: /`([^`\n]+)`/ },
   { name: "link", re: /\[([^\]\n]+)\]\(([^)\s]+)\)/ },
-  { name: "strong", re: /\*\*([^*\n]+)\*\*|__([^_\n]+)__/ },
+  // Underscores emphasize only between word boundaries: `snake_case_names` stay as they are.
+  { name: "strong", re: /\*\*([^*\n]+)\*\*|(?<!\w)__([^_\n]+)__(?!\w)/ },
   { name: "del", re: /~~([^~\n]+)~~/ },
-  { name: "em", re: /\*([^*\n]+)\*|(?:^|(?<=\W))_([^_\n]+)_(?=\W|$)/ },
+  { name: "em", re: /\*([^*\n]+)\*|(?<!\w)_([^_\n]+)_(?!\w)/ },
   { name: "url", re: /https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"]/ },
 ];
 

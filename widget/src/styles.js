@@ -14,8 +14,7 @@ export const THEME_DEFAULTS = {
   "user-bubble": "var(--karta-accent)",
   "user-text": "var(--karta-accent-text)",
   radius: "16px",
-  "font-family":
-    'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif',
+  "font-family": "system-ui, -apple-system, Segoe UI, Roboto, Helvetica Neue, Arial, sans-serif",
   "font-size": "15px",
 };
 
@@ -28,12 +27,17 @@ export function themeRule(theme) {
 }
 
 export const STYLES = `
-:host {
-  all: initial;
-  display: block;
+:host { all: initial; display: block; }
+/* Typography is set below the host: the page's rules on <karta-chat> itself (even
+   \`* { color: red !important }\`) are inherited by nothing of ours. */
+.panel, .launcher {
   color-scheme: light;
   font-family: var(--karta-font-family);
   font-size: var(--karta-font-size);
+  font-weight: 400;
+  font-style: normal;
+  letter-spacing: normal;
+  text-align: left;
   line-height: 1.5;
   color: var(--karta-text);
   -webkit-font-smoothing: antialiased;
@@ -89,6 +93,7 @@ button:focus-visible, textarea:focus-visible, a:focus-visible {
   background: var(--karta-accent); color: var(--karta-accent-text);
   display: grid; place-items: center; font-weight: 650; font-size: 16px;
 }
+.avatar svg { width: 20px; height: 20px; }
 .titles { flex: 1; min-width: 0; }
 .title { font-weight: 650; font-size: 15.5px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .status { font-size: 12.5px; color: var(--karta-muted); display: flex; align-items: center; gap: 6px; }
@@ -115,7 +120,7 @@ button:focus-visible, textarea:focus-visible, a:focus-visible {
 .welcome strong { display: block; color: var(--karta-text); font-size: 17px; margin-bottom: 4px; }
 .message { display: flex; flex-direction: column; gap: 6px; max-width: 88%; }
 .message.user { align-self: flex-end; align-items: flex-end; }
-.message.assistant { align-self: flex-start; }
+.message.assistant { align-self: flex-start; align-items: flex-start; }
 .bubble {
   padding: 10px 14px; border-radius: 18px; overflow-wrap: anywhere;
 }

@@ -2,7 +2,8 @@
 no credential — its widget's config, and a short-lived session token for its end user.
 
 The origin is always the request's real `Origin` header (a browser sets it; a page cannot),
-never one named in the body. Both routes are rate limited per client IP and origin. Minting is
+never one named in the body; a same-origin GET, which browsers send without one, is the data
+plane's own origin. Both routes are rate limited per client IP and origin. Minting is
 the control plane's (`/internal/embed/session_tokens`); its refusals reach the page as they are.
 """
 
@@ -60,7 +61,12 @@ def _edge(request: Request) -> EmbedEdge:
 
 
 def _origin(request: Request, edge: EmbedEdge, route: str) -> str:
+    """The page's origin: its `Origin` header. Browsers leave that out of same-origin GETs
+    (the hosted page's), and say `Sec-Fetch-Site: same-origin` instead; a page can set
+    neither header."""
     origin = request.headers.get("origin")
+    if not origin and request.headers.get("sec-fetch-site") == "same-origin":
+        origin = own_origin(request.scope)
     if not origin:
         raise embed.MissingOrigin("no Origin header: this route is for browsers")
     edge.limiter.hit(route, request.client.host if request.client else "", origin)
