@@ -4,11 +4,17 @@ output that tries to inject markup."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
 from playwright.sync_api import Page, Route, expect
 
 from karta.testing import Reply, text, tool_use
 from tests.browser.conftest import Stage, screenshot
 
+T = TypeVar("T")
 REPLY = "karta-chat .message.assistant .bubble"
 TIMEOUT = 90_000
 
@@ -36,6 +42,31 @@ def test_a_full_chat_on_the_hosted_page(page: Page, stage: Stage):
     )
     expect(page.locator("karta-chat .message.user .bubble")).to_have_text("Which roast is light?")
     screenshot(page, "hosted-chat")
+    # An anonymous end user's turn is metered against the embed key (its anonymous cap).
+    session = page.evaluate("() => document.querySelector('karta-chat').client.session.id")
+    assert eventually(lambda: metered_key(stage, session)) == stage_key_id(stage)
+
+
+def metered_key(stage: Stage, session_id: str) -> int | None:
+    with sqlite3.connect(stage.server.home / "control.db") as db:
+        row = db.execute(
+            "SELECT embed_key_id FROM usage_events WHERE session_id = ?", (session_id,)
+        ).fetchone()
+    return row[0] if row else None
+
+
+def stage_key_id(stage: Stage) -> int:
+    with stage.server.control() as control:
+        keys = control.get("/v1/projects/support-bot/embed_keys").json()["data"]
+    return int(next(k["id"] for k in keys if k["key"] == stage.embed_key))
+
+
+def eventually(probe: Callable[[], T | None]) -> T:
+    deadline = time.monotonic() + TIMEOUT / 1000
+    while (value := probe()) is None:
+        assert time.monotonic() < deadline, "gave up waiting"
+        time.sleep(0.1)
+    return value
 
 
 def open_site_chat(page: Page, url: str) -> None:
@@ -207,3 +238,21 @@ def test_markup_in_a_model_reply_is_shown_never_run(page: Page, stage: Stage):
     expect(links).to_have_attribute("rel", "noopener noreferrer nofollow")
     expect(reply.locator("pre code")).to_have_text("<b onmouseover=alert(1)>hi</b>")
     screenshot(page, "inert-markup")
+
+
+def test_a_running_reply_is_stopped_from_the_keyboard(page: Page, stage: Stage):
+    stage.model.enqueue(Reply([text(LONG * 3)], chunk_delay=0.3))
+    page.goto(stage.hosted)
+    expect(page.get_by_role("log", name="Conversation")).to_be_visible(timeout=TIMEOUT)
+    send(page, "Tell me everything")
+    expect(page.locator(REPLY).last).to_contain_text("Sunrise", timeout=TIMEOUT)
+    stop = page.get_by_role("button", name="Stop the reply")
+    expect(stop).to_be_visible()
+
+    page.locator("karta-chat textarea").press("Escape")
+
+    expect(page.locator("karta-chat .cancelled-note")).to_have_text("Stopped.", timeout=TIMEOUT)
+    expect(page.get_by_role("button", name="Send message")).to_be_visible()
+    expect(page.locator("karta-chat .status")).to_have_text("Online")
+    assert LONG * 3 not in page.locator(REPLY).last.inner_text()
+    screenshot(page, "stopped")
