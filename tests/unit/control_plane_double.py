@@ -34,6 +34,7 @@ from karta.dataplane.settings import Settings
 from tests.conftest import SUPPORT_BOT
 
 SERVICE_TOKEN = "svc-unit-tests"
+SESSION_SECRET = "session-secret-of-the-unit-tests-32b"
 URL = "http://control"
 
 
@@ -233,6 +234,7 @@ async def control_plane(home: Path) -> AsyncIterator[ControlPlaneDouble]:
     settings = ControlSettings(
         home=home,
         internal=InternalAccess.build([SERVICE_TOKEN]),
+        session_token_secret=SESSION_SECRET,
     )
     app = create_control_app(settings)
     async with app.router.lifespan_context(app):
@@ -243,16 +245,23 @@ async def control_plane(home: Path) -> AsyncIterator[ControlPlaneDouble]:
 
 @asynccontextmanager
 async def data_plane(
-    control: ControlPlaneDouble, home: Path, clock: Clock = SYSTEM, *, open_auth: bool = False
+    control: ControlPlaneDouble,
+    home: Path,
+    clock: Clock = SYSTEM,
+    *,
+    open_auth: bool = False,
+    **overrides: Any,
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The data-plane app (serving the example app) and its lifespan, calling `control`
-    through its fault transport; with a client of its HTTP API."""
+    through its fault transport; with a client of its HTTP API. `overrides` are settings."""
     settings = Settings(
         home=home,
         open_auth=open_auth,
         control_plane_url=URL,
         internal=InternalAccess.build([SERVICE_TOKEN]),
+        session_token_secret=SESSION_SECRET,
         breaker_threshold=3,
+        **overrides,
     )
     app = create_app(
         load_app(SUPPORT_BOT), settings, {}, clock=clock, control_transport=control.faults

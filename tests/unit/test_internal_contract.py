@@ -40,6 +40,10 @@ def test_every_internal_route_takes_and_answers_contract_models(route: APIRoute)
         assert route.response_model is None  # the archive's bytes, not JSON
     elif route.path == api.VALIDATE_KEY:
         assert route.response_model == api.KeyValidation
+    elif route.path == api.EMBED_KEY:
+        assert route.response_model == api.EmbedKeyLookup
+    elif route.path == api.EMBED_SESSION_TOKENS:
+        assert route.response_model == api.EmbedMint
     else:
         assert route.response_model in CONTRACT, route.path
 

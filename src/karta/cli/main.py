@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from karta import __version__
-from karta.cli import account, flags, organization, releases, sessions
+from karta.cli import account, embed, flags, organization, releases, sessions
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -173,6 +173,7 @@ account.register(app)
 organization.register(app)
 releases.register(app)
 sessions.register(app)
+embed.register(app)
 flags.install()
 
 

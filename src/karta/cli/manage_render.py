@@ -344,3 +344,41 @@ def _total(row: Mapping[str, Any]) -> int:
 def _when(stamp: str | None) -> str:
     """An ISO timestamp down to the second, without the offset (they are UTC)."""
     return stamp[:19].replace("T", " ") if stamp else ""
+
+
+def embed_keys_table(keys: Sequence[Mapping[str, Any]]) -> Table:
+    columns = ("id", "name", "key", "origins", "anonymous", "status")
+    table = _table("Embed keys", columns, right=("id",))
+    for key in keys:
+        status = "revoked" if key.get("revoked_at") else "enabled" if key["enabled"] else "disabled"
+        if key.get("hosted_page") and status == "enabled":
+            status += ", hosted page"
+        anonymous = "no" if not key["allow_anonymous"] else "yes"
+        if key["allow_anonymous"] and key.get("anonymous_cost_limit_cents") is not None:
+            anonymous += f", {dollars(key['anonymous_cost_limit_cents'])}/{key['anonymous_period']}"
+        table.add_row(
+            str(key["id"]),
+            escape(str(key["name"])),
+            str(key["key"]),
+            escape("\n".join(key["allowed_origins"]) or "—"),
+            anonymous,
+            status,
+            style="dim" if key.get("revoked_at") else None,
+        )
+    return table
+
+
+def embed_key_summary(key: Mapping[str, Any]) -> list[str]:
+    theme = ", ".join(f"{k}={v}" for k, v in key["theme"].items()) or "default"
+    cap_text = cap(key.get("anonymous_cost_limit_cents"), money=True)
+    return [
+        f"embed key {key['id']}  {key['name']}  (project {key['project']})",
+        f"  key:        {key['key']}",
+        f"  origins:    {', '.join(key['allowed_origins']) or '— (none yet: no page may use it)'}",
+        f"  enabled:    {'yes' if key['enabled'] else 'no'}"
+        + ("  (revoked)" if key.get("revoked_at") else ""),
+        f"  hosted:     {'yes' if key['hosted_page'] else 'no'}",
+        f"  anonymous:  {'yes' if key['allow_anonymous'] else 'no'}"
+        + (f", cap {cap_text} per {key['anonymous_period']}" if key["allow_anonymous"] else ""),
+        f"  theme:      {theme}",
+    ]

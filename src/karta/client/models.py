@@ -252,6 +252,30 @@ class EnvVar(KartaModel):
     updated_at: str
 
 
+class EmbedKey(KartaModel):
+    """A project's publishable key for browsers (`pk_live_…`, public: it ships in HTML)."""
+
+    id: int
+    project: str
+    name: str
+    key: str
+    allowed_origins: list[str]
+    theme: dict[str, str]
+    enabled: bool
+    hosted_page: bool
+    allow_anonymous: bool
+    anonymous_cost_limit_cents: int | None
+    anonymous_period: str
+    created_at: str
+    updated_at: str
+    revoked_at: str | None
+
+
+class CreatedEmbedKey(KartaModel):
+    embed_key: EmbedKey
+    identity_secret: str  # signs verified end users; shown this once
+
+
 class Period(KartaModel):
     start: str
     end: str  # the first day after the period

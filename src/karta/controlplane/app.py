@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from karta import __version__
+from karta import __version__, web
 from karta.controlplane import timekeeping
 from karta.controlplane.bootstrap import ensure_local
 from karta.controlplane.notify import DataPlanes
@@ -17,6 +17,7 @@ from karta.controlplane.releases import ArtifactStore
 from karta.controlplane.routes import (
     account,
     audit,
+    embed_keys,
     internal,
     invitations,
     keys,
@@ -59,7 +60,13 @@ def create_control_app(settings: ControlSettings, clock: Clock = SYSTEM) -> Fast
             await planes.close()
             await engine.dispose()
 
-    api = FastAPI(title="Karta control plane", version=__version__, lifespan=lifespan)
+    api = FastAPI(
+        title="Karta control plane",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     api.state.settings = settings
     api.state.prices = prices
     api.state.internal_access = settings.internal
@@ -67,6 +74,7 @@ def create_control_app(settings: ControlSettings, clock: Clock = SYSTEM) -> Fast
     api.state.artifacts = ArtifactStore(settings.artifacts)
     http_errors.install(api)
     http_limits.install(api, settings.limits, self_bounded=[releases.UPLOAD])
+    web.install_docs(api)
 
     @api.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -76,6 +84,7 @@ def create_control_app(settings: ControlSettings, clock: Clock = SYSTEM) -> Fast
     async def readyz() -> dict[str, str]:
         return {"status": "ready"}
 
-    for module in (account, members, invitations, keys, projects, releases, money, audit, internal):
+    modules = (account, members, invitations, keys, projects, embed_keys, releases, money, audit)
+    for module in (*modules, internal):
         api.include_router(module.router)
     return api

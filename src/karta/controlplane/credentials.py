@@ -1,4 +1,5 @@
-"""Resolving presented credentials: API keys (prefix lookup, then argon2id) and login tokens.
+"""Resolving presented credentials: API keys (prefix lookup, then argon2id), login tokens, and
+publishable embed keys with the browser origins they admit.
 
 These lookups are not tenant queries — they find *which* tenant a credential belongs to — so they
 live here rather than in the org-scoped repository.
@@ -14,15 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from karta.controlplane import security
 from karta.controlplane.models import (
     ApiKey,
+    EmbedKey,
     Invitation,
     Membership,
     Organization,
+    Project,
     User,
     UserToken,
 )
-from karta.controlplane.repository_base import storable
+from karta.controlplane.repository_base import spelled_id, storable
 from karta.controlplane.timekeeping import clock_of
-from karta.core import api_keys
+from karta.core import api_keys, embed
 
 # `last_used_at` is refreshed at most this often, so a busy key does not write on every call.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -106,3 +109,34 @@ async def invitation_for(
 
 async def organization_by_slug(session: AsyncSession, slug: str) -> Organization | None:
     return await session.scalar(select(Organization).where(Organization.slug == slug))
+
+
+async def find_embed_key(session: AsyncSession, presented: str) -> EmbedKey | None:
+    """The unrevoked embed key `presented` names (enabled or not: the caller says which), or
+    None. Publishable keys are public, so they are looked up as they are."""
+    if not embed.looks_like_embed_key(presented):
+        return None
+    return await session.scalar(
+        select(EmbedKey).where(EmbedKey.key == presented, EmbedKey.revoked_at.is_(None))
+    )
+
+
+async def embed_origins(session: AsyncSession, ref: str) -> tuple[set[str], bool]:
+    """For CORS on `/v1/projects/{ref}/…`: the origins the live embed keys of every project
+    `ref` names allow, and whether one of them serves the hosted page. A browser's preflight
+    carries no credential, so it cannot say which organization's project it means; the
+    answer admits an origin, never a caller (the bearer token does that)."""
+    match = Project.slug == ref
+    if (project_id := spelled_id(ref)) is not None:
+        match = match | (Project.id == project_id)
+    rows = await session.execute(
+        select(EmbedKey.allowed_origins, EmbedKey.hosted_page)
+        .join(Project, Project.id == EmbedKey.project_id)
+        .where(match, EmbedKey.enabled.is_(True), EmbedKey.revoked_at.is_(None))
+    )
+    origins: set[str] = set()
+    hosted = False
+    for allowed, hosted_page in rows.tuples():
+        origins.update(allowed or [])
+        hosted = hosted or bool(hosted_page)
+    return origins, hosted

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     ForeignKey,
     Integer,
@@ -138,6 +139,32 @@ class Project(Base):
     __table_args__ = (UniqueConstraint("organization_id", "slug"),)
 
 
+class EmbedKey(Base):
+    """A publishable key (`pk_live_…`) that lets browsers on its allowed origins chat with one
+    project. The key itself is public (it ships in HTML) and stored in clear; its identity
+    secret, which signs verified end users, is sealed like an env var (`secretbox`)."""
+
+    __tablename__ = "embed_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    allowed_origins: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    theme: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Also serves the project's hosted chat page, from the data plane's own origin.
+    hosted_page: Mapped[bool] = mapped_column(Boolean, default=False)
+    allow_anonymous: Mapped[bool] = mapped_column(Boolean, default=True)
+    anonymous_cost_limit_cents: Mapped[int | None] = mapped_column(Money)
+    anonymous_period: Mapped[str] = mapped_column(String(8), default="month")  # day | month
+    identity_secret: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime())
+
+
 class Release(Base):
     """An immutable, validated snapshot of a harness app: `vN` of a project, stored
     content-addressed by the sha256 of its archive."""
@@ -198,6 +225,8 @@ class UsageEvent(Base):
     client_event_id: Mapped[str] = mapped_column(String(64))
     api_key_id: Mapped[int | None] = mapped_column(Integer)
     project_id: Mapped[int | None] = mapped_column(Integer)
+    # Set for an anonymous end user's turn: the embed key whose anonymous spend cap it counts to.
+    embed_key_id: Mapped[int | None] = mapped_column(Integer, index=True)
     session_id: Mapped[str | None] = mapped_column(String(64))
     turn_id: Mapped[str | None] = mapped_column(String(64))
     model: Mapped[str | None] = mapped_column(String(128))

@@ -17,6 +17,8 @@ class Permission(StrEnum):
     PROJECTS_READ = "projects.read"
     PROJECTS_WRITE = "projects.write"
     SESSION_TOKENS_MINT = "session_tokens.mint"
+    EMBED_KEYS_READ = "embed_keys.read"
+    EMBED_KEYS_MANAGE = "embed_keys.manage"
     RELEASES_PUBLISH = "releases.publish"
     RELEASES_ACTIVATE = "releases.activate"
     ENV_READ = "env.read"
@@ -38,7 +40,9 @@ _DEPLOY = {P.PROJECTS_WRITE, P.RELEASES_PUBLISH, P.ENV_READ, P.ENV_WRITE}
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "owner": frozenset(_ADMIN),
     "admin": frozenset(_ADMIN),
-    "developer": frozenset(_READ | _DEPLOY | {P.KEYS_READ, P.SESSION_TOKENS_MINT}),
+    "developer": frozenset(
+        _READ | _DEPLOY | {P.KEYS_READ, P.SESSION_TOKENS_MINT, P.EMBED_KEYS_READ}
+    ),
     # Billing's own surface (plans, invoices) arrives with Stripe; until then it reads.
     "billing": frozenset(_READ),
     "viewer": frozenset(_READ),
@@ -46,7 +50,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
 
 SCOPE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "read": frozenset(_READ),
-    "write": frozenset(_READ | _DEPLOY | {P.SESSION_TOKENS_MINT}),
+    "write": frozenset(_READ | _DEPLOY | {P.SESSION_TOKENS_MINT, P.EMBED_KEYS_READ}),
     "admin": frozenset(_ADMIN),
 }
 

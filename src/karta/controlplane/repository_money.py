@@ -45,6 +45,18 @@ class MoneyQueries(OrgScoped):
         tokens, cost = (await self.session.execute(query)).one()
         return int(tokens), int(cost)
 
+    async def anonymous_spent(self, embed_key_id: int, start: datetime, end: datetime) -> int:
+        """Cost (micro-cents) of the anonymous end users of one embed key in [start, end)."""
+        found = await self.session.scalar(
+            select(func.coalesce(func.sum(UsageEvent.cost_micros), 0)).where(
+                UsageEvent.organization_id == self.organization_id,
+                UsageEvent.embed_key_id == embed_key_id,
+                UsageEvent.occurred_at >= start,
+                UsageEvent.occurred_at < end,
+            )
+        )
+        return int(found or 0)
+
     async def record_usage(self, values: dict[str, Any]) -> bool:
         """Add a ledger row and its day's roll-up; False when the event id was seen before.
         Both are single statements (insert-or-skip, upsert), safe under concurrent batches."""

@@ -1,17 +1,21 @@
-"""The repository's releases part: the organization's projects, their releases and their env
-vars."""
+"""The repository's releases part: the organization's projects, their releases, their env
+vars and their embed keys."""
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from karta.controlplane.models import Project, ProjectEnvVar, Release
+from karta.controlplane.models import EmbedKey, Project, ProjectEnvVar, Release
 from karta.controlplane.repository_base import OrgScoped, spelled_id
 from karta.core.errors import NotFound, ProjectNotFound
 
 
 class ReleaseNotFound(NotFound):
     code = "release_not_found"
+
+
+class EmbedKeyNotFound(NotFound):
+    code = "embed_key_not_found"
 
 
 class ReleaseQueries(OrgScoped):
@@ -33,6 +37,13 @@ class ReleaseQueries(OrgScoped):
         return await self.session.scalar(
             select(Project).where(Project.organization_id == self.organization_id, match).limit(1)
         )
+
+    async def project_by_id(self, project_id: int) -> Project:
+        query = select(Project).where(
+            Project.organization_id == self.organization_id, Project.id == project_id
+        )
+        missing = ProjectNotFound(f"project {project_id} not found")
+        return await self._one(query, missing, row_id=project_id)
 
     async def project(self, ref: str, *, lock: bool = False) -> Project:
         """With `lock`, the row is held until the transaction ends: version allocation and the
@@ -123,4 +134,48 @@ class ReleaseQueries(OrgScoped):
                 ProjectEnvVar.project_id == project_id,
                 ProjectEnvVar.name == name,
             )
+        )
+
+    # --- embed keys ----------------------------------------------------------------------------
+
+    async def embed_keys(self, project_id: int) -> list[EmbedKey]:
+        rows = await self.session.scalars(
+            select(EmbedKey)
+            .where(
+                EmbedKey.organization_id == self.organization_id,
+                EmbedKey.project_id == project_id,
+            )
+            .order_by(EmbedKey.id)
+        )
+        return list(rows.all())
+
+    async def embed_key_by_id(self, key_id: int) -> EmbedKey:
+        query = select(EmbedKey).where(
+            EmbedKey.organization_id == self.organization_id, EmbedKey.id == key_id
+        )
+        missing = EmbedKeyNotFound(f"embed key {key_id} not found")
+        return await self._one(query, missing, row_id=key_id)
+
+    async def embed_key(self, project_id: int, key_id: int) -> EmbedKey:
+        query = select(EmbedKey).where(
+            EmbedKey.organization_id == self.organization_id,
+            EmbedKey.project_id == project_id,
+            EmbedKey.id == key_id,
+        )
+        missing = EmbedKeyNotFound(f"embed key {key_id} not found")
+        return await self._one(query, missing, row_id=key_id)
+
+    async def hosted_page_key(self, project_id: int) -> EmbedKey | None:
+        """The project's newest live key that serves its hosted chat page."""
+        return await self.session.scalar(
+            select(EmbedKey)
+            .where(
+                EmbedKey.organization_id == self.organization_id,
+                EmbedKey.project_id == project_id,
+                EmbedKey.hosted_page.is_(True),
+                EmbedKey.enabled.is_(True),
+                EmbedKey.revoked_at.is_(None),
+            )
+            .order_by(EmbedKey.id.desc())
+            .limit(1)
         )

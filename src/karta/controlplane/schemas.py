@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from karta.controlplane.permissions import ROLES
+from karta.core import embed
 from karta.core.internal_api import Count
 from karta.core.session_tokens import DEFAULT_TTL, MAX_TTL
 
@@ -88,3 +89,43 @@ class Rollback(Body):
 
 class SetEnvVar(Body):
     value: str = Field(max_length=32_768)
+
+
+def _origins(value: list[str]) -> list[str]:
+    canonical = [embed.normalize_origin(o) for o in value]
+    return list(dict.fromkeys(canonical))  # one of each, in the order given
+
+
+class EmbedKeySettings(Body):
+    """What an embed key admits and how its widget looks; on update, fields left out stay."""
+
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        max_length=embed.MAX_ORIGINS,
+        description="exact origins (scheme://host[:port]) whose pages may use the key",
+    )
+    theme: dict[str, str] = Field(
+        default_factory=dict, description="widget CSS custom properties, e.g. {'accent': '#0f766e'}"
+    )
+    enabled: bool = True
+    hosted_page: bool = Field(
+        default=False, description="also serve the project's hosted chat page with this key"
+    )
+    allow_anonymous: bool = Field(
+        default=True, description="false: only end users verified by an identity token"
+    )
+    anonymous_cost_limit_cents: Count | None = Field(
+        default=None, description="what anonymous end users may spend per period; null: no cap"
+    )
+    anonymous_period: Literal["day", "month"] = "month"
+
+    _check_origins = field_validator("allowed_origins")(_origins)
+    _check_theme = field_validator("theme", mode="before")(embed.check_theme)
+
+
+class CreateEmbedKey(EmbedKeySettings):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class UpdateEmbedKey(EmbedKeySettings):
+    name: str = Field(default="", min_length=1, max_length=200)

@@ -35,6 +35,7 @@ class Metered:
     model: str | None
     usage: TokenUsage
     occurred_at: datetime
+    embed_key_id: int | None = None
 
 
 @dataclass
@@ -64,6 +65,7 @@ async def ingest(session: AsyncSession, prices: PriceBook, batch: list[Metered])
             "client_event_id": item.event_id,
             "api_key_id": item.api_key_id,
             "project_id": item.project_id,
+            "embed_key_id": item.embed_key_id,
             "session_id": item.session_id,
             "turn_id": item.turn_id,
             "model": item.model,

@@ -133,6 +133,31 @@ class SessionToken(BaseModel):
     sub: str | None
 
 
+class EmbedKeyView(BaseModel):
+    id: int
+    object: Literal["embed_key"]
+    project: str
+    name: str
+    key: str = Field(description="the publishable key (`pk_live_…`): public, it ships in HTML")
+    allowed_origins: list[str]
+    theme: dict[str, str]
+    enabled: bool
+    hosted_page: bool
+    allow_anonymous: bool
+    anonymous_cost_limit_cents: int | None
+    anonymous_period: Literal["day", "month"]
+    created_at: Timestamp
+    updated_at: Timestamp
+    revoked_at: Timestamp | None
+
+
+class CreatedEmbedKey(BaseModel):
+    embed_key: EmbedKeyView
+    identity_secret: str = Field(
+        description="signs verified end users (HMAC-SHA256 of the user id); shown this once"
+    )
+
+
 class ReleaseView(BaseModel):
     id: int
     object: Literal["release"]

@@ -9,6 +9,9 @@ from karta.core.errors import InvalidEndUserId
 
 # An end user's id as a builder's backend names it: an opaque, printable token.
 END_USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,127}")
+# Anonymous browsers of an embed key are `anon:<random>` (`karta.core.embed`): no id a builder
+# names may start so, so no verified user can be mistaken for an anonymous one, or the reverse.
+ANONYMOUS_PREFIX = "anon:"
 
 
 def check_end_user_id(value: object) -> str:
@@ -21,4 +24,6 @@ def check_end_user_id(value: object) -> str:
             "an end-user id is 1 to 128 characters: letters, digits and . _ : @ + -, "
             "starting with a letter or digit"
         )
+    if text.startswith(ANONYMOUS_PREFIX):
+        raise InvalidEndUserId(f"end-user ids starting with {ANONYMOUS_PREFIX!r} are reserved")
     return text

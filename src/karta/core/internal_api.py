@@ -61,6 +61,10 @@ PROJECT_ENV = "/internal/projects/{ref}/env"
 BUDGET_CHECK = "/internal/budget/check"
 USAGE_EVENTS = "/internal/usage/events"
 AUDIT_EVENTS = "/internal/audit/events"
+EMBED_KEY = "/internal/embed/keys/resolve"  # POST: what a publishable key opens
+EMBED_SESSION_TOKENS = "/internal/embed/session_tokens"
+EMBED_ORIGINS = "/internal/embed/origins"  # ?project=<ref>
+HOSTED_PAGE = "/internal/embed/hosted/{org}/{project}"
 
 # The data plane's, called by the control plane.
 DATA_WHOAMI = "/v1/internal/whoami"
@@ -152,6 +156,8 @@ class BudgetCheck(BaseModel):
     organization_id: Id
     api_key_id: Id | None = None
     pending: list[PendingUsage] = Field(default_factory=list, max_length=1000)
+    # An anonymous end user's turn: refused (402) when this embed key's anonymous cap is spent.
+    embed_key_id: Id | None = None
 
 
 class BudgetOk(BaseModel):
@@ -180,6 +186,7 @@ class UsageEvent(BaseModel):
     project_id: Id | None = None
     session_id: str | None = Field(default=None, max_length=64)
     turn_id: str | None = Field(default=None, max_length=64)
+    embed_key_id: Id | None = None  # an anonymous end user's turn: counts to the key's cap
     model: str | None = Field(default=None, max_length=128)
     input_tokens: Count = 0
     output_tokens: Count = 0
@@ -238,3 +245,102 @@ class Invalidated(BaseModel):
     evicted: Count  # cached keys
     active_release_evicted: Count
     env_evicted: Count
+    embed_evicted: Count = 0  # cached embed keys and CORS origins
+
+
+# --- the embed edge (browsers) -------------------------------------------------------------------
+
+
+class ResolveEmbedKey(BaseModel):
+    embed_key: str = Field(max_length=200)
+
+
+class EmbedKeyMissing(BaseModel):
+    """No such publishable key, or a revoked one."""
+
+    found: Literal[False] = False
+
+
+class EmbedProject(BaseModel):
+    """What a page may know of the project it chats with."""
+
+    organization: str  # the organization's slug
+    slug: str
+    name: str
+
+
+class EmbedKeyInfo(BaseModel):
+    """A live publishable key: enough for the data plane to answer a page's config and to turn
+    away origins and disabled keys without asking again. Never its identity secret."""
+
+    found: Literal[True] = True
+    embed_key_id: Id
+    organization_id: Id
+    project_id: Id
+    project: EmbedProject
+    enabled: bool
+    allowed_origins: list[str]
+    hosted_page: bool
+    allow_anonymous: bool
+    theme: dict[str, str]
+
+
+EmbedKeyLookup = Annotated[EmbedKeyMissing | EmbedKeyInfo, Field(discriminator="found")]
+
+
+class MintEmbedToken(BaseModel):
+    """A browser's request for a session token, with the `Origin` its request carried (never an
+    origin it named) and whether that is the data plane's own (its hosted chat page)."""
+
+    embed_key: str = Field(max_length=200)
+    origin: str = Field(max_length=300)
+    own_origin: bool = False
+    user_id: str | None = Field(default=None, max_length=200)
+    identity_token: str | None = Field(default=None, max_length=200)
+    anonymous_id: str | None = Field(default=None, max_length=100)
+    ttl_seconds: int | None = Field(default=None, ge=1, le=3600)
+
+
+class EmbedToken(BaseModel):
+    """A session token for the key's project; `sub` is the verified user id, or the
+    namespaced anonymous id (`anonymous_id` is what the browser keeps and sends back)."""
+
+    minted: Literal[True] = True
+    token: str
+    expires_at: Timestamp
+    sub: str
+    verified: bool
+    anonymous_id: str | None
+    project: EmbedProject
+
+
+class EmbedRefusal(BaseModel):
+    """A refused mint, passed to the browser as it is, with its status: `origin_not_allowed`,
+    `key_disabled`, `identity_invalid`, `anonymous_not_allowed` (403), `embed_key_not_found`
+    (404), `budget_exhausted` (402, `reason` `anonymous_cost_limit` for the key's cap), …"""
+
+    minted: Literal[False] = False
+    status: Annotated[int, Field(ge=400, le=599)]
+    error: str
+    message: str
+    reason: str | None = None
+
+
+# Both answer 200: a refusal is the browser's, not the data plane's (whose own 401/403 mean
+# a refused service token).
+EmbedMint = Annotated[EmbedToken | EmbedRefusal, Field(discriminator="minted")]
+
+
+class EmbedOrigins(BaseModel):
+    """Which browser origins may call `/v1/projects/{ref}/…` (CORS)."""
+
+    origins: list[str]
+    hosted_page: bool  # the data plane's own origin too
+
+
+class HostedPage(BaseModel):
+    """What the data plane needs to render a project's hosted chat page."""
+
+    embed_key: str
+    project: EmbedProject
+    theme: dict[str, str]

@@ -22,6 +22,9 @@ class SessionClaims:
     exp: int
     sub: str | None = None
     budget_ok: bool = True
+    # The embed key an anonymous end user's token came from (`ek`): what their spending counts
+    # against (the key's anonymous spend cap).
+    embed_key_id: int | None = None
 
 
 def mint(secret: str, claims: SessionClaims) -> str:
@@ -36,6 +39,8 @@ def mint(secret: str, claims: SessionClaims) -> str:
     }
     if claims.sub is not None:
         payload["sub"] = claims.sub
+    if claims.embed_key_id is not None:
+        payload["ek"] = claims.embed_key_id
     return jwt.encode(payload, secret, algorithm="HS256")
 
 
@@ -57,6 +62,7 @@ def verify(secret: str, token: str) -> SessionClaims | None:
         if payload["scope"] != SCOPE or not isinstance(payload["exp"], int):
             return None
         sub = payload.get("sub")
+        ek = payload.get("ek")
         return SessionClaims(
             org_id=int(payload["org_id"]),
             org_slug=str(payload["org_slug"]),
@@ -65,6 +71,7 @@ def verify(secret: str, token: str) -> SessionClaims | None:
             exp=payload["exp"],
             sub=str(sub) if sub is not None else None,
             budget_ok=bool(payload.get("budget_ok", True)),
+            embed_key_id=int(ek) if ek is not None else None,
         )
     except (KeyError, TypeError, ValueError):
         return None

@@ -13,7 +13,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from karta import __version__
+from karta import __version__, web
 from karta.app import HarnessApp
 from karta.core import http_errors, http_limits
 from karta.core.clock import SYSTEM, Clock
@@ -25,9 +25,11 @@ from karta.dataplane.control.client import ControlPlaneClient, ControlPlaneUnava
 from karta.dataplane.control.readiness import ControlPlaneProbe
 from karta.dataplane.control.releases import ControlPlaneReleases, LocalProject
 from karta.dataplane.control.usage import ControlPlaneMetering
+from karta.dataplane.cors import BrowserCORS
+from karta.dataplane.embed import EmbedEdge
 from karta.dataplane.gateway import Gateway
 from karta.dataplane.harness.base import Harness
-from karta.dataplane.routes import gateway, health, internal, sessions, turns
+from karta.dataplane.routes import embed, gateway, health, internal, pages, sessions, turns
 from karta.dataplane.runtime.factory import open_runtime
 from karta.dataplane.sandbox.setup import choose_backend
 from karta.dataplane.settings import ConfigError, Settings
@@ -75,6 +77,18 @@ def authenticator(
         session_secret=settings.session_token_secret,
         open_auth=settings.open_auth,
         open_project=settings.local_project or app.name,
+    )
+
+
+def embed_edge(settings: Settings, control: ControlPlaneClient | None, clock: Clock) -> EmbedEdge:
+    return EmbedEdge(
+        control,
+        ttl=settings.key_cache_ttl,
+        stale=settings.key_cache_stale,
+        max_entries=settings.key_cache_max,
+        rate_limit=settings.embed_rate_limit,
+        rate_window=settings.embed_rate_window,
+        clock=clock,
     )
 
 
@@ -138,17 +152,27 @@ def create_app(
             if control is not None:
                 await control.close()
 
-    api = FastAPI(title="Karta data plane", version=__version__, lifespan=lifespan)
+    api = FastAPI(
+        title="Karta data plane",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     api.state.settings = settings
     api.state.internal_access = settings.internal
     api.state.auth = authenticator(settings, control, harness_app, clock)
     api.state.releases = releases
     api.state.control_probe = ControlPlaneProbe(control, clock=clock) if control else None
+    api.state.embed = embed_edge(settings, control, clock)
     http_errors.install(api)
     http_limits.install(api, http_limits.Limits.from_env(http_limits.DATA_PLANE))
+    api.add_middleware(BrowserCORS, edge=api.state.embed)  # outermost: limits' refusals too
+    web.install_docs(api)
     api.include_router(health.router)
     api.include_router(internal.router)
     api.include_router(gateway.router)
+    api.include_router(embed.router)
     for resolve, prefix, family_errors in (
         (flat_principal, "/v1", FLAT_ERRORS),
         (project_principal, "/v1/projects/{ref}", PROJECT_ERRORS),
@@ -157,6 +181,7 @@ def create_app(
         api.include_router(turns.turn_routes(resolve, errors=family_errors), prefix=prefix)
     for router in adapters.routers(project_principal, errors=PROJECT_ERRORS):
         api.include_router(router, prefix="/v1/projects/{ref}")
+    api.include_router(pages.router)  # last: `/{org}/{project}` must not shadow an API route
     return api
 
 

@@ -155,6 +155,7 @@ async def project_principal(
             project_id=claims.project_id,
             project_slug=claims.project_slug,
             sub=claims.sub,
+            embed_key_id=claims.embed_key_id,
         )
     else:
         principal = await auth.api_key(token)

@@ -40,7 +40,8 @@ class Principal:
     # Set on the project route family: sessions are then confined to this project.
     project_id: int | None = None
     project_slug: str | None = None
-    sub: str | None = None  # a session token's verified end user
+    sub: str | None = None  # a session token's end user (verified, or `anon:…`)
+    embed_key_id: int | None = None  # an anonymous end user's embed key (its spend cap)
 
     @property
     def scoped(self) -> bool:

@@ -74,6 +74,9 @@ class Settings:
     # drops them at once); this many materialized releases are kept on disk.
     active_release_ttl: float = 5.0
     release_cache_max: int = 16
+    # The embed edge's backstop: requests per client IP and origin per window (seconds).
+    embed_rate_limit: int = 60
+    embed_rate_window: float = 60.0
     # Where harness processes run (docs/security.md): auto picks bwrap when it works here.
     # A production data plane refuses to run them unsandboxed unless told it may.
     sandbox: str = "auto"
@@ -124,6 +127,8 @@ class Settings:
             breaker_window=_float("KARTA_BREAKER_WINDOW", 2.0),
             active_release_ttl=_float("KARTA_ACTIVE_RELEASE_CACHE_TTL", 5.0),
             release_cache_max=_int("KARTA_RELEASE_CACHE_MAX", 16) or 16,
+            embed_rate_limit=_int("KARTA_EMBED_TOKEN_RATE_LIMIT", 60) or 60,
+            embed_rate_window=_float("KARTA_EMBED_TOKEN_RATE_WINDOW", 60.0),
             sandbox=os.environ.get("KARTA_SANDBOX") or "auto",
             production=os.environ.get("KARTA_ENV", "").lower() == "production",
             allow_unsandboxed=os.environ.get("KARTA_SANDBOX_ALLOW_NONE", "") in ("1", "true"),

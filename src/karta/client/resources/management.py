@@ -1,5 +1,6 @@
 """The control plane's management API: accounts, organizations, members and invitations, API
-keys, projects, session tokens, releases and env vars, budgets, usage and the audit log."""
+keys, projects, session tokens, embed keys, releases and env vars, budgets, usage and the audit
+log."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from karta.client.models import (
     AuditRow,
     Budget,
     Caller,
+    CreatedEmbedKey,
     CreatedKey,
+    EmbedKey,
     EnvVar,
     Invitation,
     LoggedIn,
@@ -293,6 +296,39 @@ class EnvCalls(ProjectBound):
         return self._call("DELETE", self._path(None, f"/env/{segment(name)}"), nothing)
 
 
+class EmbedKeyCalls(ProjectBound):
+    """The project's embed keys: `pk_live_…` keys a web page uses to start end-user sessions."""
+
+    def _key(self, key_id: int, tail: str = "") -> str:
+        return self._path(None, f"/embed_keys/{segment(key_id)}{tail}")
+
+    def _list(self) -> Call[list[EmbedKey]]:
+        return self._call("GET", self._path(None, "/embed_keys"), listing(EmbedKey.model_validate))
+
+    def _create(self, name: str, **settings: Any) -> Call[CreatedEmbedKey]:
+        """A new key; `settings` are the key's fields (allowed_origins, theme, hosted_page,
+        allow_anonymous, anonymous_cost_limit_cents, anonymous_period). The answer carries the
+        identity secret, once."""
+        body = drop_none(name=name, **settings)
+        path = self._path(None, "/embed_keys")
+        return self._call("POST", path, CreatedEmbedKey.model_validate, json=body)
+
+    def _get(self, key_id: int) -> Call[EmbedKey]:
+        return self._call("GET", self._key(key_id), EmbedKey.model_validate)
+
+    def _update(self, key_id: int, **settings: Any) -> Call[EmbedKey]:
+        """Change what is named; what is left out (or None) stays."""
+        body = drop_none(**settings)
+        return self._call("PATCH", self._key(key_id), EmbedKey.model_validate, json=body)
+
+    def _rotate(self, key_id: int) -> Call[CreatedEmbedKey]:
+        """A new key and identity secret; the old ones stop working at once."""
+        return self._call("POST", self._key(key_id, "/rotate"), CreatedEmbedKey.model_validate)
+
+    def _revoke(self, key_id: int) -> Call[EmbedKey]:
+        return self._call("DELETE", self._key(key_id), EmbedKey.model_validate)
+
+
 class ProjectCalls(ControlResource):
     def _list(self) -> Call[list[Project]]:
         return self._call("GET", "/v1/projects", listing(Project.model_validate))
@@ -441,6 +477,24 @@ class AsyncReleases(ReleaseCalls):
     publish = awaiting(ReleaseCalls._publish)
     activate = awaiting(ReleaseCalls._activate)
     rollback = awaiting(ReleaseCalls._rollback)
+
+
+class EmbedKeys(EmbedKeyCalls):
+    list = blocking(EmbedKeyCalls._list)
+    create = blocking(EmbedKeyCalls._create)
+    get = blocking(EmbedKeyCalls._get)
+    update = blocking(EmbedKeyCalls._update)
+    rotate = blocking(EmbedKeyCalls._rotate)
+    revoke = blocking(EmbedKeyCalls._revoke)
+
+
+class AsyncEmbedKeys(EmbedKeyCalls):
+    list = awaiting(EmbedKeyCalls._list)
+    create = awaiting(EmbedKeyCalls._create)
+    get = awaiting(EmbedKeyCalls._get)
+    update = awaiting(EmbedKeyCalls._update)
+    rotate = awaiting(EmbedKeyCalls._rotate)
+    revoke = awaiting(EmbedKeyCalls._revoke)
 
 
 class Env(EnvCalls):

@@ -1,6 +1,6 @@
 """Projects: `client.projects.list/create/get` on the control plane, and `client.projects(ref)`,
 one project's route family — its sessions and app on the data plane (`/v1/projects/{ref}/…`),
-its session tokens, releases and env vars on the control plane.
+its session tokens, embed keys, releases and env vars on the control plane.
 
 `ref` is the project's slug or id, optionally after its organization's slug (`"acme/web"`),
 which picks the organization for a user who belongs to several.
@@ -13,9 +13,11 @@ from functools import cached_property
 from karta.client.base import BaseClient
 from karta.client.resource import awaiting, blocking, segment
 from karta.client.resources.management import (
+    AsyncEmbedKeys,
     AsyncEnv,
     AsyncReleases,
     AsyncSessionTokens,
+    EmbedKeys,
     Env,
     ProjectCalls,
     Releases,
@@ -60,6 +62,10 @@ class ProjectScope(_Scope):
     def env(self) -> Env:
         return Env(self._client, self.ref, self.org)
 
+    @cached_property
+    def embed_keys(self) -> EmbedKeys:
+        return EmbedKeys(self._client, self.ref, self.org)
+
 
 class AsyncProjectScope(_Scope):
     @cached_property
@@ -81,6 +87,10 @@ class AsyncProjectScope(_Scope):
     @cached_property
     def env(self) -> AsyncEnv:
         return AsyncEnv(self._client, self.ref, self.org)
+
+    @cached_property
+    def embed_keys(self) -> AsyncEmbedKeys:
+        return AsyncEmbedKeys(self._client, self.ref, self.org)
 
 
 class Projects(ProjectCalls):

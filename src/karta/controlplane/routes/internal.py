@@ -1,5 +1,6 @@
 """The internal API the data plane calls: key validation, project lookup, active releases and
-their archives, project env vars, budget checks, and usage and audit ingestion. Its
+their archives, project env vars, budget checks, usage and audit ingestion, and the
+embed edge (publishable keys, browser session tokens, CORS origins, hosted pages). Its
 bodies and answers are the planes' contract (`karta.core.internal_api`). Guarded by the service
 token and allowlists; absent from OpenAPI."""
 
@@ -11,13 +12,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 
-from karta.controlplane import audit, budgets, credentials, usage
+from karta.controlplane import audit, budgets, credentials, embed_keys, usage
 from karta.controlplane.actor import Actor, RequestContext
 from karta.controlplane.models import Project, Release
 from karta.controlplane.repository import OrgRepository
 from karta.controlplane.routes.releases import project_env
 from karta.core import internal_api as api
-from karta.core.errors import NoActiveRelease, NotFound
+from karta.core.embed import UnknownEmbedKey
+from karta.core.errors import KartaError, NoActiveRelease, NotFound, Unavailable
 from karta.core.internal_auth import require_service
 from karta.core.money import TokenUsage
 
@@ -127,6 +129,10 @@ async def check_budget(body: api.BudgetCheck, request: Request) -> api.BudgetOk:
     async with request.app.state.db() as session:
         repo = OrgRepository(session, body.organization_id)
         key = await repo.key(body.api_key_id) if body.api_key_id is not None else None
+        if body.embed_key_id is not None:
+            await embed_keys.check_anonymous_cap(
+                repo, await repo.embed_key_by_id(body.embed_key_id)
+            )
         await budgets.check(repo, request.app.state.prices, key, pending)
     return api.BudgetOk(ok=True)
 
@@ -182,6 +188,7 @@ async def ingest_usage(body: api.UsageBatch, request: Request) -> api.BatchResul
             session_id=e.session_id,
             turn_id=e.turn_id,
             model=e.model,
+            embed_key_id=e.embed_key_id,
             usage=_tokens(e),
             occurred_at=e.occurred_at
             if e.occurred_at.tzinfo
@@ -202,3 +209,83 @@ def _tokens(item: api.PendingUsage | api.UsageEvent) -> TokenUsage:
     return TokenUsage(
         item.input_tokens, item.output_tokens, item.cache_read_tokens, item.cache_write_tokens
     )
+
+
+# --- the embed edge ------------------------------------------------------------------------------
+
+
+@router.post(api.EMBED_KEY, response_model=api.EmbedKeyLookup)
+async def resolve_embed_key(
+    body: api.ResolveEmbedKey, request: Request
+) -> api.EmbedKeyMissing | api.EmbedKeyInfo:
+    async with request.app.state.db() as session:
+        key = await credentials.find_embed_key(session, body.embed_key)
+        if key is None:
+            return api.EmbedKeyMissing()
+        repo = OrgRepository(session, key.organization_id)
+        project = await repo.project_by_id(key.project_id)
+        org = await repo.organization()
+    return api.EmbedKeyInfo(
+        embed_key_id=key.id,
+        organization_id=key.organization_id,
+        project_id=key.project_id,
+        project=embed_keys.embed_project(org, project),
+        enabled=key.enabled,
+        allowed_origins=list(key.allowed_origins),
+        hosted_page=key.hosted_page,
+        allow_anonymous=key.allow_anonymous,
+        theme=dict(key.theme),
+    )
+
+
+@router.post(api.EMBED_SESSION_TOKENS, response_model=api.EmbedMint)
+async def mint_embed_token(
+    body: api.MintEmbedToken, request: Request
+) -> api.EmbedToken | api.EmbedRefusal:
+    """A browser's session token, or the refusal the data plane passes on to it."""
+    secret = request.app.state.settings.session_token_secret
+    try:
+        if not secret:
+            raise Unavailable("session tokens are not configured (KARTA_SESSION_TOKEN_SECRET)")
+        async with request.app.state.db() as session, session.begin():
+            key = await credentials.find_embed_key(session, body.embed_key)
+            if key is None:
+                raise UnknownEmbedKey("no such embed key")
+            repo = OrgRepository(session, key.organization_id)
+            return await embed_keys.mint(repo, request.app.state.secretbox, secret, key, body)
+    except KartaError as exc:
+        reason = exc.extra.get("reason")
+        return api.EmbedRefusal(
+            status=exc.status,
+            error=exc.code,
+            message=exc.message,
+            reason=reason if isinstance(reason, str) else None,
+        )
+
+
+@router.get(api.EMBED_ORIGINS)
+async def embed_origins(
+    request: Request, project: Annotated[str, Query(max_length=64)]
+) -> api.EmbedOrigins:
+    async with request.app.state.db() as session:
+        origins, hosted = await credentials.embed_origins(session, project)
+    return api.EmbedOrigins(origins=sorted(origins), hosted_page=hosted)
+
+
+@router.get(api.HOSTED_PAGE)
+async def hosted_page(org: str, project: str, request: Request) -> api.HostedPage:
+    """The key that serves `org/project`'s hosted chat page; 404 when it has none."""
+    async with request.app.state.db() as session:
+        found = await credentials.organization_by_slug(session, org)
+        if found is None:
+            raise NotFound(f"no hosted page for {org}/{project}")
+        repo = OrgRepository(session, found.id)
+        row = await repo.find_project(project)
+        key = await repo.hosted_page_key(row.id) if row is not None else None
+        if row is None or key is None:
+            raise NotFound(f"no hosted page for {org}/{project}")
+        return api.HostedPage(
+            embed_key=key.key,
+            project=embed_keys.embed_project(found, row),
+            theme=dict(key.theme),
+        )

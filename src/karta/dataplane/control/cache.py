@@ -170,9 +170,10 @@ class CachedLookup(Generic[K, V]):
         self._flights = SingleFlight()
         self._evictions = 0
 
-    async def get(self, key: K, organization_id: int, call: Callable[[], Awaitable[V]]) -> V:
+    async def get(self, key: K, organization_id: int | None, call: Callable[[], Awaitable[V]]) -> V:
         """The cached answer while fresh; otherwise `call()` (shared by concurrent callers).
-        Errors other than an outage are never cached: they reach every caller that shared it."""
+        Errors other than an outage are never cached: they reach every caller that shared it.
+        An answer of no organization (`None`) goes only with `clear`."""
         hit = self.cache.get(key)
         if hit is not None and hit.fresh:
             return hit.value
@@ -190,3 +191,9 @@ class CachedLookup(Generic[K, V]):
     def evict(self, organization_id: int) -> int:
         self._evictions += 1
         return self.cache.evict(organization_id)
+
+    def clear(self) -> int:
+        self._evictions += 1
+        count = len(self.cache)
+        self.cache.clear()
+        return count

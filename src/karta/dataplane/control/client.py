@@ -1,7 +1,7 @@
 """The data plane's client for the control plane's internal API (`/internal/…`): key validation,
-project lookup, active releases and their archives, project env vars, budget checks and
-outbox shipping, over HTTP with a service token. Requests are built from, and answers parsed
-with, the planes' contract (`karta.core.internal_api`).
+project lookup, active releases and their archives, project env vars, budget checks, outbox
+shipping and the embed edge, over HTTP with a service token. Requests are built from, and
+answers parsed with, the planes' contract (`karta.core.internal_api`).
 
 Every call goes through one circuit breaker. A network failure, a 5xx, a refused service token
 or an answer that breaks the contract raises `ControlPlaneUnavailable` (a 503 with
@@ -37,6 +37,8 @@ ARTIFACT_READ_TIMEOUT = 60.0  # between two chunks of a release archive
 CHUNK = 1 << 16
 T = TypeVar("T")
 KEY_VALIDATION: TypeAdapter[api.KeyRefused | api.KeyValidated] = TypeAdapter(api.KeyValidation)
+EMBED_LOOKUP: TypeAdapter[api.EmbedKeyMissing | api.EmbedKeyInfo] = TypeAdapter(api.EmbedKeyLookup)
+EMBED_MINT: TypeAdapter[api.EmbedToken | api.EmbedRefusal] = TypeAdapter(api.EmbedMint)
 
 # Why the control plane cannot serve us (`ControlPlaneUnavailable.state`, shown by /readyz).
 UNREACHABLE = "unreachable"  # no answer: refused, timed out, or the breaker is open
@@ -216,11 +218,19 @@ class ControlPlaneClient:
         return _parse(api.ProjectEnv.model_validate_json, response).env
 
     async def check_budget(
-        self, organization_id: int, api_key_id: int | None, pending: list[api.PendingUsage]
+        self,
+        organization_id: int,
+        api_key_id: int | None,
+        pending: list[api.PendingUsage],
+        embed_key_id: int | None = None,
     ) -> None:
-        """Raises `BudgetExhausted` when the org or the key may not spend more."""
+        """Raises `BudgetExhausted` when the org or the key (or, for an anonymous end user, the
+        embed key's anonymous cap) may not spend more."""
         body = api.BudgetCheck(
-            organization_id=organization_id, api_key_id=api_key_id, pending=pending
+            organization_id=organization_id,
+            api_key_id=api_key_id,
+            pending=pending,
+            embed_key_id=embed_key_id,
         )
         response = await self._call("POST", api.BUDGET_CHECK, body)
         if response.status_code == 402:
@@ -241,3 +251,35 @@ class ControlPlaneClient:
         if not response.is_success:
             raise _unexpected(f"sending events to {path}", response)
         return _parse(api.BatchResult.model_validate_json, response)
+
+    # --- the embed edge ---------------------------------------------------------------------------
+
+    async def embed_key(self, embed_key: str) -> api.EmbedKeyInfo | None:
+        """What a publishable key opens, or None for an unknown or revoked one."""
+        body = api.ResolveEmbedKey(embed_key=embed_key)
+        response = await self._call("POST", api.EMBED_KEY, body)
+        if response.status_code != 200:
+            return None
+        answer = _parse(EMBED_LOOKUP.validate_json, response)
+        return answer if isinstance(answer, api.EmbedKeyInfo) else None
+
+    async def mint_embed_token(self, body: api.MintEmbedToken) -> api.EmbedToken | api.EmbedRefusal:
+        """The control plane's answer for the browser: a token, or the refusal to pass on."""
+        response = await self._call("POST", api.EMBED_SESSION_TOKENS, body)
+        if response.status_code != 200:
+            raise _unexpected("minting an embed session token", response)
+        return _parse(EMBED_MINT.validate_json, response)
+
+    async def embed_origins(self, ref: str) -> api.EmbedOrigins:
+        response = await self._call("GET", api.EMBED_ORIGINS, params={"project": ref})
+        if response.status_code != 200:
+            raise _unexpected("the embed origins lookup", response)
+        return _parse(api.EmbedOrigins.model_validate_json, response)
+
+    async def hosted_page(self, org: str, project: str) -> api.HostedPage | None:
+        response = await self._call("GET", api.HOSTED_PAGE.format(org=org, project=project))
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise _unexpected("the hosted page lookup", response)
+        return _parse(api.HostedPage.model_validate_json, response)

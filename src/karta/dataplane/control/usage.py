@@ -81,7 +81,9 @@ class ControlPlaneMetering:
 
     async def check(self, billing: Billing, pending: list[api.PendingUsage]) -> None:
         try:
-            await self.client.check_budget(billing.organization_id, billing.api_key_id, pending)
+            await self.client.check_budget(
+                billing.organization_id, billing.api_key_id, pending, billing.embed_key_id
+            )
         except ControlPlaneUnavailable as exc:
             log.warning("admitting without a budget check: %s", exc.message)
 

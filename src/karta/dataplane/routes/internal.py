@@ -1,8 +1,8 @@
 """The data plane's internal API, called by the control plane with a service token: who am I,
 and the cache invalidation the control plane pushes when a key is revoked, a budget changes, a
-release is activated or rolled back, or a project's env vars change. Its bodies and answers are
-the planes' contract (`karta.core.internal_api`). Guarded by `karta.core.internal_auth` and
-left out of the OpenAPI document."""
+release is activated or rolled back, a project's env vars or embed keys change. Its bodies
+and answers are the planes' contract (`karta.core.internal_api`). Guarded by
+`karta.core.internal_auth` and left out of the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -28,4 +28,5 @@ async def invalidate(body: api.Invalidate, request: Request) -> api.Invalidated:
         evicted=evicted,
         active_release_evicted=pointers,
         env_evicted=envs,
+        embed_evicted=request.app.state.embed.evict(),
     )

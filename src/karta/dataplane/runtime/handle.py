@@ -214,7 +214,12 @@ class SessionHandle:
         if principal.organization_id is None:
             return None  # open mode: nobody to bill
         principal.check_budget()
-        billing = Billing(principal.organization_id, principal.api_key_id, principal.project_id)
+        billing = Billing(
+            principal.organization_id,
+            principal.api_key_id,
+            principal.project_id,
+            principal.embed_key_id,
+        )
         await self._pipeline.check_budget(billing)
         return billing
 

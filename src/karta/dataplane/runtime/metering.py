@@ -18,6 +18,7 @@ class Billing:
     organization_id: int
     api_key_id: int | None
     project_id: int | None
+    embed_key_id: int | None = None  # an anonymous end user's embed key (its spend cap)
 
 
 class Metering(Protocol):

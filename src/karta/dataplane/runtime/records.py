@@ -31,6 +31,7 @@ def usage_row(
         project_id=billing.project_id,
         session_id=session_id,
         turn_id=turn_id,
+        embed_key_id=billing.embed_key_id,
         model=model[:MODEL_NAME_WIDTH] if isinstance(model, str) else None,
         input_tokens=int(usage.get("input_tokens") or 0),
         output_tokens=int(usage.get("output_tokens") or 0),

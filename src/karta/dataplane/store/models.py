@@ -136,6 +136,7 @@ class UsageOutbox(Base):
     project_id: Mapped[int | None] = mapped_column(Integer)
     session_id: Mapped[str] = mapped_column(String(64))
     turn_id: Mapped[str] = mapped_column(String(64))
+    embed_key_id: Mapped[int | None] = mapped_column(Integer)
     model: Mapped[str | None] = mapped_column(String(128))
     input_tokens: Mapped[int] = mapped_column(BigInteger)
     output_tokens: Mapped[int] = mapped_column(BigInteger)
