@@ -648,7 +648,7 @@ def test_refusals_raise_each_sdks_own_exceptions(server, model):
     # 402: a key whose own monthly cap is spent before the turn runs.
     with server.control() as control:
         capped = control.post(
-            "/v1/keys", json={"name": "capped", "scopes": ["write"], "monthly_token_limit": 1}
+            "/v1/keys", json={"name": "capped", "scopes": ["write"], "monthly_token_limit": 0}
         )
         assert capped.status_code == 201, capped.text
         capped_key = capped.json()["secret"]

@@ -121,7 +121,7 @@ def test_an_exhausted_budget_refuses_turns_before_they_run(server):
         budget = control.put(
             "/v1/budget",
             headers=bearer(key),
-            json={"monthly_token_limit": 1, "monthly_cost_limit_cents": None},
+            json={"monthly_token_limit": 0, "monthly_cost_limit_cents": None},  # spent
         )
         assert budget.status_code == 200, budget.text
     with server.client(key) as api:
