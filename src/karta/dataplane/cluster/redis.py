@@ -53,7 +53,11 @@ class RedisCoordinator:
         self._redis = Redis.from_url(url, decode_responses=True, retry=retry, socket_timeout=5)
         # The listener sees its failures (no silent reconnect), so it can resync after one.
         self._listen_client = Redis.from_url(
-            url, decode_responses=True, retry=Retry(NoBackoff(), 0), health_check_interval=5
+            url,
+            decode_responses=True,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=5,
+            client_name=self.channel,  # how `CLIENT LIST` names the listeners
         )
         self._extend = self._redis.register_script(EXTEND)
         self._release = self._redis.register_script(RELEASE)
