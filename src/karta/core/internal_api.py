@@ -293,3 +293,8 @@ class LogPosition(BaseModel):
 
     turn_id: str
     after: Annotated[int, Field(ge=0)]
+
+
+class SessionEnded(BaseModel):
+    session_id: str
+    status: Literal["ended"] = "ended"

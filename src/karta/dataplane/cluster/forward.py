@@ -10,7 +10,7 @@ one that stopped answering after it got the request may have acted on it, so the
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -91,9 +91,9 @@ class Forwarder:
 
     async def end(self, owner: Owner, principal: Principal, session_id: str) -> None:
         body = api.ForwardedCall(caller=caller_of(principal))
-        await self._post(owner, api.OWNER_END.format(session_id=session_id), body, None)
+        await self._post(owner, api.OWNER_END.format(session_id=session_id), body, api.SessionEnded)
 
-    async def _post(self, owner: Owner, path: str, body: BaseModel, answer: type[M] | None) -> Any:
+    async def _post(self, owner: Owner, path: str, body: BaseModel, answer: type[M]) -> M:
         if self._token is None:
             raise Unavailable("replicas need KARTA_SERVICE_TOKENS to forward to each other")
         try:
@@ -110,7 +110,7 @@ class Forwarder:
             ) from exc
         if response.status_code >= 400:
             raise _relayed(response)
-        return answer.model_validate(response.json()) if answer is not None else None
+        return answer.model_validate(response.json())
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from redis.exceptions import RedisError
+
 from karta.core.clock import SYSTEM, Clock
 from karta.core.errors import Unavailable
 from karta.dataplane.cluster.coordinator import Coordinator
@@ -116,6 +118,10 @@ class Ownership:
         try:
             async with lock:
                 return await self._claim(session_id)
+        except (OSError, RedisError) as exc:
+            log.warning("claiming session %s: %s", session_id, type(exc).__name__)
+            message = "replicas cannot coordinate (Redis is unreachable)"
+            raise Unavailable(message, retry_after=2) from exc
         finally:
             if not lock.locked():
                 self._claiming.pop(session_id, None)

@@ -8,7 +8,7 @@ and answers are the contract in `karta.core.internal_api`. Guarded by
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Request
 
 from karta.core import internal_api as api
 from karta.core.internal_auth import require_service
@@ -79,7 +79,7 @@ async def owner_interrupt(
     return api.LogPosition(turn_id=turn_id, after=after)
 
 
-@router.post(api.OWNER_END, status_code=204)
-async def owner_end(session_id: str, body: api.ForwardedCall, request: Request) -> Response:
+@router.post(api.OWNER_END)
+async def owner_end(session_id: str, body: api.ForwardedCall, request: Request) -> api.SessionEnded:
     await (await _owned(request, session_id, body)).end()
-    return Response(status_code=204)
+    return api.SessionEnded(session_id=session_id)
