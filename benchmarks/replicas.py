@@ -4,7 +4,8 @@
    replicas (connected to them directly), while turns stream `--chunks` text events each. A
    subscriber's delivery latency for an event is the time from the event's creation on the
    owner (its `timestamp`) to the subscriber reading its frame; reported as p50/p99 for the
-   subscribers on the owner and on the other replicas.
+   subscribers on the owner and on the other replicas. Every frame is delivered 1,000 times:
+   `--chunk-delay` paces the events so that the machine is not simply out of CPU.
 2. Throughput: `--sessions` sessions run `--turns` warm turns each, concurrently, through a
    round-robin proxy in front of 3 replicas, then of 1 (same machine, same database and Redis).
 
@@ -54,7 +55,9 @@ async def subscriber(
         writer.close()
 
 
-async def fan_out(cluster: Replicas, model: ScriptedModel, subscribers: int, chunks: int) -> None:
+async def fan_out(
+    cluster: Replicas, model: ScriptedModel, subscribers: int, chunks: int, delay: float
+) -> None:
     key = cluster.signup("fanout")
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=cluster.url(0), headers=headers, timeout=120) as owner:
@@ -72,7 +75,7 @@ async def fan_out(cluster: Replicas, model: ScriptedModel, subscribers: int, chu
         await asyncio.sleep(3)  # every subscriber has replayed the warm-up turn
         start = (await owner.get(f"/v1/sessions/{sid}")).json()["last_event_seq"]
         for turn in range(3):
-            model.enqueue(Reply([{"type": "text", "text": "x" * 24 * chunks}], chunk_delay=0.02))
+            model.enqueue(Reply([{"type": "text", "text": "x" * 24 * chunks}], chunk_delay=delay))
             await owner.post(f"/v1/sessions/{sid}/messages", json={"text": f"go {turn}"})
         end = (await owner.get(f"/v1/sessions/{sid}")).json()["last_event_seq"]
         replay = (await owner.get(f"/v1/sessions/{sid}/events", params={"after": start})).text
@@ -127,7 +130,8 @@ async def throughput(url: str, key: str, sessions: int, turns: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--subscribers", type=int, default=1000)
-    parser.add_argument("--chunks", type=int, default=40)
+    parser.add_argument("--chunks", type=int, default=20, help="text events per turn")
+    parser.add_argument("--chunk-delay", type=float, default=0.1, help="seconds between them")
     parser.add_argument("--sessions", type=int, default=3)
     parser.add_argument("--turns", type=int, default=10)
     args = parser.parse_args()
@@ -140,7 +144,9 @@ def main() -> None:
             cluster.start()
             try:
                 if count == 3:
-                    asyncio.run(fan_out(cluster, model, args.subscribers, args.chunks))
+                    asyncio.run(
+                        fan_out(cluster, model, args.subscribers, args.chunks, args.chunk_delay)
+                    )
                 key = cluster.signup(f"throughput{count}")
                 rates[count] = asyncio.run(
                     throughput(cluster.proxy.url, key, args.sessions, args.turns)

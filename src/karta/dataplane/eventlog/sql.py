@@ -209,8 +209,11 @@ class SqlEventLog:
         elif not owner:
             await self._sync(session_id, fresh)
         tail = self._tail.get(session_id)
-        if tail and tail[0].seq is not None and tail[0].seq <= after + 1:
-            events = [e for e in tail if e.seq is not None and e.seq > after]
+        if tail and (tail[0].seq or 0) <= after + 1:
+            # The tail is contiguous: the events after `after` are its last ones, reached from
+            # its end (a deque indexes from the nearer end; readers mostly want the newest).
+            start = after + 1 - (tail[0].seq or 0)
+            events = [tail[i] for i in range(start, len(tail))]
         else:
             events = await self._select(session_id, after)
             if events and not owner and session_id not in self._tail:
