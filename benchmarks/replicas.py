@@ -143,7 +143,7 @@ def main() -> None:
             cluster = Replicas(Path(tmp) / str(count), model, database, redis_url, count=count)
             cluster.start()
             try:
-                if count == 3:
+                if count == 3 and args.subscribers:
                     asyncio.run(
                         fan_out(cluster, model, args.subscribers, args.chunks, args.chunk_delay)
                     )

@@ -64,6 +64,7 @@ class SqlEventLog:
         self._unwritten: list[Event] = []
         self._write_lock = asyncio.Lock()
         self._writer: asyncio.Task[None] | None = None
+        self._publishing: set[asyncio.Task[None]] = set()
 
     def _lock(self, session_id: str) -> asyncio.Lock:
         return self._locks.setdefault(session_id, asyncio.Lock())
@@ -123,10 +124,16 @@ class SqlEventLog:
                 newest[event.session_id] = event.seq
         for session_id in newest:
             self._wake(session_id)
+        # In the background: the caller (a turn's `done`) goes on before anyone, here or on
+        # another replica, sees what was written.
+        wakes = [Wake(self.replica, sid, seq) for sid, seq in newest.items()]
+        task = asyncio.create_task(self._publish(wakes))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _publish(self, wakes: list[Wake]) -> None:
         try:
-            await self.coordinator.publish(
-                [Wake(self.replica, sid, seq) for sid, seq in newest.items()]
-            )
+            await self.coordinator.publish(wakes)
         except Exception as exc:  # the others find the events on their next periodic read
             log.warning("publishing wake-ups failed: %s", type(exc).__name__)
 
@@ -263,6 +270,7 @@ class SqlEventLog:
         await self.flush()
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
+        await asyncio.gather(*self._publishing, return_exceptions=True)
 
 
 def _rows(batch: list[Event]) -> list[dict[str, Any]]:
