@@ -26,7 +26,7 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
 
 def test_health_and_readiness_need_no_auth(server):
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok", "api_version": 1}
-    checks = {"database": "ok", "control_plane": "ok", "harness": "ok"}
+    checks = {"database": "ok", "coordinator": "ok", "control_plane": "ok", "harness": "ok"}
     ready = httpx.get(f"{server.url}/readyz").json()
     assert ready.keys() == {"status", "checks", "sandbox", "harnesses"}
     assert ready["harnesses"].keys() == {"live", "pooled", "starting", "queued"}

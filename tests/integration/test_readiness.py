@@ -8,7 +8,7 @@ import httpx
 from tests.conftest import Database
 from tests.integration.test_planes import SplitPlanes, eventually
 
-READY = {"database": "ok", "control_plane": "ok", "harness": "ok"}
+READY = {"database": "ok", "coordinator": "ok", "control_plane": "ok", "harness": "ok"}
 
 
 def readiness(url: str) -> tuple[int, dict]:

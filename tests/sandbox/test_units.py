@@ -7,6 +7,8 @@ from __future__ import annotations
 import errno
 import json
 import struct
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -204,6 +206,28 @@ def test_each_session_gets_its_own_uid_and_keeps_it(tmp_path):
     assert not (tmp_path / "uids" / str(a)).exists()
     pool.release(b, "a")  # not a's: nothing happens
     assert (tmp_path / "uids" / str(b)).read_text() == "c"
+
+
+def test_servers_sharing_a_home_never_hand_one_uid_to_two_live_sessions(tmp_path):
+    """Replicas on one volume reclaim the same stale records at once: each uid goes to one."""
+    alive = {f"old{n}" for n in range(8)}
+    pools = [UidPool(tmp_path / "uids", alive.__contains__, first=1000, size=8) for _ in "ab"]
+    taken = [pools[0].uid(f"old{n}") for n in range(8)]
+    assert sorted(taken) == list(range(1000, 1008))
+    alive.clear()  # every old session ended without releasing: all 8 records are stale
+    newcomers = [f"new{n}" for n in range(8)]
+    alive.update(newcomers)
+    barrier = threading.Barrier(8)
+
+    def claim(index: int) -> int:
+        barrier.wait()
+        return pools[index % 2].uid(newcomers[index])
+
+    with ThreadPoolExecutor(8) as workers:
+        got = list(workers.map(claim, range(8)))
+    assert sorted(got) == list(range(1000, 1008)), "no uid given twice"
+    for uid, session in zip(got, newcomers, strict=True):
+        assert pools[0].owns(uid, session)
 
 
 # --- choosing the backend ----------------------------------------------------------------------

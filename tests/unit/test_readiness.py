@@ -16,7 +16,7 @@ from karta.dataplane.harness import claude_code
 from karta.testing import FakeClock
 from tests.unit.control_plane_double import ControlPlaneDouble, data_plane, key
 
-READY = {"database": "ok", "control_plane": "ok", "harness": "ok"}
+READY = {"database": "ok", "coordinator": "ok", "control_plane": "ok", "harness": "ok"}
 
 
 def readiness(response) -> dict[str, object]:  # type: ignore[no-untyped-def]

@@ -24,6 +24,7 @@ from karta.dataplane.runtime.repository import Repository
 from karta.dataplane.store import MIGRATIONS
 from karta.dataplane.store.models import AuditOutbox, UsageOutbox
 from karta.testing import FakeClock
+from tests.conftest import Database
 from tests.unit.control_plane_double import ControlPlaneDouble, Tenant
 
 
@@ -198,3 +199,25 @@ async def drained(db: async_sessionmaker) -> None:
             return
         await asyncio.sleep(0.01)
     pytest.fail("the shipper did not drain the outbox")
+
+
+@pytest.mark.postgres
+async def test_two_shippers_on_one_postgres_outbox_count_every_row_once(control, acme, clock):
+    """Replicas share the outbox: their shippers take disjoint batches (SKIP LOCKED), and
+    whatever overlaps would still count once."""
+    database = Database("postgres")
+    engine = store.create_engine(database.url or "")
+    try:
+        await store.migrate(engine, MIGRATIONS)
+        shared = store.sessionmaker(engine)
+        rows = await turns(shared, acme, 250)
+        shippers = [
+            ControlPlaneMetering(control.client(clock), clock=clock, batch=20) for _ in "ab"
+        ]
+        await asyncio.gather(*(shipper.drain(shared) for shipper in shippers))
+        assert await waiting(shared, UsageOutbox) == 0
+        ledger = [e.client_event_id for e in await control.ledger(acme)]
+        assert sorted(ledger) == sorted(r.event_id for r in rows)
+    finally:
+        await engine.dispose()
+        database.drop()

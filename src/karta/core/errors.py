@@ -189,3 +189,23 @@ class Unavailable(RetryLater):
 
 class HarnessCapacity(Unavailable):
     code = "harness_capacity"
+
+
+class OwnerMoved(Unavailable):
+    """A replica was asked to run a session's action as its owner but no longer owns it."""
+
+    code = "session_owner_moved"
+
+
+class Relayed(KartaError):
+    """Another server's error answer, passed on as it was (a replica relays the answer of a
+    session's owner, so the client cannot tell which replica it reached)."""
+
+    def __init__(self, status: int, body: dict[str, Any], retry_after: int | None = None) -> None:
+        super().__init__(str(body.get("message", "")))
+        self.status = status
+        self.relayed = body
+        self.retry_after = retry_after
+
+    def body(self) -> dict[str, Any]:
+        return dict(self.relayed)

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from karta.core.errors import KartaError, RetryLater
+from karta.core.errors import KartaError, Relayed, RetryLater
 
 
 class FieldError(BaseModel):
@@ -65,7 +65,8 @@ def _field(loc: tuple[object, ...]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(KartaError)
     async def karta_error(_: Request, exc: KartaError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RetryLater) else None
+        retry_after = exc.retry_after if isinstance(exc, RetryLater | Relayed) else None
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         if exc.status == 401:
             headers = {"WWW-Authenticate": "Bearer"}
         return JSONResponse(exc.body(), status_code=exc.status, headers=headers)

@@ -20,7 +20,7 @@ Compatibility rules (planes of different versions talk to each other during a ro
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, PlainSerializer, ValidationError
 
@@ -69,6 +69,11 @@ HOSTED_PAGE = "/internal/embed/hosted/{org}/{project}"
 # The data plane's, called by the control plane.
 DATA_WHOAMI = "/v1/internal/whoami"
 INVALIDATE = "/v1/internal/cache/invalidate"
+# A data plane's, called by the other replicas: a session's action forwarded to its owner.
+OWNER_TURN = "/v1/internal/sessions/{session_id}/messages"
+OWNER_DECISION = "/v1/internal/sessions/{session_id}/inputs/{request_id}"
+OWNER_INTERRUPT = "/v1/internal/sessions/{session_id}/interrupt"
+OWNER_END = "/v1/internal/sessions/{session_id}/end"
 
 
 class ServicePrincipal(BaseModel):
@@ -344,3 +349,60 @@ class HostedPage(BaseModel):
     embed_key: str
     project: EmbedProject
     theme: dict[str, str]
+
+
+# --- between data-plane replicas -----------------------------------------------------------------
+
+
+class Caller(BaseModel):
+    """The caller a replica authenticated, as the session's owner acts for them (it checks
+    again that they own the session, and bills and audits them)."""
+
+    kind: Literal["api_key", "session", "open", "gateway"]
+    organization_id: int | None
+    organization_slug: str | None = None
+    scopes: list[str] = []
+    api_key_id: int | None = None
+    api_key_prefix: str | None = None
+    budget_ok: bool = True
+    budget_reason: str | None = None
+    project_id: int | None = None
+    project_slug: str | None = None
+    sub: str | None = None
+    embed_key_id: int | None = None
+
+
+class ForwardedCall(BaseModel):
+    caller: Caller
+
+
+class ForwardedTurn(ForwardedCall):
+    text: str
+    agent: str | None = None
+    participant_name: str | None = None
+    participant_type: str | None = None
+    thinking: bool = False
+    ephemeral: bool = False
+
+
+class ForwardedDecision(ForwardedCall):
+    decision: Literal["approve_once", "approve_session", "deny"]
+
+
+class TurnStarted(BaseModel):
+    turn_id: str
+    after: Annotated[int, Field(ge=0)]  # the log position just before the turn's first event
+    agent: str
+    user_message: dict[str, Any]
+
+
+class LogPosition(BaseModel):
+    """The turn a decision or an interrupt acted on, and the log position before it."""
+
+    turn_id: str
+    after: Annotated[int, Field(ge=0)]
+
+
+class SessionEnded(BaseModel):
+    session_id: str
+    status: Literal["ended"] = "ended"

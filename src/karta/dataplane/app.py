@@ -19,6 +19,7 @@ from karta.core import http_errors, http_limits
 from karta.core.clock import SYSTEM, Clock
 from karta.dataplane import adapters
 from karta.dataplane.auth import Authenticator, flat_principal, project_principal
+from karta.dataplane.cluster import check_replica
 from karta.dataplane.control.breaker import CircuitBreaker
 from karta.dataplane.control.cache import CachedLookup, KeyCache
 from karta.dataplane.control.client import ControlPlaneClient, ControlPlaneUnavailable
@@ -122,6 +123,7 @@ def create_app(
     `harnesses` replaces the real harness adapters (a `karta.testing.FakeHarness`)."""
     control = control_client(settings, clock, control_transport)  # fail fast, before binding
     choose_backend(settings)  # likewise: a refused sandbox choice stops the start here
+    check_replica(settings)  # and a replica the others could not reach
     metering = ControlPlaneMetering(control, clock=clock) if control is not None else None
     releases = release_source(settings, control, clock)
 

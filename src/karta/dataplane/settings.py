@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -90,6 +91,28 @@ class Settings:
     gateway_retry_base: float = 1.0
     gateway_retry_max: float = 300.0
     gateway_max_attempts: int = 12
+    # Replicas (docs/deployment.md): with a Redis URL, event wake-ups fan out and session
+    # ownership is leased there; without one, both stay in this process. A replica is known to
+    # the others by its id and its internal URL (where they forward a session's turns to it).
+    redis_url: str | None = None
+    redis_prefix: str = "karta:"
+    replica_id: str = field(default_factory=socket.gethostname)
+    replica_url: str | None = None
+    lease_ttl: float = 10.0
+    # How often a subscriber re-reads the log even when no wake-up came (one lost in a Redis
+    # reconnect delays it at most this long).
+    events_poll_interval: float = 5.0
+
+    @property
+    def replicated(self) -> bool:
+        return self.redis_url is not None
+
+    @property
+    def node_dir(self) -> Path:
+        """What belongs to this process alone (the model proxy's socket, sandbox run dirs):
+        one folder per replica when replicas share a home."""
+        sandbox = self.home / "sandbox"
+        return sandbox / "replicas" / self.replica_id if self.replicated else sandbox
 
     @property
     def releases(self) -> Path:
@@ -137,5 +160,11 @@ class Settings:
             gateway_retry_base=_float("KARTA_GATEWAY_RETRY_BASE", 1.0),
             gateway_retry_max=_float("KARTA_GATEWAY_RETRY_MAX", 300.0),
             gateway_max_attempts=_int("KARTA_GATEWAY_MAX_ATTEMPTS", 12) or 12,
+            redis_url=os.environ.get("KARTA_REDIS_URL") or None,
+            redis_prefix=os.environ.get("KARTA_REDIS_PREFIX") or "karta:",
+            replica_id=os.environ.get("KARTA_REPLICA_ID") or socket.gethostname(),
+            replica_url=os.environ.get("KARTA_REPLICA_URL") or None,
+            lease_ttl=_float("KARTA_LEASE_TTL", 10.0),
+            events_poll_interval=_float("KARTA_EVENTS_POLL_INTERVAL", 5.0),
         )
         return replace(settings, **overrides)  # type: ignore[arg-type]

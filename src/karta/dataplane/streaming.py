@@ -96,7 +96,7 @@ async def replay(
     log's end."""
     if follow:
         stop: Stop | None = None
-    elif (turn := handle.running_turn) is not None:
+    elif (turn := await handle.running_turn()) is not None:
         stop = until_done(turn)
     else:
         last = await handle.last_seq()

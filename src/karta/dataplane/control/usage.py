@@ -91,18 +91,33 @@ class ControlPlaneMetering:
         self._wake.set()
 
     async def ship_once(self, db: async_sessionmaker, outbox: Outbox = USAGE) -> int:
-        """Send the oldest batch of an outbox; returns how many rows left it."""
+        """Send the oldest batch of an outbox; returns how many rows left it.
+
+        Replicas share the outbox. On PostgreSQL a batch is locked while it is sent (`FOR
+        UPDATE SKIP LOCKED`), so their shippers send disjoint batches. Without the lock (SQLite:
+        one server) two shippers could send one batch twice, which still counts once: the
+        control plane keeps each event id once, and a row leaves only after a 2xx."""
         table = outbox.table
+        query = select(table).order_by(table.occurred_at).limit(self.batch)
         async with db() as s:
-            rows: list[Any] = list(
-                (await s.scalars(select(table).order_by(table.occurred_at).limit(self.batch))).all()
-            )
-        if not rows:
-            return 0
-        await self._send(outbox, rows)
-        async with db() as s, s.begin():
-            await s.execute(delete(table).where(table.event_id.in_([r.event_id for r in rows])))
+            locked = s.bind.dialect.name == "postgresql"
+            async with s.begin():
+                batch = query.with_for_update(skip_locked=True) if locked else query
+                rows: list[Any] = list((await s.scalars(batch)).all())
+                if locked and rows:
+                    await self._send(outbox, rows)
+                    await self._delete(s, table, rows)
+            if rows and not locked:  # no transaction open across the call: SQLite writers wait
+                await self._send(outbox, rows)
+                async with s.begin():
+                    await self._delete(s, table, rows)
         return len(rows)
+
+    @staticmethod
+    async def _delete(
+        s: Any, table: type[UsageOutbox] | type[AuditOutbox], rows: list[Any]
+    ) -> None:
+        await s.execute(delete(table).where(table.event_id.in_([r.event_id for r in rows])))
 
     async def _send(self, outbox: Outbox, rows: list[Any]) -> None:
         """Send rows; a batch refused as malformed is split, so one bad row cannot hold up the

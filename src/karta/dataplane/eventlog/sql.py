@@ -1,10 +1,19 @@
-"""Event log on the SQL store, with an in-process notifier for live tails and a memory tail that
-serves recent reads without touching the database.
+"""Event log on the SQL store, shared by every replica, with a memory tail that serves recent
+reads without touching the database and wake-ups that tell subscribers, on this replica and on
+the others, that a session's log grew.
 
-Appends are visible to readers at once and written to the database in batches by a background
-flusher; an event that pauses or ends a turn (`input_required`, `done`) is written before anyone
-sees it, so whatever a client was told a turn ended with is durable. A crash can lose the
-unflushed middle of a running turn, which recovery then closes with `turn_aborted`.
+Only a session's owner appends to its log (`holds(session_id)`; an append for a session this
+replica no longer owns is dropped, so a replica that lost its lease cannot write over its
+successor). Appends are written to the database in batches by a background flusher, and an
+event is shown to nobody before it is written: readers on the owner are woken from the memory
+tail once the batch is committed, the other replicas by a wake-up (`Coordinator.publish`) after
+which each reads the new events from the database once and serves its own subscribers from its
+own tail. An event that pauses or ends a turn (`input_required`, `done`) is written before
+`append` returns. A crash can lose the unwritten middle of a running turn, which nobody has
+seen; whoever adopts the session next closes the turn.
+
+Subscribers re-read every `poll` seconds even without a wake-up, so one lost while the
+coordinator was unreachable delays them, it never stalls them.
 """
 
 from __future__ import annotations
@@ -12,12 +21,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from karta.core.clock import SYSTEM, Clock
 from karta.core.events import PAUSING_TYPES, Event
+from karta.dataplane.cluster.coordinator import Coordinator, InProcess, Wake
 from karta.dataplane.store.models import EventRow
 
 log = logging.getLogger(__name__)
@@ -26,29 +39,55 @@ TAIL_SESSIONS = 1024  # sessions whose tails are kept (least recently appended g
 
 
 class SqlEventLog:
-    def __init__(self, sessions: async_sessionmaker) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker,
+        coordinator: Coordinator | None = None,  # wake-ups leave through it, arrive at `woken`
+        *,
+        replica: str = "local",
+        holds: Callable[[str], bool] = lambda _: True,
+        poll: float = 5.0,
+        clock: Clock = SYSTEM,
+    ) -> None:
         self._db = sessions
-        self._last_seq: dict[str, int] = {}
-        self._tail: OrderedDict[str, deque[Event]] = OrderedDict()
+        self.coordinator = coordinator or InProcess()
+        self.replica = replica
+        self.holds = holds
+        self.poll = poll
+        self._clock = clock
+        self._last_seq: dict[str, int] = {}  # the owner's counter, per session
+        self._tail: OrderedDict[str, deque[Event]] = OrderedDict()  # written events only
+        self._synced: dict[str, float] = {}  # a non-owner's last read of the database
+        self._syncing: dict[str, asyncio.Future[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._changed: dict[str, asyncio.Event] = {}
         self._unwritten: list[Event] = []
         self._write_lock = asyncio.Lock()
         self._writer: asyncio.Task[None] | None = None
+        self._publishing: set[asyncio.Task[None]] = set()
 
     def _lock(self, session_id: str) -> asyncio.Lock:
         return self._locks.setdefault(session_id, asyncio.Lock())
 
     async def last_seq(self, session_id: str) -> int:
-        if session_id not in self._last_seq:
-            async with self._db() as db:
-                value = await db.scalar(
+        if session_id in self._last_seq and self.holds(session_id):
+            return self._last_seq[session_id]
+        async with self._db() as db:
+            value = int(
+                await db.scalar(
                     select(func.max(EventRow.seq)).where(EventRow.session_id == session_id)
                 )
-            self._last_seq.setdefault(session_id, int(value or 0))
-        return self._last_seq[session_id]
+                or 0
+            )
+        if self.holds(session_id):
+            self._last_seq.setdefault(session_id, value)
+            return self._last_seq[session_id]
+        return value
 
     async def append(self, session_id: str, event: Event) -> Event:
+        if not self.holds(session_id):
+            log.warning("dropped a %s event of session %s: not its owner", event.type, session_id)
+            return event
         async with self._lock(session_id):
             event.seq = await self.last_seq(session_id) + 1
             event.session_id = session_id
@@ -57,76 +96,163 @@ class SqlEventLog:
             if event.type in PAUSING_TYPES:
                 await self.flush()
             elif self._writer is None or self._writer.done():
-                self._writer = asyncio.create_task(self.flush())
-            self._remember(event)
-        waker = self._changed.pop(session_id, None)
-        if waker is not None:
-            waker.set()
+                self._writer = asyncio.create_task(self._write_all())
         return event
+
+    async def _write_all(self) -> None:
+        while self._unwritten:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write every appended event to the database (one transaction per batch), then show
+        them: to this replica's readers from the tail, to the others by a wake-up."""
+        async with self._write_lock:
+            batch, self._unwritten = self._unwritten, []
+            if not batch:
+                return
+            try:
+                async with self._db() as db, db.begin():
+                    await db.execute(_insert_ignoring_taken(db.bind.dialect.name), _rows(batch))
+            except Exception:
+                self._unwritten[:0] = batch  # keep them for the next attempt
+                log.exception("writing %d events failed; will retry", len(batch))
+                raise
+            newest: dict[str, int] = {}
+            for event in batch:
+                assert event.session_id is not None and event.seq is not None
+                self._remember(event)
+                newest[event.session_id] = event.seq
+        for session_id in newest:
+            self._wake(session_id)
+        # In the background: the caller (a turn's `done`) goes on before anyone, here or on
+        # another replica, sees what was written.
+        wakes = [Wake(self.replica, sid, seq) for sid, seq in newest.items()]
+        task = asyncio.create_task(self._publish(wakes))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _publish(self, wakes: list[Wake]) -> None:
+        try:
+            await self.coordinator.publish(wakes)
+        except Exception as exc:  # the others find the events on their next periodic read
+            log.warning("publishing wake-ups failed: %s", type(exc).__name__)
 
     def _remember(self, event: Event) -> None:
         assert event.session_id is not None
         tail = self._tail.setdefault(event.session_id, deque(maxlen=TAIL_SIZE))
+        if tail and (tail[-1].seq or 0) + 1 != event.seq:
+            tail.clear()  # not contiguous: start over from this event
         tail.append(event)
         self._tail.move_to_end(event.session_id)
         while len(self._tail) > TAIL_SESSIONS:
             self._tail.popitem(last=False)  # later reads of that session go to the database
 
-    async def flush(self) -> None:
-        """Write every appended event to the database (in one transaction per batch)."""
-        async with self._write_lock:
-            batch, self._unwritten = self._unwritten, []
-            if not batch:
-                return
-            rows = [
-                {
-                    "session_id": e.session_id,
-                    "seq": e.seq,
-                    "type": e.type,
-                    "turn_id": e.turn_id,
-                    "payload": e.to_dict(),
-                }
-                for e in batch
-            ]
-            try:
-                async with self._db() as db, db.begin():
-                    await db.execute(insert(EventRow), rows)
-            except Exception:
-                self._unwritten[:0] = batch  # keep them for the next attempt
-                log.exception("writing %d events failed; will retry", len(batch))
-                raise
+    def _wake(self, session_id: str) -> None:
+        waker = self._changed.pop(session_id, None)
+        if waker is not None:
+            waker.set()
 
-    async def read(self, session_id: str, after: int = 0, limit: int | None = None) -> list[Event]:
+    def woken(self, wake: Wake) -> None:
+        """Another replica wrote events of a session: readers here look again."""
+        if wake.origin == self.replica:
+            return
+        self._synced.pop(wake.session_id, None)
+        self._wake(wake.session_id)
+
+    def resync(self) -> None:
+        """Wake-ups may have been missed: every session's readers look again."""
+        self._synced.clear()
+        for session_id in list(self._changed):
+            self._wake(session_id)
+
+    def forget(self, session_id: str) -> None:
+        """This replica's ownership of the session began or ended: what it remembers of the
+        log may be stale (another replica may have written since), and events it had not
+        written yet belong to a turn it no longer runs."""
+        self._last_seq.pop(session_id, None)
+        self._tail.pop(session_id, None)
+        self._synced.pop(session_id, None)
+        self._unwritten = [e for e in self._unwritten if e.session_id != session_id]
+        self._wake(session_id)
+
+    async def _sync(self, session_id: str, fresh: bool) -> None:
+        """On a replica that does not own the session: read what it has not seen yet from the
+        database, once for all its readers (and, unless `fresh`, at most once per `poll`
+        without a wake-up)."""
+        synced = self._synced.get(session_id)
+        if not fresh and synced is not None and self._clock.monotonic() - synced < self.poll:
+            return
+        running = self._syncing.get(session_id)
+        if running is None:
+            running = self._syncing[session_id] = asyncio.ensure_future(self._fetch(session_id))
+            running.add_done_callback(lambda _: self._syncing.pop(session_id, None))
+        await asyncio.shield(running)
+
+    async def _fetch(self, session_id: str) -> None:
         tail = self._tail.get(session_id)
-        if tail and tail[0].seq is not None and tail[0].seq <= after + 1:
-            events = [e for e in tail if e.seq is not None and e.seq > after]
+        if not tail:
+            return  # nothing to extend: readers go to the database
+        self._synced[session_id] = self._clock.monotonic()
+        for event in await self._select(session_id, tail[-1].seq or 0):
+            self._remember(event)
+
+    async def _select(self, session_id: str, after: int) -> list[Event]:
+        query = (
+            select(EventRow.payload)
+            .where(EventRow.session_id == session_id, EventRow.seq > after)
+            .order_by(EventRow.seq)
+        )
+        async with self._db() as db:
+            return [Event.from_dict(p) for p in (await db.scalars(query)).all()]
+
+    async def read(
+        self, session_id: str, after: int = 0, limit: int | None = None, *, fresh: bool = False
+    ) -> list[Event]:
+        """The events after `after`. `fresh`: everything written so far, on any replica (a
+        subscriber's later reads may lag by a wake-up, never more)."""
+        owner = self.holds(session_id)
+        if owner and (fresh or self._unwritten):
+            await self.flush()  # what was appended is shown once written, and then at once
+        elif not owner:
+            await self._sync(session_id, fresh)
+        tail = self._tail.get(session_id)
+        if tail and (tail[0].seq or 0) <= after + 1:
+            # The tail is contiguous: the events after `after` are its last ones, reached from
+            # its end (a deque indexes from the nearer end; readers mostly want the newest).
+            start = after + 1 - (tail[0].seq or 0)
+            events = [tail[i] for i in range(start, len(tail))]
         else:
-            await self.flush()
-            query = (
-                select(EventRow.payload)
-                .where(EventRow.session_id == session_id, EventRow.seq > after)
-                .order_by(EventRow.seq)
-            )
-            async with self._db() as db:
-                events = [Event.from_dict(p) for p in (await db.scalars(query)).all()]
+            events = await self._select(session_id, after)
+            if events and not owner and session_id not in self._tail:
+                # Everything up to the log's end: later reads here extend it.
+                self._synced[session_id] = self._clock.monotonic()
+                for event in events[-TAIL_SIZE:]:
+                    self._remember(event)
         return events[:limit] if limit is not None else events
 
     async def subscribe(
         self, session_id: str, after: int = 0, keepalive: float = 15.0
     ) -> AsyncIterator[Event | None]:
         """Replay everything after `after`, then tail live. Yields None as a keep-alive tick."""
+        quiet_since = self._clock.monotonic()
+        fresh = True
         while True:
             waker = self._changed.setdefault(session_id, asyncio.Event())
-            events = await self.read(session_id, after)
+            events = await self.read(session_id, after, fresh=fresh)
+            fresh = False
             for event in events:
                 yield event
                 after = event.seq or after
             if events:
+                quiet_since = self._clock.monotonic()
                 continue
+            left = keepalive - (self._clock.monotonic() - quiet_since)
             try:
-                await asyncio.wait_for(waker.wait(), keepalive)
+                await self._clock.wait_for(waker.wait(), max(0.0, min(self.poll, left)))
             except TimeoutError:
-                yield None
+                if self._clock.monotonic() - quiet_since >= keepalive:
+                    quiet_since = self._clock.monotonic()
+                    yield None
 
     async def prune(self, session_id: str, keep: int) -> None:
         """Bound the stored log: drop all but the newest `keep` events of a session."""
@@ -144,3 +270,24 @@ class SqlEventLog:
         await self.flush()
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
+        await asyncio.gather(*self._publishing, return_exceptions=True)
+
+
+def _rows(batch: list[Event]) -> list[dict[str, Any]]:
+    return [
+        {
+            "session_id": e.session_id,
+            "seq": e.seq,
+            "type": e.type,
+            "turn_id": e.turn_id,
+            "payload": e.to_dict(),
+        }
+        for e in batch
+    ]
+
+
+def _insert_ignoring_taken(dialect: str) -> Any:
+    """An insert that skips a seq already written: a replica that lost a session's lease
+    mid-batch must not fail the rest of the batch (its successor's events stand)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(EventRow).on_conflict_do_nothing(index_elements=["session_id", "seq"])

@@ -1,8 +1,9 @@
 """Liveness and readiness probes (no auth).
 
 `/healthz` says the process serves HTTP. `/readyz` says whether it can serve sessions: its
-database answers, the control plane answers (keys, budgets and releases come from it), and the
-served app's harness binary is installed. Anything else is 503 with the checks that failed.
+database answers, its coordinator answers (Redis, for replicas; always, in one process), the
+control plane answers (keys, budgets and releases come from it), and the served app's harness
+binary is installed. Anything else is 503 with the checks that failed.
 """
 
 from __future__ import annotations
@@ -36,8 +37,12 @@ async def readyz(request: Request) -> JSONResponse:
     problem = await runtime.database_ok()
     if problem is not None:
         log.warning("readiness: the database does not answer: %s", problem)
+    coordinator = await runtime.coordinator_ok()
+    if coordinator is not None:
+        log.warning("readiness: the coordinator does not answer: %s", coordinator)
     checks = {
         "database": OK if problem is None else "unavailable",
+        "coordinator": OK if coordinator is None else "unavailable",
         "control_plane": await _control_plane(request.app.state.control_probe),
         "harness": OK if runtime.ready() else "missing",
     }

@@ -11,6 +11,7 @@ from karta.app.loader import CLAUDE_CODE, OPENCODE
 from karta.core import db as store
 from karta.core.clock import SYSTEM, Clock
 from karta.core.errors import AppConfigError
+from karta.dataplane.cluster import coordinator_for
 from karta.dataplane.harness.base import Harness
 from karta.dataplane.harness.claude_code import ClaudeCodeHarness
 from karta.dataplane.harness.opencode import OpenCodeHarness
@@ -59,6 +60,7 @@ async def open_runtime(
     """`releases`: where published releases come from (the control plane); without one every
     session runs `app`, the served folder. `harnesses` and `clock` replace the real harness
     adapters and time (an in-process `karta.testing.FakeHarness`, a `FakeClock`)."""
+    coordinator = coordinator_for(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = store.create_engine(settings.db_url)
     try:
@@ -71,6 +73,7 @@ async def open_runtime(
                 isolation,
                 metering,
                 clock,
+                coordinator,
             )
             await runtime.start()
             try:

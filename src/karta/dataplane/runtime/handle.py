@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from karta.app import HarnessApp
 from karta.core import events as ev
@@ -27,6 +27,7 @@ from karta.core.errors import (
 )
 from karta.core.events import Event
 from karta.core.ids import new_id
+from karta.dataplane.cluster.ownership import Owner
 from karta.dataplane.principal import Principal
 from karta.dataplane.runtime.approvals import public_approval
 from karta.dataplane.runtime.apps import Pin
@@ -49,14 +50,19 @@ from karta.dataplane.store.models import ParticipantRow, SessionRow
 if TYPE_CHECKING:
     from karta.dataplane.runtime.service import Runtime
 
+T = TypeVar("T")
+
 
 class SessionHandle:
-    def __init__(self, runtime: Runtime, principal: Principal, row: SessionRow) -> None:
+    def __init__(
+        self, runtime: Runtime, principal: Principal, row: SessionRow, *, forwarded: bool = False
+    ) -> None:
         self._runtime = runtime
         self._pipeline = runtime.pipeline
         self.principal = principal
         self.row = row
         self.id = row.id
+        self._forwarded = forwarded  # another replica sent this action here, to the owner
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -65,26 +71,30 @@ class SessionHandle:
         row = await self._runtime.repo.session(self.id) or self.row
         self.row = row
         pending = None
-        if self._runtime.approvals.waiting(self.id) is not None:
+        here = self._runtime.ownership.holds(self.id)
+        if not here or self._runtime.approvals.waiting(self.id) is not None:
             pending = await self._runtime.repo.pending_approval(self.id)
         return session_view(
             row,
             await self.participants(),
             public_approval(pending) if pending else None,
-            turn_running=self.running_turn is not None,
+            turn_running=await self.running_turn() is not None,
             last_seq=await self.last_seq(),
         )
 
-    @property
-    def running_turn(self) -> str | None:
-        turn = self._pipeline.running(self.id)
-        return turn.turn_id if turn is not None else None
+    async def running_turn(self) -> str | None:
+        """The id of the turn running (or awaiting input), on whichever replica owns it."""
+        if self._runtime.ownership.holds(self.id):
+            turn = self._pipeline.running(self.id)
+            return turn.turn_id if turn is not None else None
+        live = await self._runtime.repo.live_turns(self.id)
+        return live[0].id if live else None
 
     async def last_seq(self) -> int:
         return await self._runtime.events.last_seq(self.id)
 
     async def read(self, after: int = 0, limit: int | None = None) -> list[Event]:
-        return await self._runtime.events.read(self.id, after, limit)
+        return await self._runtime.events.read(self.id, after, limit, fresh=True)
 
     def subscribe(self, after: int = 0) -> AsyncIterator[Event | None]:
         """Replay after `after`, then the live tail; None is a keep-alive tick."""
@@ -106,7 +116,19 @@ class SessionHandle:
     # --- acting -------------------------------------------------------------------------------
 
     async def send(self, request: TurnRequest) -> TurnHandle:
-        """Start a turn (402 over budget, 409 while another runs or waits for a decision)."""
+        """Start a turn (402 over budget, 409 while another runs or waits for a decision), on
+        the session's owner."""
+        return await self._on_owner(
+            lambda: self._send(request),
+            lambda owner: self._runtime.forwarder.send(owner, self.principal, self.id, request),
+        )
+
+    def _on_owner(
+        self, here: Callable[[], Awaitable[T]], there: Callable[[Owner], Awaitable[T]]
+    ) -> Awaitable[T]:
+        return self._runtime.on_owner(self.id, here, there, forwarded=self._forwarded)
+
+    async def _send(self, request: TurnRequest) -> TurnHandle:
         row = self.row
         if row.status != "active":
             raise SessionEnded(f"session {self.id!r} has ended")
@@ -128,7 +150,9 @@ class SessionHandle:
             turn_id = new_id("turn")
             after = await self.last_seq()
             previous = row.current_agent
-            await self._runtime.repo.start_turn(self.id, turn_id, agent.name, after + 1)
+            await self._runtime.repo.start_turn(
+                self.id, turn_id, agent.name, after + 1, self._replica
+            )
             row.current_agent = agent.name
             message = self._user_message(request, agent.name, speaker)
             if speaker is not None:
@@ -236,9 +260,21 @@ class SessionHandle:
             "timestamp": self._runtime.clock.now().isoformat(),
         }
 
+    @property
+    def _replica(self) -> str:
+        return self._runtime.settings.replica_id
+
     async def decide(self, request_id: str, decision: Decision) -> tuple[str, int]:
         """Answer a pending approval. Returns the paused turn's id and the log position its
         continuation starts after."""
+        return await self._on_owner(
+            lambda: self._decide(request_id, decision),
+            lambda owner: self._runtime.forwarder.decide(
+                owner, self.principal, self.id, request_id, str(decision)
+            ),
+        )
+
+    async def _decide(self, request_id: str, decision: Decision) -> tuple[str, int]:
         after = await self.last_seq()
         audit = None
         if self.principal.organization_id is not None:
@@ -253,6 +289,12 @@ class SessionHandle:
     async def interrupt(self) -> tuple[str, int]:
         """Stop the running turn (409 when nothing runs). Returns the turn's id and the log
         position before the interrupt, for a caller who wants what followed."""
+        return await self._on_owner(
+            self._interrupt,
+            lambda owner: self._runtime.forwarder.interrupt(owner, self.principal, self.id),
+        )
+
+    async def _interrupt(self) -> tuple[str, int]:
         after = await self.last_seq()
         return await self._pipeline.interrupt(self.id), after
 
@@ -261,9 +303,16 @@ class SessionHandle:
         await self._runtime.repo.remember_response(response_id, self.id, turn_id)
 
     async def end(self) -> None:
+        """End the session: its owner stops its turn and closes its harness."""
+        await self._on_owner(
+            self._end, lambda owner: self._runtime.forwarder.end(owner, self.principal, self.id)
+        )
+
+    async def _end(self) -> None:
         await self._pipeline.end(self.id)
         await self._runtime.repo.end_session(self.id)
         await asyncio.to_thread(session_files(self._runtime.settings.home, self.id).destroy)
+        await self._runtime.ownership.release(self.id)
 
     async def _pinned_app(self) -> HarnessApp:
         row = self.row

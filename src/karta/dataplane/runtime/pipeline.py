@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -68,8 +69,11 @@ class TurnPipeline:
         apps: Apps,
         isolation: Isolation,
         metering: Metering | None,
+        holds: Callable[[str], bool],
     ) -> None:
+        """`holds(session_id)`: whether this replica still owns the session."""
         self.settings = settings
+        self.holds = holds
         self.repo = repository
         self.events = events
         self.approvals = approvals
@@ -101,22 +105,41 @@ class TurnPipeline:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    async def recover(self) -> None:
-        """No turn survives a restart: close the log of every interrupted turn honestly."""
-        await self.repo.abort_pending_approvals()
-        for turn in await self.repo.live_turns():
-            done = await self._logged_done(turn.session_id, turn.id, turn.first_seq)
+    async def recover(self, session_id: str) -> None:
+        """This replica just became the session's owner. A turn does not survive the process
+        that ran it: close the log of one its previous owner left live, honestly — aborted
+        by a restart of this replica, crashed when another replica died under it."""
+        await self.repo.abort_pending_approvals(session_id)
+        for turn in await self.repo.live_turns(session_id):
+            done = await self._logged_done(session_id, turn.id, turn.first_seq)
             if done is not None:
                 # Stopped between telling the client and writing the row down: finish the
                 # bookkeeping with what the turn really ended with.
-                await self._settle(turn.session_id, turn.id, done)
+                await self._settle(session_id, turn.id, done)
                 continue
-            await self.emit(
-                turn.session_id,
-                turn.id,
-                ev.error_event("the server restarted while this turn was running", "turn_aborted"),
-            )
-            await self._finish(turn.session_id, turn.id, ev.done_event(status="failed"))
+            if turn.replica_id in (None, self.settings.replica_id):
+                error = ev.error_event(
+                    "the server restarted while this turn was running", "turn_aborted"
+                )
+            else:
+                error = ev.error_event(
+                    "the replica running this turn stopped before finishing it",
+                    "harness_crashed",
+                    replica=turn.replica_id,
+                )
+            await self.emit(session_id, turn.id, error)
+            await self._finish(session_id, turn.id, ev.done_event(status="failed"))
+
+    async def abandon(self, session_id: str) -> None:
+        """This replica no longer owns the session: stop a turn of it that still runs here
+        (its events are no longer written: the new owner closes it) and close its harness."""
+        turn = self._turns.pop(session_id, None)
+        if turn is not None and turn.task is not None:
+            turn.cancelled.set()
+            turn.task.cancel()
+            await asyncio.gather(turn.task, return_exceptions=True)
+        self.approvals.abort(session_id)
+        await self.live.discard(session_id, force=True)
 
     async def _logged_done(self, session_id: str, turn_id: str, first_seq: int) -> Event | None:
         events = await self.events.read(session_id, max(0, first_seq - 1))
@@ -481,7 +504,8 @@ class TurnPipeline:
         await self.emit(session_id, turn_id, done)
         if turn is not None and self._turns.get(session_id) is turn:
             del self._turns[session_id]
-        await self._settle(session_id, turn_id, done, turn)
+        if self.holds(session_id):  # else the session's new owner settles the turn
+            await self._settle(session_id, turn_id, done, turn)
 
     async def _settle(
         self, session_id: str, turn_id: str, done: Event, turn: LiveTurn | None = None

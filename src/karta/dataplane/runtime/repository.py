@@ -181,6 +181,7 @@ class Repository:
         turn_id: str,
         agent: str,
         first_seq: int,
+        replica_id: str,
     ) -> None:
         async with self.db() as db, db.begin():
             db.add(
@@ -190,6 +191,7 @@ class Repository:
                     agent=agent,
                     status=str(TurnState.RUNNING),
                     first_seq=first_seq,
+                    replica_id=replica_id,
                 )
             )
             await db.flush()
@@ -259,11 +261,21 @@ class Repository:
             for key, model, *sums in rows
         ]
 
-    async def live_turns(self) -> Sequence[TurnRow]:
-        """Turns the database says still hold their session (at start-up: cut off by a stop)."""
+    async def live_turns(self, session_id: str) -> Sequence[TurnRow]:
+        """The session's turns the database says are running or awaiting input."""
         async with self.db() as db:
-            query = select(TurnRow).where(TurnRow.status.in_([str(s) for s in LIVE_TURN_STATES]))
+            query = select(TurnRow).where(
+                TurnRow.session_id == session_id,
+                TurnRow.status.in_([str(s) for s in LIVE_TURN_STATES]),
+            )
             return (await db.scalars(query)).all()
+
+    async def sessions_with_live_turns(self) -> list[str]:
+        async with self.db() as db:
+            query = select(TurnRow.session_id).where(
+                TurnRow.status.in_([str(s) for s in LIVE_TURN_STATES])
+            )
+            return list(dict.fromkeys((await db.scalars(query)).all()))
 
     # --- approvals ---------------------------------------------------------------------------
 
@@ -304,12 +316,15 @@ class Repository:
                 db.add(record)
         return settled
 
-    async def abort_pending_approvals(self) -> int:
-        """At start-up: no turn survives a restart, so every pending approval is aborted."""
+    async def abort_pending_approvals(self, session_id: str) -> int:
+        """The session's turn did not survive its owner: its pending approvals are aborted."""
         async with self.db() as db, db.begin():
             result = await db.execute(
                 update(ApprovalRow)
-                .where(ApprovalRow.status == str(ApprovalState.PENDING))
+                .where(
+                    ApprovalRow.session_id == session_id,
+                    ApprovalRow.status == str(ApprovalState.PENDING),
+                )
                 .values(status=str(ApprovalState.ABORTED), decided_at=self.clock.now())
             )
         return int(getattr(result, "rowcount", 0))

@@ -10,16 +10,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from karta.app import HarnessApp
 from karta.core.clock import SYSTEM, Clock
-from karta.core.errors import InvalidCursor, NotFound, SessionNotFound
+from karta.core.errors import InvalidCursor, NotFound, OwnerMoved, SessionNotFound, Unavailable
 from karta.core.ids import new_id
+from karta.dataplane.cluster.coordinator import Coordinator, InProcess
+from karta.dataplane.cluster.forward import Forwarder, OwnerUnreachable
+from karta.dataplane.cluster.ownership import Owner, Ownership
 from karta.dataplane.eventlog import SqlEventLog
 from karta.dataplane.principal import Principal
 from karta.dataplane.runtime.approvals import ApprovalBroker
@@ -38,6 +41,8 @@ from karta.dataplane.settings import Settings
 from karta.dataplane.store.models import HarnessBinding, SessionRow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+FORWARD_ATTEMPTS = 4
 
 
 class Runtime:
@@ -49,7 +54,9 @@ class Runtime:
         isolation: Isolation,
         metering: Metering | None = None,
         clock: Clock = SYSTEM,
+        coordinator: Coordinator | None = None,
     ) -> None:
+        """`coordinator`: how replicas share leases and wake-ups (None: this process alone)."""
         self.settings = settings
         self.db = db  # for the outbox shippers; sessions go through `repo`
         self.apps = apps
@@ -57,11 +64,29 @@ class Runtime:
         self.metering = metering
         self.clock = clock
         self.repo = Repository(db, clock)
-        self.events = SqlEventLog(db)
+        self.coordinator = coordinator or InProcess()
+        self.ownership = Ownership(
+            self.coordinator,
+            replica=settings.replica_id,
+            url=settings.replica_url or "",
+            prefix=settings.redis_prefix,
+            ttl=settings.lease_ttl,
+            idle=settings.idle_timeout,
+            clock=clock,
+        )
+        holds = self.ownership.holds
+        self.events = SqlEventLog(
+            db,
+            self.coordinator,
+            replica=settings.replica_id,
+            holds=holds,
+            poll=settings.events_poll_interval,
+        )
         self.approvals = ApprovalBroker(self.repo, settings.approval_ttl)
         self.pipeline = TurnPipeline(
-            settings, self.repo, self.events, self.approvals, apps, isolation, metering
+            settings, self.repo, self.events, self.approvals, apps, isolation, metering, holds
         )
+        self.forwarder = Forwarder(settings.internal.outbound_token)
         self._turn_locks: dict[str, asyncio.Lock] = {}
 
     @property
@@ -92,6 +117,10 @@ class Runtime:
         """None when the database answers, else why not."""
         return await self.repo.ping()
 
+    async def coordinator_ok(self) -> str | None:
+        """None when the coordinator (Redis, for replicas) answers, else why not."""
+        return await self.coordinator.ping()
+
     def turn_lock(self, session_id: str) -> asyncio.Lock:
         """Held while a turn is admitted, so two messages cannot both start one."""
         return self._turn_locks.setdefault(session_id, asyncio.Lock())
@@ -100,7 +129,8 @@ class Runtime:
         left = await asyncio.to_thread(remove_pooled, self.settings.home)
         if left:
             log.info("removed %d pre-started harness folder(s) left by the last run", left)
-        await self.pipeline.recover()
+        await self.coordinator.start(self.events.woken, self.events.resync)
+        await self.ownership.start(_Hooks(self))
         self.pipeline.live.start()
         app = self.apps.working_copy
         agent = app.default_agent
@@ -120,15 +150,47 @@ class Runtime:
     async def stop(self) -> None:
         await self.pipeline.stop()
         await self.events.close()
+        await self.ownership.stop()
+        await self.forwarder.close()
+        await self.coordinator.close()
+
+    async def on_owner(
+        self,
+        session_id: str,
+        here: Callable[[], Awaitable[T]],
+        there: Callable[[Owner], Awaitable[T]],
+        *,
+        forwarded: bool,
+    ) -> T:
+        """Run a session's action on its owner: `here` when that is this replica (claiming the
+        session if nobody holds it), else `there(owner)`, which forwards it. A `forwarded`
+        action arrived from another replica and is never forwarded again."""
+        for _ in range(FORWARD_ATTEMPTS):
+            owner = await self.ownership.owner(session_id)
+            if owner is None:
+                return await here()
+            if forwarded:
+                raise OwnerMoved(f"this replica no longer owns session {session_id!r}")
+            try:
+                return await there(owner)
+            except OwnerUnreachable:
+                log.warning("the owner of %s (%s) is unreachable", session_id, owner.replica)
+                await self.ownership.settle(session_id, owner)
+            except OwnerMoved:
+                continue
+        raise Unavailable("the session's owner is changing; retry", retry_after=1)
 
     # --- sessions -----------------------------------------------------------------------------
 
-    async def session(self, principal: Principal, session_id: str) -> SessionHandle:
-        """The caller's session (404 when it is missing or someone else's)."""
+    async def session(
+        self, principal: Principal, session_id: str, *, forwarded: bool = False
+    ) -> SessionHandle:
+        """The caller's session (404 when it is missing or someone else's). `forwarded`: the
+        action comes from another replica, for this one as the session's owner."""
         row = await self.repo.session(session_id)
         if row is None or not principal.owns(row.organization_id, row.project_id, row.meta):
             raise SessionNotFound(f"session {session_id!r} not found")
-        return SessionHandle(self, principal, row)
+        return SessionHandle(self, principal, row, forwarded=forwarded)
 
     async def create_session(
         self,
@@ -242,3 +304,26 @@ class Runtime:
         rows: Sequence[SessionRow] = await self.repo.list_sessions(where, limit + 1)
         handles = [SessionHandle(self, principal, row) for row in rows[:limit]]
         return handles, len(rows) > limit
+
+
+class _Hooks:
+    """What session ownership does to the runtime as sessions come and go."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    async def adopt(self, session_id: str) -> None:
+        runtime = self._runtime
+        runtime.events.forget(session_id)
+        await runtime.pipeline.live.discard(session_id, force=True)  # from an earlier ownership
+        await runtime.pipeline.recover(session_id)
+
+    async def abandon(self, session_id: str) -> None:
+        await self._runtime.pipeline.abandon(session_id)
+        self._runtime.events.forget(session_id)
+
+    def busy(self, session_id: str) -> bool:
+        return self._runtime.pipeline.running(session_id) is not None
+
+    async def orphans(self) -> list[str]:
+        return await self._runtime.repo.sessions_with_live_turns()

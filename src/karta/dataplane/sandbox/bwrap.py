@@ -163,14 +163,18 @@ class BwrapSandbox:
         model_socket: Path,
         limits: BwrapLimits | None = None,
         layout: CgroupLayout | None = None,
+        replica: str | None = None,
     ) -> None:
+        """`replica`: this server's replica id when several share `home` (docs/deployment.md):
+        its run dirs and cgroups are its own, the uid records are shared by all."""
         self.home = home
         self.model_socket = model_socket
         self.limits = limits or BwrapLimits.from_env()
-        self.layout = layout or CgroupLayout.detect(cgroup_group(home))
+        self.layout = layout or CgroupLayout.detect(cgroup_group(home, replica))
         self.base = home / "sandbox"
-        self.runs = self.base / "sessions"
-        self.seccomp_file = self.base / "seccomp.bpf"
+        self.node = self.base / "replicas" / replica if replica else self.base
+        self.runs = self.node / "sessions"
+        self.seccomp_file = self.node / "seccomp.bpf"
         self.uids = UidPool(self.base / "uids", lambda sid: (home / "sessions" / sid).exists())
         self._counter = 0
 
@@ -185,7 +189,8 @@ class BwrapSandbox:
     def start(self) -> None:
         """Make the home traversable (never listable) by sandbox uids, and kill whatever a
         crashed predecessor left in this home's cgroups."""
-        for directory in (self.home, self.base, self.runs, self.home / "sessions"):
+        nodes = [p for p in self.node.parents if self.base in p.parents] + [self.node]
+        for directory in (self.home, self.base, *nodes, self.runs, self.home / "sessions"):
             directory.mkdir(parents=True, exist_ok=True)
             directory.chmod(0o711)
         for leaf in self.layout.leaves():
@@ -234,10 +239,11 @@ class BwrapSandbox:
                 log.info("sandbox cgroup %s not removed: %s", parent, exc)
 
 
-def cgroup_group(home: Path) -> str:
-    """The cgroup parent of one server's sandboxes: named after its home, so servers with
-    different homes never touch each other's."""
-    return "karta-" + hashlib.sha256(str(home).encode()).hexdigest()[:10]
+def cgroup_group(home: Path, replica: str | None = None) -> str:
+    """The cgroup parent of one server's sandboxes: named after its home (and its replica id,
+    when replicas share the home), so servers never touch each other's."""
+    name = str(home) if replica is None else f"{home}\0{replica}"
+    return "karta-" + hashlib.sha256(name.encode()).hexdigest()[:10]
 
 
 def unavailable_reason(home: Path) -> str | None:

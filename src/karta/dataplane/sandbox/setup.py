@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from karta.dataplane.sandbox.base import Sandbox
 from karta.dataplane.sandbox.bwrap import BwrapSandbox, unavailable_reason
@@ -53,10 +52,11 @@ def choose_backend(settings: Settings) -> tuple[str, str]:
 async def open_isolation(settings: Settings, model_env: dict[str, str]) -> AsyncIterator[Isolation]:
     name, why = choose_backend(settings)
     proxy = ModelProxy(model_env)
-    socket_path = proxy_socket(settings.home)
+    socket_path = settings.node_dir / "proxy" / "model.sock"
     sandbox: Sandbox
     if name == "bwrap":
-        bwrap = BwrapSandbox(settings.home, socket_path)
+        replica = settings.replica_id if settings.replicated else None
+        bwrap = BwrapSandbox(settings.home, socket_path, replica=replica)
         bwrap.start()
         socket_path.parent.mkdir(parents=True, exist_ok=True)
         socket_path.parent.chmod(0o711)
@@ -74,7 +74,3 @@ async def open_isolation(settings: Settings, model_env: dict[str, str]) -> Async
             await sandbox.close()
         finally:
             await proxy.stop()
-
-
-def proxy_socket(home: Path) -> Path:
-    return home / "sandbox" / "proxy" / "model.sock"

@@ -82,8 +82,9 @@ class TurnRow(Base):
         ForeignKey("sessions.id", ondelete="CASCADE"), index=True
     )
     agent: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16))  # a `lifecycle.TurnState`
+    status: Mapped[str] = mapped_column(String(16), index=True)  # a `lifecycle.TurnState`
     first_seq: Mapped[int] = mapped_column(Integer)
+    replica_id: Mapped[str | None] = mapped_column(String(128))  # the replica that ran it
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     started_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime())
