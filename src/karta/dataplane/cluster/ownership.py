@@ -126,6 +126,20 @@ class Ownership:
             if not lock.locked():
                 self._claiming.pop(session_id, None)
 
+    async def hold_new(self, session_id: str) -> None:
+        """A session this replica has just created is its own from the start: there is nothing
+        an earlier owner left to adopt (and its pre-started harness stays)."""
+        try:
+            held = await self.coordinator.acquire(self._key(session_id), self._value, self.ttl)
+        except (OSError, RedisError) as exc:
+            log.warning("holding session %s: %s", session_id, type(exc).__name__)
+            raise Unavailable(
+                "replicas cannot coordinate (Redis is unreachable)", retry_after=2
+            ) from exc
+        if not held:
+            raise Unavailable("the session's owner is changing; retry", retry_after=1)
+        self._held[session_id] = self._clock.monotonic()
+
     async def _claim(self, session_id: str) -> Owner | None:
         if session_id in self._held:
             return None
