@@ -90,7 +90,18 @@ async def sandbox_start(runs: int) -> dict[str, list[float]]:
 # --- 2. turns ------------------------------------------------------------------------------------
 
 
-def turn_times(server: KartaServer, warm: int) -> tuple[float, list[float]]:
+def pool_ready(server: KartaServer) -> None:
+    """Wait until the server has a pre-started harness waiting for the next session."""
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{server.url}/readyz").json()["harnesses"]["pooled"] < 1:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the pool did not refill within a minute")
+        time.sleep(0.05)
+
+
+def turn_times(server: KartaServer, warm: int, pooled: bool) -> tuple[float, list[float]]:
+    if pooled:
+        pool_ready(server)
     with server.client() as api:
         sid = api.post("/v1/sessions", json={}).json()["id"]
         began = time.perf_counter()
@@ -105,7 +116,9 @@ def turn_times(server: KartaServer, warm: int) -> tuple[float, list[float]]:
     return cold, warm_times
 
 
-def turns(sessions: int, warm: int, cpus: str) -> dict[str, tuple[list[float], list[float]]]:
+def turns(
+    sessions: int, warm: int, cpus: str, pooled: bool
+) -> dict[str, tuple[list[float], list[float]]]:
     top = traversable("karta-bench-turns-")
     app = top / "app"
     app.mkdir()
@@ -122,6 +135,10 @@ def turns(sessions: int, warm: int, cpus: str) -> dict[str, tuple[list[float], l
                     "KARTA_SANDBOX": name,
                     "KARTA_MAX_LIVE_HARNESSES": "1",
                     "KARTA_SANDBOX_CPUS": cpus,
+                    # With the pool, a new session's first turn runs on a harness started
+                    # (and sandboxed) ahead of it; without, it starts one.
+                    "KARTA_POOL_MIN": "1" if pooled else "0",
+                    "KARTA_POOL_MAX": "1" if pooled else "0",
                 },
             ).start()
             for name in ("bwrap", "none")
@@ -129,7 +146,7 @@ def turns(sessions: int, warm: int, cpus: str) -> dict[str, tuple[list[float], l
         try:
             for _ in range(sessions):
                 for name, server in servers.items():  # alternate: drift hits both alike
-                    cold, warm_times = turn_times(server, warm)
+                    cold, warm_times = turn_times(server, warm, pooled)
                     out[name][0].append(cold)
                     out[name][1].extend(warm_times)
         finally:
@@ -199,18 +216,25 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--starts", type=int, default=40)
     parser.add_argument("--cpus", default="2", help="the sandbox's CPU limit (KARTA_SANDBOX_CPUS)")
+    parser.add_argument(
+        "--pool", action="store_true", help="first turns on pre-started harnesses (the pool)"
+    )
+    parser.add_argument("--turns-only", action="store_true", help="skip the start and proxy runs")
     args = parser.parse_args()
 
-    starts = asyncio.run(sandbox_start(args.starts))
-    print(f"\n## Sandbox start ({args.starts} runs each)\n")
-    print("| backend | p50 | p90 |\n|---|---|---|")
-    for name, values in starts.items():
-        print(f"| {name} | {ms(values)} | {ms(values, 0.9)} |")
-    added = statistics.median(starts["bwrap"]) - statistics.median(starts["none"])
-    print(f"| added by bwrap | {added * 1000:.1f} ms | |")
+    if not args.turns_only:
+        starts = asyncio.run(sandbox_start(args.starts))
+        print(f"\n## Sandbox start ({args.starts} runs each)\n")
+        print("| backend | p50 | p90 |\n|---|---|---|")
+        for name, values in starts.items():
+            print(f"| {name} | {ms(values)} | {ms(values, 0.9)} |")
+        added = statistics.median(starts["bwrap"]) - statistics.median(starts["none"])
+        print(f"| added by bwrap | {added * 1000:.1f} ms | |")
 
-    timed = turns(args.sessions, args.warm_turns, args.cpus)
-    print(f"\n## Turns ({args.sessions} sessions, {args.warm_turns} warm turns, {args.cpus} CPU)\n")
+    timed = turns(args.sessions, args.warm_turns, args.cpus, args.pool)
+    pool = ", first turns on pooled harnesses" if args.pool else ""
+    title = f"{args.sessions} sessions, {args.warm_turns} warm turns, {args.cpus} CPU{pool}"
+    print(f"\n## Turns ({title})\n")
     print("| backend | first turn p50 | warm turn p50 |\n|---|---|---|")
     for name, (cold, warm) in timed.items():
         print(f"| {name} | {ms(cold)} | {ms(warm)} |")
@@ -218,6 +242,8 @@ def main() -> None:
     warm_added = statistics.median(timed["bwrap"][1]) - statistics.median(timed["none"][1])
     print(f"| added by bwrap | {cold_added * 1000:+.1f} ms | {warm_added * 1000:+.1f} ms |")
 
+    if args.turns_only:
+        return
     calls = asyncio.run(proxy(args.calls))
     print(f"\n## Model call, streamed ({args.calls} calls each)\n")
     print("| path | p50 | p90 |\n|---|---|---|")
