@@ -133,7 +133,7 @@ def turns(
                 Database("sqlite"),
                 env={
                     "KARTA_SANDBOX": name,
-                    "KARTA_MAX_LIVE_HARNESSES": "1",
+                    "KARTA_MAX_LIVE_HARNESSES": "2" if pooled else "1",
                     "KARTA_SANDBOX_CPUS": cpus,
                     # With the pool, a new session's first turn runs on a harness started
                     # (and sandboxed) ahead of it; without, it starts one.
