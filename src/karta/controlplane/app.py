@@ -23,6 +23,7 @@ from karta.controlplane.routes import (
     members,
     money,
     projects,
+    provider_keys,
     releases,
 )
 from karta.controlplane.secretbox import SecretBox
@@ -38,7 +39,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 def create_control_app(settings: ControlSettings, clock: Clock = SYSTEM) -> FastAPI:
     """`clock` governs expiry and periods (tokens, invitations, budget months)."""
     prices = PriceBook.load()  # a bad price book or secrets key fails here, before binding
-    box = SecretBox.load(settings.secrets_key, settings.home)
+    box = SecretBox.load(settings.secrets_key, settings.home, settings.secrets_keys)
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
@@ -74,6 +75,17 @@ def create_control_app(settings: ControlSettings, clock: Clock = SYSTEM) -> Fast
     async def readyz() -> dict[str, str]:
         return {"status": "ready"}
 
-    for module in (account, members, invitations, keys, projects, releases, money, audit, internal):
+    for module in (
+        account,
+        members,
+        invitations,
+        keys,
+        provider_keys,
+        projects,
+        releases,
+        money,
+        audit,
+        internal,
+    ):
         api.include_router(module.router)
     return api

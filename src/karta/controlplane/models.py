@@ -171,10 +171,55 @@ class ProjectEnvVar(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
     name: Mapped[str] = mapped_column(String(128))
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str | None] = mapped_column(String(32))  # the master key that sealed it
     hint: Mapped[str | None] = mapped_column(String(8))
     updated_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
 
     __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+
+class ProviderKey(Base):
+    """An organization's own credential for a model provider (BYOK), for the whole organization
+    or one project; encrypted at rest like env vars (`secretbox`), the associated data binding
+    it to its organization, project and provider. `slot` is `"<project id or 0>:<provider>"`
+    while the key is active and NULL once revoked: at most one active key per slot. Revoking
+    empties `ciphertext`."""
+
+    __tablename__ = "provider_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
+    provider: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(200))
+    last4: Mapped[str] = mapped_column(String(4))
+    region: Mapped[str | None] = mapped_column(String(32))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    slot: Mapped[str | None] = mapped_column(String(32))
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime())
+
+    __table_args__ = (UniqueConstraint("organization_id", "slot"),)
+
+
+class ModelSettings(Base):
+    """Which provider an organization's (or one project's) model calls go to, the model they
+    use, and for Anthropic- or OpenAI-compatible providers the endpoint. `scope` is the project
+    id, or 0 for the organization's own settings."""
+
+    __tablename__ = "model_settings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    scope: Mapped[int] = mapped_column(Integer)
+    provider: Mapped[str | None] = mapped_column(String(16))
+    model: Mapped[str | None] = mapped_column(String(128))
+    endpoint_url: Mapped[str | None] = mapped_column(String(2048))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("organization_id", "scope"),)
 
 
 class Budget(Base):

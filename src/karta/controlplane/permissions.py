@@ -25,6 +25,8 @@ class Permission(StrEnum):
     BUDGET_MANAGE = "budget.manage"
     USAGE_READ = "usage.read"
     AUDIT_READ = "audit.read"
+    PROVIDER_KEYS_READ = "provider_keys.read"
+    PROVIDER_KEYS_MANAGE = "provider_keys.manage"
 
 
 ROLES = ("owner", "admin", "developer", "billing", "viewer")
@@ -38,7 +40,9 @@ _DEPLOY = {P.PROJECTS_WRITE, P.RELEASES_PUBLISH, P.ENV_READ, P.ENV_WRITE}
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "owner": frozenset(_ADMIN),
     "admin": frozenset(_ADMIN),
-    "developer": frozenset(_READ | _DEPLOY | {P.KEYS_READ, P.SESSION_TOKENS_MINT}),
+    "developer": frozenset(
+        _READ | _DEPLOY | {P.KEYS_READ, P.SESSION_TOKENS_MINT, P.PROVIDER_KEYS_READ}
+    ),
     # Billing's own surface (plans, invoices) arrives with Stripe; until then it reads.
     "billing": frozenset(_READ),
     "viewer": frozenset(_READ),

@@ -162,6 +162,33 @@ class EnvVarView(BaseModel):
     updated_at: Timestamp
 
 
+class ProviderKeyView(BaseModel):
+    id: int
+    object: Literal["provider_key"]
+    provider: str
+    project: str | None = Field(description="the project's slug; null for the org's own key")
+    label: str
+    last4: str = Field(description="the last four characters of the key (never more)")
+    region: str | None
+    status: Literal["active", "revoked"]
+    created_by: str | None
+    created_at: Timestamp
+    revoked_at: Timestamp | None
+
+
+class CreatedProviderKey(ProviderKeyView):
+    replaced: int | None = Field(description="the key it replaced (now revoked), if any")
+
+
+class ModelSettingsView(BaseModel):
+    object: Literal["model_settings"]
+    project: str | None
+    provider: str | None
+    model: str | None
+    endpoint_url: str | None
+    updated_at: Timestamp | None
+
+
 # --- money ---------------------------------------------------------------------------------------
 
 

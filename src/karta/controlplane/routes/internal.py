@@ -1,7 +1,7 @@
 """The internal API the data plane calls: key validation, project lookup, active releases and
-their archives, project env vars, budget checks, and usage and audit ingestion. Its
-bodies and answers are the planes' contract (`karta.core.internal_api`). Guarded by the service
-token and allowlists; absent from OpenAPI."""
+their archives, project env vars, provider keys and model settings, budget checks, and
+usage and audit ingestion. Its bodies and answers are the planes' contract
+(`karta.core.internal_api`). Guarded by the service token and allowlists; absent from OpenAPI."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 
-from karta.controlplane import audit, budgets, credentials, usage
+from karta.controlplane import audit, budgets, credentials, provider_keys, usage
 from karta.controlplane.actor import Actor, RequestContext
 from karta.controlplane.models import Project, Release
 from karta.controlplane.repository import OrgRepository
@@ -118,6 +118,21 @@ async def env(ref: str, request: Request, organization_id: OrgId) -> api.Project
         repo = OrgRepository(session, organization_id)
         project = await repo.project(ref)
         return api.ProjectEnv(env=await project_env(repo, request.app.state.secretbox, project))
+
+
+@router.get(api.MODEL_ACCESS)
+async def model_access(
+    request: Request,
+    organization_id: OrgId,
+    project_id: Annotated[int | None, Query(ge=1, le=api.MAX_ID)] = None,
+) -> api.ModelAccess:
+    """The provider keys (decrypted) and model settings that serve a project's model calls."""
+    async with request.app.state.db() as session:
+        repo = OrgRepository(session, organization_id)
+        await repo.organization()
+        if project_id is not None:
+            await repo.project(str(project_id))
+        return await provider_keys.model_access(repo, request.app.state.secretbox, project_id)
 
 
 @router.post(api.BUDGET_CHECK, responses={402: {"model": api.BudgetRefusal}})
