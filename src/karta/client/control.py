@@ -1,5 +1,5 @@
 """`ControlClient`: the control plane's management API (orgs, members and invitations, keys,
-projects, releases, env vars, budgets, usage, audit).
+provider keys and model settings, projects, releases, env vars, budgets, usage, audit).
 
 client = ControlClient()      # url and credential from the environment or credentials.json
 key = client.create_key("backend", ["write"], monthly_cost_limit_cents=5_000)
@@ -168,6 +168,49 @@ class ControlClient(JSONClient):
 
     def revoke_key(self, key_id: int) -> dict[str, Any]:
         return dict(self._json("DELETE", f"/v1/keys/{key_id}"))
+
+    # Provider keys (BYOK) and model settings: keys are write-only (listed by last four)
+    def list_provider_keys(self, project: str | None = None) -> list[dict[str, Any]]:
+        return list(
+            self._json("GET", "/v1/provider_keys", params=_drop_none(project=project))["data"]
+        )
+
+    def set_provider_key(
+        self,
+        provider: str,
+        label: str,
+        credential: dict[str, str],
+        project: str | None = None,
+        validate: bool = True,
+    ) -> dict[str, Any]:
+        """Store the organization's (or `project`'s) key for `provider`, replacing the active
+        one; checked with the provider first unless `validate` is False."""
+        body = _drop_none(provider=provider, label=label, credential=credential, project=project)
+        params = {"validate": str(validate).lower()}
+        return dict(self._json("POST", "/v1/provider_keys", json=body, params=params))
+
+    def get_provider_key(self, key_id: int) -> dict[str, Any]:
+        return dict(self._json("GET", f"/v1/provider_keys/{key_id}"))
+
+    def revoke_provider_key(self, key_id: int) -> dict[str, Any]:
+        return dict(self._json("DELETE", f"/v1/provider_keys/{key_id}"))
+
+    def model_settings(self, project: str | None = None) -> dict[str, Any]:
+        return dict(self._json("GET", "/v1/model_settings", params=_drop_none(project=project)))
+
+    def set_model_settings(
+        self,
+        provider: str | None = None,
+        model: str | None = None,
+        endpoint_url: str | None = None,
+        project: str | None = None,
+    ) -> dict[str, Any]:
+        body = {"provider": provider, "model": model, "endpoint_url": endpoint_url}
+        params = _drop_none(project=project)
+        return dict(self._json("PUT", "/v1/model_settings", json=body, params=params))
+
+    def clear_model_settings(self, project: str | None = None) -> None:
+        self._json("DELETE", "/v1/model_settings", params=_drop_none(project=project))
 
     # Projects and end-user session tokens
     def list_projects(self) -> list[dict[str, Any]]:
