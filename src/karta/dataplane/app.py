@@ -22,6 +22,7 @@ from karta.dataplane.auth import Authenticator, flat_principal, project_principa
 from karta.dataplane.control.breaker import CircuitBreaker
 from karta.dataplane.control.cache import CachedLookup, KeyCache
 from karta.dataplane.control.client import ControlPlaneClient, ControlPlaneUnavailable
+from karta.dataplane.control.model_access import ModelAccessSource
 from karta.dataplane.control.readiness import ControlPlaneProbe
 from karta.dataplane.control.releases import ControlPlaneReleases, LocalProject
 from karta.dataplane.control.usage import ControlPlaneMetering
@@ -106,12 +107,15 @@ def create_app(
     choose_backend(settings)  # likewise: a refused sandbox choice stops the start here
     metering = ControlPlaneMetering(control, clock=clock) if control is not None else None
     releases = release_source(settings, control, clock)
+    model_access = ModelAccessSource(
+        control, ttl=settings.byok_cache_ttl, max_entries=settings.key_cache_max, clock=clock
+    )
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         try:
             async with open_runtime(
-                harness_app, settings, model_env, metering, releases
+                harness_app, settings, model_env, metering, releases, model_access=model_access
             ) as runtime:
                 api.state.db = runtime.db
                 api.state.runtime = runtime
@@ -133,6 +137,7 @@ def create_app(
     api.state.internal_access = settings.internal
     api.state.auth = authenticator(settings, control, harness_app, clock)
     api.state.releases = releases
+    api.state.model_access = model_access
     api.state.control_probe = ControlPlaneProbe(control, clock=clock) if control else None
     http_errors.install(api)
     http_limits.install(api, http_limits.Limits.from_env(http_limits.DATA_PLANE))

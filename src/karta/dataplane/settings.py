@@ -8,6 +8,7 @@ from pathlib import Path
 
 from karta.core.home import karta_home
 from karta.core.internal_auth import InternalAccess
+from karta.core.providers import ProviderURLs
 
 
 def _int(name: str, default: int | None) -> int | None:
@@ -57,6 +58,10 @@ class Settings:
     # drops them at once); this many materialized releases are kept on disk.
     active_release_ttl: float = 5.0
     release_cache_max: int = 16
+    # Provider keys (BYOK) and model settings are remembered this long (at most 60 s; a push
+    # drops them at once), and where each provider's API is (docs/byok.md).
+    byok_cache_ttl: float = 60.0
+    providers: ProviderURLs = field(default_factory=ProviderURLs)
     # Where harness processes run (docs/security.md): auto picks bwrap when it works here.
     # A production data plane refuses to run them unsandboxed unless told it may.
     sandbox: str = "auto"
@@ -95,6 +100,8 @@ class Settings:
             breaker_window=_float("KARTA_BREAKER_WINDOW", 2.0),
             active_release_ttl=_float("KARTA_ACTIVE_RELEASE_CACHE_TTL", 5.0),
             release_cache_max=_int("KARTA_RELEASE_CACHE_MAX", 16) or 16,
+            byok_cache_ttl=_float("KARTA_BYOK_CACHE_TTL", 60.0),
+            providers=ProviderURLs.from_env(),
             sandbox=os.environ.get("KARTA_SANDBOX") or "auto",
             production=os.environ.get("KARTA_ENV", "").lower() == "production",
             allow_unsandboxed=os.environ.get("KARTA_SANDBOX_ALLOW_NONE", "") in ("1", "true"),

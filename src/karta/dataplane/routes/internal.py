@@ -1,6 +1,7 @@
 """The data plane's internal API, called by the control plane with a service token: who am I,
 and the cache invalidation the control plane pushes when a key is revoked, a budget changes, a
-release is activated or rolled back, or a project's env vars change. Its bodies and answers are
+release is activated or rolled back, a project's env vars change, or a provider key or model
+setting changes. Its bodies and answers are
 the planes' contract (`karta.core.internal_api`). Guarded by `karta.core.internal_auth` and
 left out of the OpenAPI document."""
 
@@ -28,4 +29,5 @@ async def invalidate(body: api.Invalidate, request: Request) -> api.Invalidated:
         evicted=evicted,
         active_release_evicted=pointers,
         env_evicted=envs,
+        model_access_evicted=request.app.state.model_access.evict(body.organization_id),
     )
