@@ -163,7 +163,9 @@ async def test_keys_and_prompts_are_never_logged(proxy, scripted_model, caplog):
 
 
 def test_upstreams_follow_the_operators_settings():
-    found = platform_upstreams({"ANTHROPIC_AUTH_TOKEN": "tok", "ANTHROPIC_BASE_URL": "http://m/prefix/"})
+    found = platform_upstreams(
+        {"ANTHROPIC_AUTH_TOKEN": "tok", "ANTHROPIC_BASE_URL": "http://m/prefix/"}
+    )
     assert found["anthropic"].url == "http://m/prefix/v1/messages"
     assert found["anthropic"].headers == {"authorization": "Bearer tok"}
     assert "openai" not in found

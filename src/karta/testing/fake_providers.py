@@ -110,7 +110,11 @@ def _recomputed_signature(request: Request, body: bytes, secret: str) -> str | N
     access_key, _day, region, service, _ = fields["Credential"].split("/")
     signed = fields["SignedHeaders"].split(";")
     headers = {name: request.headers.get(name, "") for name in signed}
-    aws = AWSRequest(method=request.method, url=str(request.url), data=body, headers=headers)
+    # The path as it was sent (still percent-encoded), as AWS signs it.
+    url = f"{request.url.scheme}://{request.url.netloc}{request.scope['raw_path'].decode()}"
+    if request.url.query:
+        url += f"?{request.url.query}"
+    aws = AWSRequest(method=request.method, url=url, data=body, headers=headers)
     aws.context["timestamp"] = request.headers.get("x-amz-date", "")
     token = request.headers.get("x-amz-security-token")
     signer = SigV4Auth(Credentials(access_key, secret, token), service, region)

@@ -40,9 +40,7 @@ Decode = Callable[[AsyncIterator[bytes]], AsyncIterator[bytes]]
 class AccessSource(Protocol):
     """The organization's keys and model settings (`karta.dataplane.control.model_access`)."""
 
-    async def get(
-        self, organization_id: int | None, project_id: int | None
-    ) -> api.ModelAccess: ...
+    async def get(self, organization_id: int | None, project_id: int | None) -> api.ModelAccess: ...
 
 
 class Unroutable(Exception):
