@@ -18,7 +18,7 @@ import pytest
 from karta.core import internal_api as api
 from karta.dataplane.control.client import ControlPlaneUnavailable
 from karta.dataplane.sandbox.meter import CallUsage
-from karta.dataplane.sandbox.proxy import Grant, ModelProxy, OrgLimits, Refusal
+from karta.dataplane.sandbox.proxy import Admit, Grant, ModelProxy, OrgLimits, Refusal, Usage
 from karta.dataplane.sandbox.upstreams import Upstreams
 from karta.testing import Reply, ScriptedModel, text
 from karta.testing.fake_providers import FakeProviders
@@ -95,6 +95,13 @@ async def call(
         return await client.post(path, json=body, headers=headers)
 
 
+def metered_into(seen: list[CallUsage]) -> Admit:
+    async def admit() -> Usage:
+        return seen.append
+
+    return admit
+
+
 def prompts_of(calls: list) -> list[str]:
     return [c.body["messages"][0]["content"] for c in calls]
 
@@ -153,7 +160,7 @@ async def test_each_provider_gets_its_own_credential_and_usage_says_who_served(
     seen: list[CallUsage] = []
     before = len(providers.calls)
     for org in (4, 5, 6):
-        grant = proxy.grant(f"sess_{org}", org, 9, on_usage=seen.append)
+        grant = proxy.grant(f"sess_{org}", org, 9, admit=metered_into(seen))
         answer = await call(proxy, grant, messages(f"to {org}"))
         assert answer.status_code == 200, answer.text
         assert answer.headers["content-type"].startswith("text/event-stream")

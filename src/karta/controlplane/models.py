@@ -253,6 +253,9 @@ class UsageEvent(Base):
     cost_micros: Mapped[int] = mapped_column(Money)
     occurred_at: Mapped[datetime] = mapped_column(DateTime())
     recorded_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    provider: Mapped[str | None] = mapped_column(String(16))  # who served the call
+    # Whose key paid the provider: the platform's, or the organization's (or a project's) own.
+    key_owner: Mapped[str] = mapped_column(String(16), server_default="platform")
 
     __table_args__ = (UniqueConstraint("organization_id", "client_event_id"),)
 
@@ -272,6 +275,9 @@ class UsageDaily(Base):
     cache_read_tokens: Mapped[int] = mapped_column(Money, default=0)
     cache_write_tokens: Mapped[int] = mapped_column(Money, default=0)
     cost_micros: Mapped[int] = mapped_column(Money, default=0)
+    # The part of `cost_micros` the cost cap counts: all of it, unless the operator keeps usage
+    # on the organization's own provider keys outside the cap (KARTA_BYOK_OUTSIDE_COST_CAP).
+    cap_cost_micros: Mapped[int] = mapped_column(Money, server_default="0")
 
 
 class AuditEvent(Base):

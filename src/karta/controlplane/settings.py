@@ -33,6 +33,9 @@ class ControlSettings:
     # endpoint may be http, a private or loopback host, or an IP literal (tests, labs).
     providers: ProviderURLs = field(default_factory=ProviderURLs)
     allow_private_endpoints: bool = False
+    # Usage paid with an organization's own provider keys is recorded and priced either way;
+    # with this, it counts nothing toward the organization's cost cap.
+    own_keys_outside_cost_cap: bool = False
     release_max_bytes: int = 200 << 20  # compressed upload
     limits: Limits = field(default_factory=Limits)  # every other request (karta.core.http_limits)
     # `karta serve`: create the local org, key and project, and write credentials.json.
@@ -61,6 +64,8 @@ class ControlSettings:
             secrets_keys=os.environ.get("KARTA_SECRETS_KEYS") or None,
             providers=ProviderURLs.from_env(),
             allow_private_endpoints=os.environ.get("KARTA_MODEL_ENDPOINTS_ALLOW_PRIVATE", "")
+            in ("1", "true"),
+            own_keys_outside_cost_cap=os.environ.get("KARTA_BYOK_OUTSIDE_COST_CAP", "")
             in ("1", "true"),
             release_max_bytes=int(os.environ.get("KARTA_RELEASE_MAX_BYTES") or 200 << 20),
             limits=Limits.from_env(),

@@ -245,6 +245,10 @@ class KeyTotals(Totals, _KeyField):
 
 class ModelTotals(BaseModel):
     model: str | None
+    provider: str | None = Field(description="who served the calls (null: not recorded)")
+    key_owner: Literal["platform", "org", "project"] = Field(
+        description="whose key paid the provider: the platform's, or your own (BYOK)"
+    )
     model_calls: int
     input_tokens: int
     output_tokens: int

@@ -169,6 +169,8 @@ class PendingUsage(BaseModel):
     output_tokens: Count = 0
     cache_read_tokens: Count = 0
     cache_write_tokens: Count = 0
+    provider: str | None = Field(default=None, max_length=16)
+    key_owner: Literal["platform", "org", "project"] = "platform"
 
 
 class BudgetCheck(BaseModel):
@@ -212,6 +214,8 @@ class UsageEvent(BaseModel):
     cache_read_tokens: Count = 0
     cache_write_tokens: Count = 0
     occurred_at: Timestamp  # naive: UTC
+    provider: str | None = Field(default=None, max_length=16)  # who served the call
+    key_owner: Literal["platform", "org", "project"] = "platform"  # whose key paid for it
 
 
 class UsageBatch(BaseModel):

@@ -138,7 +138,17 @@ async def model_access(
 @router.post(api.BUDGET_CHECK, responses={402: {"model": api.BudgetRefusal}})
 async def check_budget(body: api.BudgetCheck, request: Request) -> api.BudgetOk:
     """Admit a turn or a model call (200), or refuse it with 402 budget_exhausted."""
-    pending = [budgets.Pending(item.api_key_id, item.model, _tokens(item)) for item in body.pending]
+    capped = not request.app.state.settings.own_keys_outside_cost_cap
+    pending = [
+        budgets.Pending(
+            item.api_key_id,
+            item.model,
+            _tokens(item),
+            item.provider,
+            capped or item.key_owner == "platform",
+        )
+        for item in body.pending
+    ]
     async with request.app.state.db() as session:
         repo = OrgRepository(session, body.organization_id)
         key = await repo.key(body.api_key_id) if body.api_key_id is not None else None
@@ -201,11 +211,16 @@ async def ingest_usage(body: api.UsageBatch, request: Request) -> api.BatchResul
             occurred_at=e.occurred_at
             if e.occurred_at.tzinfo
             else e.occurred_at.replace(tzinfo=UTC),
+            provider=e.provider,
+            key_owner=e.key_owner,
         )
         for e in body.events
     ]
+    capped = not request.app.state.settings.own_keys_outside_cost_cap
     async with request.app.state.db() as session, session.begin():
-        result = await usage.ingest(session, request.app.state.prices, batch)
+        result = await usage.ingest(
+            session, request.app.state.prices, batch, own_keys_capped=capped
+        )
     for org_id in result.crossed:
         await request.app.state.planes.invalidate(org_id)
     return api.BatchResult(

@@ -1,4 +1,5 @@
-"""provider keys (BYOK) and model settings; sealed values record the master key that sealed them
+"""provider keys (BYOK) and model settings; sealed values record the master key that sealed them;
+usage records who served each call and whose key paid, and what of its cost the cap counts
 
 Revision ID: 0007
 Revises: 0006
@@ -59,9 +60,23 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("project_env_vars", schema=None) as batch_op:
         batch_op.add_column(sa.Column("key_id", sa.String(length=32), nullable=True))
+    with op.batch_alter_table("usage_events", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("provider", sa.String(length=16), nullable=True))
+        batch_op.add_column(
+            sa.Column("key_owner", sa.String(length=16), nullable=False, server_default="platform")
+        )
+    money = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    with op.batch_alter_table("usage_daily", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("cap_cost_micros", money, nullable=False, server_default="0"))
+    op.execute("UPDATE usage_daily SET cap_cost_micros = cost_micros")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("usage_daily", schema=None) as batch_op:
+        batch_op.drop_column("cap_cost_micros")
+    with op.batch_alter_table("usage_events", schema=None) as batch_op:
+        batch_op.drop_column("key_owner")
+        batch_op.drop_column("provider")
     with op.batch_alter_table("project_env_vars", schema=None) as batch_op:
         batch_op.drop_column("key_id")
     with op.batch_alter_table("model_settings", schema=None) as batch_op:
