@@ -446,3 +446,75 @@ async def test_model_settings_per_org_with_a_project_override(byok: Byok) -> Non
         async with control.app.state.db() as session:
             actions = (await session.scalars(select(AuditEvent.action))).all()
         assert {"model_settings.set", "model_settings.cleared"} <= set(actions)
+
+
+def usage_event(org: Org, model: str, tokens: tuple[int, int], **extra: Any) -> dict:
+    return {
+        "event_id": secrets.token_hex(8),
+        "organization_id": org.id,
+        "model": model,
+        "input_tokens": tokens[0],
+        "output_tokens": tokens[1],
+        "occurred_at": datetime.now(UTC).isoformat(),
+        **extra,
+    }
+
+
+async def ship(control: ControlPlane, events: list[dict]) -> None:
+    r = await control.client.post(
+        "/internal/usage/events", headers=control.service, json={"events": events}
+    )
+    assert r.status_code == 200 and r.json()["accepted"] == len(events), r.text
+
+
+async def test_usage_says_who_served_and_whose_key_paid_priced_per_provider(
+    control: ControlPlane,
+) -> None:
+    org = await control.signup()
+    await ship(
+        control,
+        [
+            usage_event(org, "claude-sonnet-4-5", (1_000_000, 0)),
+            usage_event(
+                org,
+                "anthropic.claude-sonnet-4-5-v1:0",
+                (1_000_000, 0),
+                provider="bedrock",
+                key_owner="org",
+            ),
+        ],
+    )
+    rows = (await control.client.get("/v1/usage", headers=org.admin)).json()["by_model"]
+    assert [(r["model"], r["provider"], r["key_owner"], r["cost_cents"]) for r in rows] == [
+        ("anthropic.claude-sonnet-4-5-v1:0", "bedrock", "org", 300),  # bedrock's sonnet price
+        ("claude-sonnet-4-5", None, "platform", 300),
+    ]
+    budget = (await control.client.get("/v1/budget", headers=org.admin)).json()
+    assert budget["used_cost_cents"] == 600  # by default the org's own keys count toward the cap
+
+
+async def test_own_key_usage_can_be_kept_outside_the_cost_cap(byok: Byok) -> None:
+    async for control in byok.open(RING, own_keys_outside_cost_cap=True):
+        org = await control.signup()
+        r = await control.client.put(
+            "/v1/budget", headers=org.admin, json={"monthly_cost_limit_cents": 500}
+        )
+        assert r.status_code == 200
+        own = {"provider": "anthropic", "key_owner": "project"}
+        await ship(control, [usage_event(org, "claude-sonnet-4-5", (10_000_000, 0), **own)])
+        usage = (await control.client.get("/v1/usage", headers=org.admin)).json()
+        assert usage["totals"]["cost_cents"] == 3_000  # shown to the builder in full
+        assert usage["budget"]["used_cost_cents"] == 0 and usage["budget"]["state"] == "ok"
+        check = {
+            "organization_id": org.id,
+            "pending": [
+                {"model": "claude-sonnet-4-5", "input_tokens": 10_000_000, **{"key_owner": "org"}}
+            ],
+        }
+        r = await control.client.post("/internal/budget/check", headers=control.service, json=check)
+        assert r.status_code == 200  # own-key usage still in flight does not count either
+        await ship(control, [usage_event(org, "claude-sonnet-4-5", (2_000_000, 0))])
+        r = await control.client.post(
+            "/internal/budget/check", headers=control.service, json={"organization_id": org.id}
+        )
+        assert r.status_code == 402  # the platform's key still counts
