@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from karta.cli.main import app as cli
 from karta.client import KartaAPIError
 from karta.client.control import ControlClient
-from tests.conftest import free_port
+from tests.conftest import NO_PROVIDERS_ENV, free_port
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     home = tmp_path_factory.mktemp("control-plane")
     port, token = free_port(), secrets.token_urlsafe(24)
     env = {k: v for k, v in os.environ.items() if not k.startswith("KARTA_")}
+    env.update(NO_PROVIDERS_ENV)
     env.update(
         KARTA_HOME=str(home),
         KARTA_SERVICE_TOKENS=token,

@@ -31,7 +31,7 @@ from karta.dataplane.app import create_app
 from karta.dataplane.control.breaker import CircuitBreaker
 from karta.dataplane.control.client import TIMEOUT, ControlPlaneClient
 from karta.dataplane.settings import Settings
-from tests.conftest import SUPPORT_BOT
+from tests.conftest import NO_PROVIDERS, SUPPORT_BOT
 
 SERVICE_TOKEN = "svc-unit-tests"
 URL = "http://control"
@@ -231,8 +231,7 @@ class ControlPlaneDouble:
 @asynccontextmanager
 async def control_plane(home: Path) -> AsyncIterator[ControlPlaneDouble]:
     settings = ControlSettings(
-        home=home,
-        internal=InternalAccess.build([SERVICE_TOKEN]),
+        home=home, internal=InternalAccess.build([SERVICE_TOKEN]), providers=NO_PROVIDERS
     )
     app = create_control_app(settings)
     async with app.router.lifespan_context(app):
