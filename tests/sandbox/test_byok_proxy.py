@@ -314,3 +314,14 @@ async def test_keys_never_reach_a_log(
     ):
         assert secret not in caplog.text
     assert "refused the key of organization 18" in caplog.text
+
+
+async def test_a_model_setting_applies_to_calls_on_the_platforms_key_too(
+    proxy: ModelProxy, access: Access, scripted_model: ScriptedModel
+) -> None:
+    access.set(20, model="claude-chosen-by-the-org")
+    answer = await call(proxy, proxy.grant("sess_20", 20, None), messages("x", model="asked"))
+    assert answer.status_code == 200
+    (request,) = [r for r in scripted_model.requests if r.body]
+    assert request.body["model"] == "claude-chosen-by-the-org"
+    assert request.headers["x-api-key"] == PLATFORM_KEY

@@ -62,7 +62,7 @@ def checked_material(provider: str, given: dict[str, str]) -> dict[str, str]:
             f"a {provider} credential has no field {unknown[0]!r} "
             f"(it takes {', '.join((*required, *optional))})"
         )
-    material = {k: v.strip() for k, v in given.items() if v is not None and v.strip()}
+    material = {k: v.strip() for k, v in given.items() if v.strip()}
     for name in required:
         if name not in material:
             raise InvalidProviderKey(f"a {provider} credential needs {name!r}")

@@ -133,6 +133,8 @@ class Upstreams:
                 f"this project's model settings send calls to {provider}, "
                 f"which does not take {wire} requests",
             )
+        if access.model:
+            body = _with_model(body, access.model)
         key = next((k for k in access.keys if k.provider == provider), None)
         if key is None:
             if provider != native(wire) or access.endpoint_url:
@@ -145,9 +147,7 @@ class Upstreams:
             platform = self.platform.get(wire)
             if platform is None:
                 raise Unroutable(404, "not_found_error", f"no {wire} provider is configured")
-            return platform
-        if access.model:
-            body = _with_model(body, access.model)
+            return replace(platform, body=body) if access.model else platform
         route = await self._route(key, wire, body, headers, access.endpoint_url)
         return replace(
             route,
