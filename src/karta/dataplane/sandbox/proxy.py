@@ -39,14 +39,20 @@ from starlette.routing import Route
 
 from karta.core.errors import ByokKeyRejected, Unavailable
 from karta.dataplane.sandbox.meter import CallUsage, UsageMeter
-from karta.dataplane.sandbox.upstreams import Decode, KeyRejected, Unroutable, Upstream, Upstreams
+from karta.dataplane.sandbox.upstreams import (
+    ANTHROPIC_PATH,
+    OPENAI_PATH,
+    Decode,
+    KeyRejected,
+    Unroutable,
+    Upstream,
+    Upstreams,
+)
 
 log = logging.getLogger(__name__)
 
 CREDENTIAL_PREFIX = "kps_"
 ANY_METHOD = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
-ANTHROPIC_PATH = "/v1/messages"
-OPENAI_PATH = "/v1/chat/completions"
 # Never forwarded upstream: the harness's credential, hop-by-hop headers, and compression
 # (the proxy reads usage from the body it relays).
 DROPPED_REQUEST = frozenset(

@@ -29,7 +29,8 @@ from karta.core import internal_api as api
 from karta.core.provider_auth import AccessToken, TokenRefused, sigv4_headers, vertex_token
 from karta.core.providers import SERVES, KeyOwner, ProviderURLs, native
 
-ANTHROPIC_PATH = "/v1/messages"
+ANTHROPIC_PATH = "/v1/messages"  # the two APIs harnesses speak, as the proxy serves them
+OPENAI_PATH = "/v1/chat/completions"
 BEDROCK_VERSION = "bedrock-2023-05-31"
 VERTEX_VERSION = "vertex-2023-10-16"
 TOKEN_MARGIN = 60.0  # a Vertex token is renewed this long before it expires
@@ -173,7 +174,7 @@ class Upstreams:
             url = (endpoint or urls.at("openai")) + "/chat/completions"
             return Upstream(url, {"authorization": f"Bearer {material['api_key']}"})
         if key.provider == "openrouter":
-            path = ANTHROPIC_PATH if wire == "anthropic" else "/v1/chat/completions"
+            path = ANTHROPIC_PATH if wire == "anthropic" else OPENAI_PATH
             bearer = {"authorization": f"Bearer {material['api_key']}"}
             return Upstream(urls.at("openrouter") + path, bearer)
         request = _anthropic_body(body)
