@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,19 @@ import pytest
 
 from karta.core.credentials_file import read_credentials, server_entry
 from karta.core.events import Event
+from karta.core.providers import ProviderURLs
 from karta.core.sse import iter_events
 from karta.testing import ScriptedModel
 
 ROOT = Path(__file__).resolve().parent.parent
 SUPPORT_BOT = ROOT / "examples" / "support-bot"
 PG_ADMIN_DSN = os.environ.get("KARTA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+# Where servers under test look for model providers unless a test starts fakes
+# (`karta.testing.fake_providers`): a closed loopback port, so no test ever calls out.
+NO_PROVIDERS = ProviderURLs(**{f.name: "http://127.0.0.1:9" for f in fields(ProviderURLs)})
+NO_PROVIDERS_ENV = {
+    f"KARTA_PROVIDER_{f.name.upper()}_URL": "http://127.0.0.1:9" for f in fields(ProviderURLs)
+}
 
 
 def free_port() -> int:
@@ -85,6 +93,7 @@ def _server_env(model: ScriptedModel, wire: str) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("KARTA_", "ANTHROPIC_", "OPENAI_"))
     }
+    env.update(NO_PROVIDERS_ENV)
     if wire == "openai":
         env.update({"OPENAI_BASE_URL": f"{model.url}/v1", "OPENAI_API_KEY": "test-key"})
     else:

@@ -18,7 +18,7 @@ from karta.controlplane.app import create_control_app
 from karta.controlplane.settings import ControlSettings
 from karta.core.internal_auth import InternalAccess
 from karta.testing import FakeClock
-from tests.conftest import Database
+from tests.conftest import NO_PROVIDERS, Database
 
 SERVICE_TOKEN = "svc-" + secrets.token_hex(8)
 TOKEN_SECRET = secrets.token_hex(32)
@@ -105,6 +105,10 @@ async def control(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         database_url=db.url,
         internal=InternalAccess.build([SERVICE_TOKEN]),
         session_token_secret=TOKEN_SECRET,
+        # No test calls out: provider checks go to a closed loopback port, and endpoint URLs
+        # are not resolved (the resolver is not on loopback).
+        providers=NO_PROVIDERS,
+        allow_private_endpoints=True,
     )
     clock = FakeClock(datetime.now(UTC))
     app = create_control_app(settings, clock)

@@ -161,6 +161,48 @@ ROUTES: list[tuple[str, str, str, Body, Permission]] = [
     ("PUT", "/v1/budget", "/v1/budget", lambda: {}, P.BUDGET_MANAGE),
     ("GET", "/v1/usage", "/v1/usage", None, P.USAGE_READ),
     ("GET", "/v1/audit", "/v1/audit", None, P.AUDIT_READ),
+    ("GET", "/v1/provider_keys", "/v1/provider_keys", None, P.PROVIDER_KEYS_READ),
+    (
+        "POST",
+        "/v1/provider_keys",
+        "/v1/provider_keys",
+        lambda: {
+            "provider": "anthropic",
+            "label": "x",
+            "project": "missing",
+            "credential": {"api_key": "sk-ant-not-a-real-key"},
+        },
+        P.PROVIDER_KEYS_MANAGE,
+    ),
+    (
+        "GET",
+        "/v1/provider_keys/{key_id}",
+        f"/v1/provider_keys/{MISSING}",
+        None,
+        P.PROVIDER_KEYS_READ,
+    ),
+    (
+        "DELETE",
+        "/v1/provider_keys/{key_id}",
+        f"/v1/provider_keys/{MISSING}",
+        None,
+        P.PROVIDER_KEYS_MANAGE,
+    ),
+    ("GET", "/v1/model_settings", "/v1/model_settings", None, P.PROVIDER_KEYS_READ),
+    (
+        "PUT",
+        "/v1/model_settings",
+        "/v1/model_settings?project=missing",
+        lambda: {},
+        P.PROVIDER_KEYS_MANAGE,
+    ),
+    (
+        "DELETE",
+        "/v1/model_settings",
+        "/v1/model_settings?project=missing",
+        None,
+        P.PROVIDER_KEYS_MANAGE,
+    ),
 ]
 # Routes about the caller rather than an organization (their own invitations included): no
 # permission to check.
@@ -180,13 +222,13 @@ async def _check(
     control: ControlPlane, headers: dict[str, str], granted: frozenset[Permission], who: str
 ) -> None:
     for method, _, path, body, permission in ROUTES:
-        r = await control.client.request(
-            method, path, headers=headers, json=body() if body else None
-        )
+        sent = body() if body else None
+        r = await control.client.request(method, path, headers=headers, json=sent)
         if permission in granted:
             assert r.status_code in (200, 201, 204, 404), (who, method, path, r.text)
             if r.status_code == 404:
-                assert str(MISSING) in path or "missing" in path or "members" in path
+                aimed = path + str(sent)
+                assert str(MISSING) in aimed or "missing" in aimed or "members" in aimed
         else:
             assert r.status_code == 403, (who, method, path, r.status_code, r.text)
             assert r.json() == {

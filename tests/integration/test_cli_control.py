@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from karta.cli.main import app as cli
 from karta.client import ConflictError, Karta
-from tests.conftest import free_port
+from tests.conftest import NO_PROVIDERS_ENV, free_port
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     home = tmp_path_factory.mktemp("control-plane")
     port, token = free_port(), secrets.token_urlsafe(24)
     env = {k: v for k, v in os.environ.items() if not k.startswith("KARTA_")}
+    env.update(NO_PROVIDERS_ENV)
     env.update(
         KARTA_HOME=str(home),
         KARTA_SERVICE_TOKENS=token,
@@ -387,3 +388,32 @@ def test_projects_create_list_show(account):
     assert missing.exit_code == 2 and "404 project_not_found" in missing.stderr
     twice = karta(account.home, "projects", "create", "docs-bot", *admin)
     assert twice.exit_code == 2 and "409 project_exists" in twice.stderr
+
+
+def test_provider_keys_set_list_revoke_and_model_settings(account, client):
+    secret = "sk-ant-builder-" + secrets.token_hex(12)
+    created = karta(
+        account.home,
+        *("keys", "provider", "set", "anthropic", "--label", "prod", "--no-validate"),
+        input=secret + "\n",
+    )
+    assert created.exit_code == 0, created.output
+    assert f"…{secret[-4:]} for the organization" in created.stdout
+    listed = karta(account.home, "keys", "provider", "list")
+    assert listed.exit_code == 0, listed.output
+    row = next(line for line in listed.stdout.splitlines() if " prod " in line)
+    assert "anthropic" in row and f"…{secret[-4:]}" in row and "active" in row
+    assert secret not in listed.output and secret not in created.output
+    key_id = client.provider_keys.list()[0].id
+    revoked = karta(account.home, "keys", "provider", "revoke", str(key_id))
+    assert revoked.exit_code == 0 and f"Revoked anthropic key {key_id}" in revoked.stdout
+    assert client.provider_keys.get(key_id).status == "revoked"
+
+    shown = karta(account.home, "model", "set", "--provider", "bedrock", "--model", "anthropic.x")
+    assert shown.exit_code == 0, shown.output
+    assert "bedrock" in shown.stdout and "anthropic.x" in shown.stdout
+    refused = karta(account.home, "model", "set", "--provider", "anthropic",
+                    "--endpoint-url", "http://10.0.0.1/v1")  # fmt: skip
+    assert refused.exit_code == 2 and "422 invalid_endpoint" in refused.stderr
+    assert karta(account.home, "model", "clear").exit_code == 0
+    assert client.model_settings.get().provider is None

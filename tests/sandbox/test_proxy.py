@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from karta.dataplane.sandbox.meter import CallUsage
-from karta.dataplane.sandbox.proxy import Admit, ModelProxy, OrgLimits, Refusal, Usage, upstreams
+from karta.dataplane.sandbox.proxy import Admit, ModelProxy, OrgLimits, Refusal, Usage
+from karta.dataplane.sandbox.upstreams import platform_upstreams
 from karta.testing import Reply, ScriptedModel, text
 
 PLATFORM_KEY = "sk-platform-test-key"
@@ -104,6 +105,8 @@ async def test_the_platform_key_replaces_the_credential_and_the_stream_is_metere
     assert [u.as_dict() for u in seen] == [
         {
             "model": "claude-test",
+            "provider": "anthropic",
+            "key_owner": "platform",
             "input_tokens": 11,
             "output_tokens": 3,
             "cache_read_tokens": 0,
@@ -160,11 +163,13 @@ async def test_keys_and_prompts_are_never_logged(proxy, scripted_model, caplog):
 
 
 def test_upstreams_follow_the_operators_settings():
-    found = upstreams({"ANTHROPIC_AUTH_TOKEN": "tok", "ANTHROPIC_BASE_URL": "http://m/prefix/"})
+    found = platform_upstreams(
+        {"ANTHROPIC_AUTH_TOKEN": "tok", "ANTHROPIC_BASE_URL": "http://m/prefix/"}
+    )
     assert found["anthropic"].url == "http://m/prefix/v1/messages"
     assert found["anthropic"].headers == {"authorization": "Bearer tok"}
     assert "openai" not in found
-    assert upstreams({"OPENAI_API_KEY": "k"})["openai"].url == (
+    assert platform_upstreams({"OPENAI_API_KEY": "k"})["openai"].url == (
         "https://api.openai.com/v1/chat/completions"
     )
 

@@ -291,6 +291,8 @@ def test_anthropic_stream_usage_is_read_as_it_passes_in_any_chunking():
     usage = meter.finish("text/event-stream")
     assert usage.as_dict() == {
         "model": "claude-x",
+        "provider": None,
+        "key_owner": "platform",
         "input_tokens": 12,
         "output_tokens": 7,
         "cache_read_tokens": 5,

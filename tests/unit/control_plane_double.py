@@ -31,7 +31,7 @@ from karta.dataplane.app import create_app
 from karta.dataplane.control.breaker import CircuitBreaker
 from karta.dataplane.control.client import TIMEOUT, ControlPlaneClient
 from karta.dataplane.settings import Settings
-from tests.conftest import SUPPORT_BOT
+from tests.conftest import NO_PROVIDERS, SUPPORT_BOT
 
 SERVICE_TOKEN = "svc-unit-tests"
 SESSION_SECRET = "session-secret-of-the-unit-tests-32b"
@@ -235,6 +235,7 @@ async def control_plane(home: Path) -> AsyncIterator[ControlPlaneDouble]:
         home=home,
         internal=InternalAccess.build([SERVICE_TOKEN]),
         session_token_secret=SESSION_SECRET,
+        providers=NO_PROVIDERS,
     )
     app = create_control_app(settings)
     async with app.router.lifespan_context(app):

@@ -16,6 +16,7 @@ ALLOWED = {
     "repository_identity.py",
     "repository_money.py",
     "repository_releases.py",
+    "repository_providers.py",
     "credentials.py",
 }
 QUERY_CALLS = {"select", "update", "delete", "insert", "get", "with_for_update"}

@@ -79,6 +79,22 @@ def controlplane(
     run_controlplane(host=host, port=port, log_level=log_level)
 
 
+@app.command("rotate-key")
+def rotate_key() -> None:
+    """Re-encrypt the control plane's secrets (env vars, provider keys) with the newest key of
+    KARTA_SECRETS_KEYS, against the database the environment names."""
+    import asyncio
+
+    from karta.controlplane.rotation import rotate
+    from karta.controlplane.settings import ControlSettings
+
+    done = asyncio.run(rotate(ControlSettings.from_env()))
+    console.print(
+        f"re-sealed {done.env_vars} env vars and {done.provider_keys} provider keys "
+        "with the newest key"
+    )
+
+
 @app.command()
 def chat(
     url: Annotated[

@@ -162,6 +162,35 @@ def keys_table(keys: Sequence[Mapping[str, Any]]) -> Table:
     return table
 
 
+def provider_keys_table(keys: Sequence[Mapping[str, Any]]) -> Table:
+    columns = ("id", "provider", "scope", "label", "key", "region", "created", "status")
+    table = _table("Provider keys", columns, right=("id",))
+    for key in keys:
+        revoked = key.get("status") == "revoked"
+        table.add_row(
+            str(key["id"]),
+            str(key["provider"]),
+            escape(str(key["project"])) if key.get("project") else "org",
+            escape(str(key["label"])),
+            f"…{key['last4']}",
+            str(key.get("region") or ""),
+            _when(key.get("created_at"))[:10],
+            "revoked" if revoked else "active",
+            style="dim" if revoked else None,
+        )
+    return table
+
+
+def model_settings_lines(settings: Mapping[str, Any]) -> list[str]:
+    scope = f"project {settings['project']}" if settings.get("project") else "the organization"
+    return [
+        f"Model settings of {scope}:",
+        f"  provider      {settings.get('provider') or '(the harness API)'}",
+        f"  model         {settings.get('model') or '(the one the harness asks for)'}",
+        f"  endpoint_url  {settings.get('endpoint_url') or '(the provider API)'}",
+    ]
+
+
 def members_table(members: Sequence[Mapping[str, Any]]) -> Table:
     table = _table("Members", ("user", "email", "role", "since"), right=("user",))
     for member in members:

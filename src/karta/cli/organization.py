@@ -197,8 +197,12 @@ def audit_verify(connection: Connection) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add the organization's commands to the `karta` app."""
+    from karta.cli.provider_keys import model_app, provider_app
+
+    keys_app.add_typer(provider_app, name="provider")
     app.add_typer(projects_app, name="projects")
     app.add_typer(keys_app, name="keys")
+    app.add_typer(model_app, name="model")
     app.add_typer(budget_app, name="budget")
     app.command()(usage)
     app.add_typer(audit_app, name="audit")

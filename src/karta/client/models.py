@@ -276,6 +276,37 @@ class CreatedEmbedKey(KartaModel):
     identity_secret: str  # signs verified end users; shown this once
 
 
+class ProviderKey(KartaModel):
+    """The organization's (or a project's) own key for a model provider (BYOK), shown by its
+    last four characters only."""
+
+    id: int
+    provider: str
+    project: str | None = None  # the project's slug; None for the organization's own key
+    label: str
+    last4: str
+    region: str | None = None
+    status: str  # active | revoked
+    created_by: str | None = None
+    created_at: str
+    revoked_at: str | None = None
+
+
+class CreatedProviderKey(ProviderKey):
+    replaced: int | None = None  # the key it replaced (now revoked), if any
+
+
+class ModelSettings(KartaModel):
+    """Which provider and model the organization's (or a project's) calls use; None: the
+    harness's own choice."""
+
+    project: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    endpoint_url: str | None = None
+    updated_at: str | None = None
+
+
 class Period(KartaModel):
     start: str
     end: str  # the first day after the period

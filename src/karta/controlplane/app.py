@@ -24,6 +24,7 @@ from karta.controlplane.routes import (
     members,
     money,
     projects,
+    provider_keys,
     releases,
 )
 from karta.controlplane.secretbox import SecretBox
@@ -39,7 +40,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 def create_control_app(settings: ControlSettings, clock: Clock = SYSTEM) -> FastAPI:
     """`clock` governs expiry and periods (tokens, invitations, budget months)."""
     prices = PriceBook.load()  # a bad price book or secrets key fails here, before binding
-    box = SecretBox.load(settings.secrets_key, settings.home)
+    box = SecretBox.load(settings.secrets_key, settings.home, settings.secrets_keys)
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
@@ -84,7 +85,18 @@ def create_control_app(settings: ControlSettings, clock: Clock = SYSTEM) -> Fast
     async def readyz() -> dict[str, str]:
         return {"status": "ready"}
 
-    modules = (account, members, invitations, keys, projects, embed_keys, releases, money, audit)
+    modules = (
+        account,
+        members,
+        invitations,
+        keys,
+        provider_keys,
+        projects,
+        embed_keys,
+        releases,
+        money,
+        audit,
+    )
     for module in (*modules, internal):
         api.include_router(module.router)
     return api

@@ -125,6 +125,8 @@ class Pending:
     api_key_id: int | None
     model: str | None
     usage: TokenUsage
+    provider: str | None = None
+    capped: bool = True  # its cost counts toward the cost cap (see `usage.ingest`)
 
 
 async def check(
@@ -146,7 +148,8 @@ async def check(
         for item in pending:
             if key_id is None or item.api_key_id == key_id:
                 tokens += item.usage.input_tokens + item.usage.output_tokens
-                cost += prices.cost(item.model, item.usage).value
+                if item.capped:
+                    cost += prices.cost(item.model, item.usage, item.provider).value
         reason = caps.reached(tokens, cost)
         if reason:
             raise BudgetExhausted(label + reason)

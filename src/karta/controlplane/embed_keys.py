@@ -27,19 +27,20 @@ from karta.core.money import Cents, Micros
 ANONYMOUS_CAP = "anonymous_cost_limit"
 
 
-def _context(key: EmbedKey) -> str:
+def identity_context(key: EmbedKey) -> str:
     return f"embed_key:{key.organization_id}:{key.project_id}:{key.key}"
 
 
 def seal_identity_secret(box: SecretBox, key: EmbedKey) -> str:
     """A fresh identity secret for `key` (its `key` set): stored sealed, returned once."""
     secret = embed.new_identity_secret()
-    key.identity_secret = box.seal(secret, _context(key))
+    sealed = box.seal(secret, identity_context(key))
+    key.identity_secret, key.identity_key_id = sealed.blob, sealed.key_id
     return secret
 
 
 def identity_secret(box: SecretBox, key: EmbedKey) -> str:
-    return box.open(key.identity_secret, _context(key))
+    return box.open(key.identity_secret, identity_context(key), key.identity_key_id)
 
 
 def public_embed_key(key: EmbedKey, project: Project) -> dict[str, Any]:

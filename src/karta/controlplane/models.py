@@ -160,6 +160,7 @@ class EmbedKey(Base):
     anonymous_cost_limit_cents: Mapped[int | None] = mapped_column(Money)
     anonymous_period: Mapped[str] = mapped_column(String(8), default="month")  # day | month
     identity_secret: Mapped[bytes] = mapped_column(LargeBinary)
+    identity_key_id: Mapped[str | None] = mapped_column(String(32))  # the master key that sealed it
     created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime())
@@ -198,10 +199,55 @@ class ProjectEnvVar(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
     name: Mapped[str] = mapped_column(String(128))
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str | None] = mapped_column(String(32))  # the master key that sealed it
     hint: Mapped[str | None] = mapped_column(String(8))
     updated_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
 
     __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+
+class ProviderKey(Base):
+    """An organization's own credential for a model provider (BYOK), for the whole organization
+    or one project; encrypted at rest like env vars (`secretbox`), the associated data binding
+    it to its organization, project and provider. `slot` is `"<project id or 0>:<provider>"`
+    while the key is active and NULL once revoked: at most one active key per slot. Revoking
+    empties `ciphertext`."""
+
+    __tablename__ = "provider_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
+    provider: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(200))
+    last4: Mapped[str] = mapped_column(String(4))
+    region: Mapped[str | None] = mapped_column(String(32))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    slot: Mapped[str | None] = mapped_column(String(32))
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime())
+
+    __table_args__ = (UniqueConstraint("organization_id", "slot"),)
+
+
+class ModelSettings(Base):
+    """Which provider an organization's (or one project's) model calls go to, the model they
+    use, and for Anthropic- or OpenAI-compatible providers the endpoint. `scope` is the project
+    id, or 0 for the organization's own settings."""
+
+    __tablename__ = "model_settings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    scope: Mapped[int] = mapped_column(Integer)
+    provider: Mapped[str | None] = mapped_column(String(16))
+    model: Mapped[str | None] = mapped_column(String(128))
+    endpoint_url: Mapped[str | None] = mapped_column(String(2048))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("organization_id", "scope"),)
 
 
 class Budget(Base):
@@ -237,6 +283,9 @@ class UsageEvent(Base):
     cost_micros: Mapped[int] = mapped_column(Money)
     occurred_at: Mapped[datetime] = mapped_column(DateTime())
     recorded_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    provider: Mapped[str | None] = mapped_column(String(16))  # who served the call
+    # Whose key paid the provider: the platform's, or the organization's (or a project's) own.
+    key_owner: Mapped[str] = mapped_column(String(16), server_default="platform")
 
     __table_args__ = (UniqueConstraint("organization_id", "client_event_id"),)
 
@@ -256,6 +305,9 @@ class UsageDaily(Base):
     cache_read_tokens: Mapped[int] = mapped_column(Money, default=0)
     cache_write_tokens: Mapped[int] = mapped_column(Money, default=0)
     cost_micros: Mapped[int] = mapped_column(Money, default=0)
+    # The part of `cost_micros` the cost cap counts: all of it, unless the operator keeps usage
+    # on the organization's own provider keys outside the cap (KARTA_BYOK_OUTSIDE_COST_CAP).
+    cap_cost_micros: Mapped[int] = mapped_column(Money, server_default="0")
 
 
 class AuditEvent(Base):

@@ -27,6 +27,8 @@ class Permission(StrEnum):
     BUDGET_MANAGE = "budget.manage"
     USAGE_READ = "usage.read"
     AUDIT_READ = "audit.read"
+    PROVIDER_KEYS_READ = "provider_keys.read"
+    PROVIDER_KEYS_MANAGE = "provider_keys.manage"
 
 
 ROLES = ("owner", "admin", "developer", "billing", "viewer")
@@ -41,7 +43,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "owner": frozenset(_ADMIN),
     "admin": frozenset(_ADMIN),
     "developer": frozenset(
-        _READ | _DEPLOY | {P.KEYS_READ, P.SESSION_TOKENS_MINT, P.EMBED_KEYS_READ}
+        _READ
+        | _DEPLOY
+        | {P.KEYS_READ, P.SESSION_TOKENS_MINT, P.EMBED_KEYS_READ, P.PROVIDER_KEYS_READ}
     ),
     # Billing's own surface (plans, invoices) arrives with Stripe; until then it reads.
     "billing": frozenset(_READ),

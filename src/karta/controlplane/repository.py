@@ -5,8 +5,9 @@ indistinguishable from a missing one (404). `tests/unit/test_controlplane_scopin
 no other control-plane module queries tenant tables directly.
 
 `OrgRepository` is one class made of parts along the data's seams: identity (members, invitations,
-keys: `repository_identity`), releases (projects, releases, env vars: `repository_releases`) and
-money (budget, usage: `repository_money`), on what they share
+keys: `repository_identity`), releases (projects, releases, env vars: `repository_releases`),
+money (budget, usage: `repository_money`) and providers (BYOK keys and model settings:
+`repository_providers`), on what they share
 (`repository_base`); the audit log's queries are here.
 """
 
@@ -17,11 +18,12 @@ from sqlalchemy import select
 from karta.controlplane.models import AuditEvent, AuditHead
 from karta.controlplane.repository_identity import IdentityQueries
 from karta.controlplane.repository_money import MoneyQueries
+from karta.controlplane.repository_providers import ProviderQueries
 from karta.controlplane.repository_releases import ReleaseQueries
 from karta.core.errors import NotFound
 
 
-class OrgRepository(IdentityQueries, ReleaseQueries, MoneyQueries):
+class OrgRepository(IdentityQueries, ReleaseQueries, MoneyQueries, ProviderQueries):
     """One organization's data, opened with a session and the organization's id."""
 
     # --- audit ---------------------------------------------------------------------------------

@@ -31,10 +31,10 @@ class MoneyQueries(OrgScoped):
         return await self._one(query, NotFound("budget not found"), lock=lock)
 
     async def spent(self, start: date, end: date, api_key_id: int | None = None) -> tuple[int, int]:
-        """Tokens and cost (micro-cents) metered in [start, end)."""
+        """Tokens and the cost (micro-cents) the cost cap counts, metered in [start, end)."""
         query = select(
             func.coalesce(func.sum(UsageDaily.input_tokens + UsageDaily.output_tokens), 0),
-            func.coalesce(func.sum(UsageDaily.cost_micros), 0),
+            func.coalesce(func.sum(UsageDaily.cap_cost_micros), 0),
         ).where(
             UsageDaily.organization_id == self.organization_id,
             UsageDaily.day >= start,
@@ -62,15 +62,16 @@ class MoneyQueries(OrgScoped):
         Both are single statements (insert-or-skip, upsert), safe under concurrent batches."""
         insert = _insert_for(self.session)
         row = {**values, "organization_id": self.organization_id}
+        event = {k: v for k, v in row.items() if k != "cap_cost_micros"}
         inserted = await self.session.scalar(
             insert(UsageEvent)
-            .values(**row)
+            .values(**event)
             .on_conflict_do_nothing(index_elements=["organization_id", "client_event_id"])
             .returning(UsageEvent.id)
         )
         if inserted is None:
             return False
-        counters = ("model_calls", "cost_micros", *TOKEN_FIELDS)
+        counters = ("model_calls", "cost_micros", "cap_cost_micros", *TOKEN_FIELDS)
         daily = insert(UsageDaily).values(
             organization_id=self.organization_id,
             day=row["occurred_at"].astimezone(UTC).date(),
@@ -103,6 +104,8 @@ class MoneyQueries(OrgScoped):
         rows = await self.session.execute(
             select(
                 UsageEvent.model,
+                UsageEvent.provider,
+                UsageEvent.key_owner,
                 func.count(),
                 func.sum(UsageEvent.input_tokens),
                 func.sum(UsageEvent.output_tokens),
@@ -113,16 +116,18 @@ class MoneyQueries(OrgScoped):
                 UsageEvent.occurred_at >= start,
                 UsageEvent.occurred_at < end,
             )
-            .group_by(UsageEvent.model)
-            .order_by(UsageEvent.model)
+            .group_by(UsageEvent.model, UsageEvent.provider, UsageEvent.key_owner)
+            .order_by(UsageEvent.model, UsageEvent.provider, UsageEvent.key_owner)
         )
         return [
             {
                 "model": model,
+                "provider": provider,
+                "key_owner": owner,
                 "model_calls": int(calls),
                 "input_tokens": int(inp or 0),
                 "output_tokens": int(out or 0),
                 "cost_micros": int(cost or 0),
             }
-            for model, calls, inp, out, cost in rows.tuples()
+            for model, provider, owner, calls, inp, out, cost in rows.tuples()
         ]

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from karta.controlplane.permissions import ROLES
 from karta.core import embed
 from karta.core.internal_api import Count
+from karta.core.providers import Provider
 from karta.core.session_tokens import DEFAULT_TTL, MAX_TTL
 
 Int64 = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
@@ -129,3 +130,26 @@ class CreateEmbedKey(EmbedKeySettings):
 
 class UpdateEmbedKey(EmbedKeySettings):
     name: str = Field(default="", min_length=1, max_length=200)
+
+
+class CreateProviderKey(Body):
+    provider: Provider
+    label: str = Field(min_length=1, max_length=200)
+    project: str | None = Field(
+        default=None, max_length=64, description="a project's slug or id; omit for the org's key"
+    )
+    credential: dict[str, str] = Field(
+        max_length=8,
+        description="anthropic, openai, openrouter: {api_key}; bedrock: {access_key_id, "
+        "secret_access_key, session_token?, region}; vertex: {service_account (the key file's "
+        "JSON text), project, region}",
+    )
+
+
+ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,127}$")]
+
+
+class SetModelSettings(Body):
+    provider: Provider | None = None
+    model: ModelName | None = None
+    endpoint_url: str | None = Field(default=None, min_length=1, max_length=2048)

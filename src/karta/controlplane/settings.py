@@ -10,6 +10,7 @@ from karta.controlplane.bootstrap import LocalBootstrap
 from karta.core.home import karta_home
 from karta.core.http_limits import Limits
 from karta.core.internal_auth import InternalAccess
+from karta.core.providers import ProviderURLs
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -27,6 +28,14 @@ class ControlSettings:
     login_ttl: float = 30 * 86400.0
     invitation_ttl: float = 7 * 86400.0
     secrets_key: str | None = None  # KARTA_SECRETS_KEY; generated under home when unset
+    secrets_keys: str | None = None  # KARTA_SECRETS_KEYS: `id:base64,…`, newest first
+    # Provider keys (docs/byok.md): where their validation calls go, and whether an org's model
+    # endpoint may be http, a private or loopback host, or an IP literal (tests, labs).
+    providers: ProviderURLs = field(default_factory=ProviderURLs)
+    allow_private_endpoints: bool = False
+    # Usage paid with an organization's own provider keys is recorded and priced either way;
+    # with this, it counts nothing toward the organization's cost cap.
+    own_keys_outside_cost_cap: bool = False
     release_max_bytes: int = 200 << 20  # compressed upload
     limits: Limits = field(default_factory=Limits)  # every other request (karta.core.http_limits)
     # `karta serve`: create the local org, its key (`app.state.local_key`) and project.
@@ -52,6 +61,12 @@ class ControlSettings:
             not in ("off", "0", "false", "no"),
             invitation_ttl=float(os.environ.get("KARTA_INVITATION_TTL") or 7 * 86400),
             secrets_key=os.environ.get("KARTA_SECRETS_KEY") or None,
+            secrets_keys=os.environ.get("KARTA_SECRETS_KEYS") or None,
+            providers=ProviderURLs.from_env(),
+            allow_private_endpoints=os.environ.get("KARTA_MODEL_ENDPOINTS_ALLOW_PRIVATE", "")
+            in ("1", "true"),
+            own_keys_outside_cost_cap=os.environ.get("KARTA_BYOK_OUTSIDE_COST_CAP", "")
+            in ("1", "true"),
             release_max_bytes=int(os.environ.get("KARTA_RELEASE_MAX_BYTES") or 200 << 20),
             limits=Limits.from_env(),
         )

@@ -36,6 +36,8 @@ class Metered:
     usage: TokenUsage
     occurred_at: datetime
     embed_key_id: int | None = None
+    provider: str | None = None
+    key_owner: str = "platform"
 
 
 @dataclass
@@ -46,9 +48,13 @@ class Ingested:
     crossed: set[int] = field(default_factory=set)  # orgs that ran out with this batch
 
 
-async def ingest(session: AsyncSession, prices: PriceBook, batch: list[Metered]) -> Ingested:
-    """Record a batch. An event naming a key of another organization is rejected, so a data
-    plane cannot bill one org's key to another."""
+async def ingest(
+    session: AsyncSession, prices: PriceBook, batch: list[Metered], *, own_keys_capped: bool = True
+) -> Ingested:
+    """Record a batch, priced per provider and model. An event naming a key of another
+    organization is rejected, so a data plane cannot bill one org's key to another. Without
+    `own_keys_capped`, calls paid with the organization's own provider keys cost what they cost
+    but count nothing toward the cost cap."""
     result = Ingested()
     before: dict[int, str | None] = {}
     for item in batch:
@@ -61,6 +67,7 @@ async def ingest(session: AsyncSession, prices: PriceBook, batch: list[Metered])
         except NotFound:  # an unknown org, or a key of another org
             result.rejected.append(item.event_id)
             continue
+        cost = prices.cost(item.model, item.usage, item.provider).value
         values = {
             "client_event_id": item.event_id,
             "api_key_id": item.api_key_id,
@@ -69,7 +76,10 @@ async def ingest(session: AsyncSession, prices: PriceBook, batch: list[Metered])
             "session_id": item.session_id,
             "turn_id": item.turn_id,
             "model": item.model,
-            "cost_micros": prices.cost(item.model, item.usage).value,
+            "cost_micros": cost,
+            "cap_cost_micros": cost if own_keys_capped or item.key_owner == "platform" else 0,
+            "provider": item.provider,
+            "key_owner": item.key_owner,
             "occurred_at": item.occurred_at,
             "recorded_at": utcnow(),
             **{name: getattr(item.usage, name) for name in TOKEN_FIELDS},

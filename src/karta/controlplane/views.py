@@ -187,6 +187,33 @@ class EnvVarView(BaseModel):
     updated_at: Timestamp
 
 
+class ProviderKeyView(BaseModel):
+    id: int
+    object: Literal["provider_key"]
+    provider: str
+    project: str | None = Field(description="the project's slug; null for the org's own key")
+    label: str
+    last4: str = Field(description="the last four characters of the key (never more)")
+    region: str | None
+    status: Literal["active", "revoked"]
+    created_by: str | None
+    created_at: Timestamp
+    revoked_at: Timestamp | None
+
+
+class CreatedProviderKey(ProviderKeyView):
+    replaced: int | None = Field(description="the key it replaced (now revoked), if any")
+
+
+class ModelSettingsView(BaseModel):
+    object: Literal["model_settings"]
+    project: str | None
+    provider: str | None
+    model: str | None
+    endpoint_url: str | None
+    updated_at: Timestamp | None
+
+
 # --- money ---------------------------------------------------------------------------------------
 
 
@@ -243,6 +270,10 @@ class KeyTotals(Totals, _KeyField):
 
 class ModelTotals(BaseModel):
     model: str | None
+    provider: str | None = Field(description="who served the calls (null: not recorded)")
+    key_owner: Literal["platform", "org", "project"] = Field(
+        description="whose key paid the provider: the platform's, or your own (BYOK)"
+    )
     model_calls: int
     input_tokens: int
     output_tokens: int

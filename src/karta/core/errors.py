@@ -162,6 +162,14 @@ class InvalidEndUserId(KartaError):
     code = "invalid_end_user_id"
 
 
+class ByokKeyRejected(KartaError):
+    """The provider refused the organization's own key (BYOK) during a turn: the turn failed,
+    and it was not retried with the platform's key."""
+
+    status = 422
+    code = "byok_key_rejected"
+
+
 class AppConfigError(KartaError):
     """The harness application folder is not usable (bad agents, unknown default agent…)."""
 

@@ -40,6 +40,7 @@ HTTP_CODES = {
     422: "validation_error",
     429: "too_many_requests",
     431: "headers_too_large",
+    502: "bad_gateway",
     503: "unavailable",
 }
 

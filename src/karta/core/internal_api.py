@@ -59,6 +59,7 @@ RELEASE = "/internal/projects/{ref}/releases/{version}"
 ARTIFACT = "/internal/artifacts/{digest}"  # the archive itself (application/gzip)
 PROJECT_ENV = "/internal/projects/{ref}/env"
 BUDGET_CHECK = "/internal/budget/check"
+MODEL_ACCESS = "/internal/model_access"  # ?organization_id=&project_id= (BYOK keys, settings)
 USAGE_EVENTS = "/internal/usage/events"
 AUDIT_EVENTS = "/internal/audit/events"
 EMBED_KEY = "/internal/embed/keys/resolve"  # POST: what a publishable key opens
@@ -139,6 +140,31 @@ class ProjectEnv(BaseModel):
     env: dict[str, str]
 
 
+# --- provider keys (BYOK) and model settings ---------------------------------------------------
+
+
+class ProviderCredential(BaseModel):
+    """An organization's own provider key, decrypted: for the data plane's model proxy only,
+    never to be logged (its repr hides the material)."""
+
+    provider: Literal["anthropic", "openai", "openrouter", "bedrock", "vertex"]
+    owner: Literal["org", "project"]
+    key_id: Id  # which stored key this is (usage records it)
+    material: dict[str, str] = Field(repr=False)
+
+
+class ModelAccess(BaseModel):
+    """How one project's (or, without one, the organization's) model calls are served: the
+    effective model settings (the project's, else the organization's) and, per provider, the
+    key to use (the project's, else the organization's). No key for a provider: the
+    platform's serves it, if the platform has one."""
+
+    provider: str | None = None  # where calls go; None: the harness's own API
+    model: str | None = None  # the model calls use; None: the one the harness asks for
+    endpoint_url: str | None = None  # an Anthropic-/OpenAI-compatible endpoint of the org's
+    keys: list[ProviderCredential] = Field(default_factory=list, max_length=20)
+
+
 # --- budgets -------------------------------------------------------------------------------------
 
 
@@ -152,6 +178,8 @@ class PendingUsage(BaseModel):
     output_tokens: Count = 0
     cache_read_tokens: Count = 0
     cache_write_tokens: Count = 0
+    provider: str | None = Field(default=None, max_length=16)
+    key_owner: Literal["platform", "org", "project"] = "platform"
 
 
 class BudgetCheck(BaseModel):
@@ -198,6 +226,8 @@ class UsageEvent(BaseModel):
     cache_read_tokens: Count = 0
     cache_write_tokens: Count = 0
     occurred_at: Timestamp  # naive: UTC
+    provider: str | None = Field(default=None, max_length=16)  # who served the call
+    key_owner: Literal["platform", "org", "project"] = "platform"  # whose key paid for it
 
 
 class UsageBatch(BaseModel):
@@ -240,7 +270,7 @@ class BatchResult(BaseModel):
 
 class Invalidate(BaseModel):
     """Pushed after a key is revoked, a budget changes, a release is activated or rolled back,
-    or an env var is set or unset."""
+    an env var is set or unset, or a provider key or model setting changes."""
 
     organization_id: Id
 
@@ -251,6 +281,7 @@ class Invalidated(BaseModel):
     active_release_evicted: Count
     env_evicted: Count
     embed_evicted: Count = 0  # cached embed keys and CORS origins
+    model_access_evicted: Count = 0
 
 
 # --- the embed edge (browsers) -------------------------------------------------------------------

@@ -119,6 +119,13 @@ BUILTIN_PRICES: dict[str, Price] = {
     "claude-haiku": _price("1", "5", "0.10", "1.25"),
     "gpt-4o-mini": _price("0.15", "0.60", "0.075", "0.15"),
     "gpt-4o": _price("2.50", "10", "1.25", "2.50"),
+    # A provider's own model names, as `provider/prefix` (checked before the plain prefixes).
+    "bedrock/anthropic.claude-opus": _price("15", "75", "1.50", "18.75"),
+    "bedrock/anthropic.claude-sonnet": _price("3", "15", "0.30", "3.75"),
+    "bedrock/anthropic.claude-haiku": _price("1", "5", "0.10", "1.25"),
+    "openrouter/anthropic/claude-opus": _price("15", "75", "1.50", "18.75"),
+    "openrouter/anthropic/claude-sonnet": _price("3", "15", "0.30", "3.75"),
+    "openrouter/anthropic/claude-haiku": _price("1", "5", "0.10", "1.25"),
     "default": _price("15", "75", "1.50", "18.75"),
 }
 
@@ -130,22 +137,27 @@ class PriceBook:
         self.prices = prices
         self._prefixes = sorted((k for k in prices if k != "default"), key=len, reverse=True)
 
-    def price(self, model: str | None) -> Price:
+    def price(self, model: str | None, provider: str | None = None) -> Price:
+        """The longest `provider/prefix` entry the model starts with, else the longest plain
+        prefix, else the default."""
         name = (model or "").lower()
-        for prefix in self._prefixes:
-            if name.startswith(prefix):
-                return self.prices[prefix]
+        names = [f"{provider.lower()}/{name}", name] if provider else [name]
+        for candidate in names:
+            for prefix in self._prefixes:
+                if candidate.startswith(prefix):
+                    return self.prices[prefix]
         return self.prices["default"]
 
-    def cost(self, model: str | None, usage: TokenUsage) -> Micros:
-        return self.price(model).cost(usage)
+    def cost(self, model: str | None, usage: TokenUsage, provider: str | None = None) -> Micros:
+        return self.price(model, provider).cost(usage)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> PriceBook:
         """The built-in prices, overridden by a JSON file named by `KARTA_PRICE_BOOK`:
         `{"model-prefix": {"input": "3", "output": "15", "cache_read": "0.30",
         "cache_write": "3.75"}}` — dollars per million tokens as decimal strings (a JSON number
-        would pass through a float, so it is refused)."""
+        would pass through a float, so it is refused). A key `provider/model-prefix` prices
+        that provider's calls only (`bedrock/anthropic.claude-sonnet`)."""
         prices = dict(BUILTIN_PRICES)
         source = path or os.environ.get("KARTA_PRICE_BOOK")
         if source:

@@ -23,6 +23,7 @@ from karta.dataplane.cluster import check_replica
 from karta.dataplane.control.breaker import CircuitBreaker
 from karta.dataplane.control.cache import CachedLookup, KeyCache
 from karta.dataplane.control.client import ControlPlaneClient, ControlPlaneUnavailable
+from karta.dataplane.control.model_access import ModelAccessSource
 from karta.dataplane.control.readiness import ControlPlaneProbe
 from karta.dataplane.control.releases import ControlPlaneReleases, LocalProject
 from karta.dataplane.control.usage import ControlPlaneMetering
@@ -126,12 +127,21 @@ def create_app(
     check_replica(settings)  # and a replica the others could not reach
     metering = ControlPlaneMetering(control, clock=clock) if control is not None else None
     releases = release_source(settings, control, clock)
+    model_access = ModelAccessSource(
+        control, ttl=settings.byok_cache_ttl, max_entries=settings.key_cache_max, clock=clock
+    )
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         try:
             async with open_runtime(
-                harness_app, settings, model_env, metering, releases, harnesses
+                harness_app,
+                settings,
+                model_env,
+                metering,
+                releases,
+                harnesses,
+                model_access=model_access,
             ) as runtime:
                 api.state.db = runtime.db
                 api.state.runtime = runtime
@@ -165,6 +175,7 @@ def create_app(
     api.state.internal_access = settings.internal
     api.state.auth = authenticator(settings, control, harness_app, clock)
     api.state.releases = releases
+    api.state.model_access = model_access
     api.state.control_probe = ControlPlaneProbe(control, clock=clock) if control else None
     api.state.embed = embed_edge(settings, control, clock)
     http_errors.install(api)

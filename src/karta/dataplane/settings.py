@@ -9,6 +9,7 @@ from pathlib import Path
 
 from karta.core.home import karta_home
 from karta.core.internal_auth import InternalAccess
+from karta.core.providers import ProviderURLs
 
 
 def _int(name: str, default: int | None) -> int | None:
@@ -78,6 +79,10 @@ class Settings:
     # The embed edge's backstop: requests per client IP and origin per window (seconds).
     embed_rate_limit: int = 60
     embed_rate_window: float = 60.0
+    # Provider keys (BYOK) and model settings are remembered this long (at most 60 s; a push
+    # drops them at once), and where each provider's API is (docs/byok.md).
+    byok_cache_ttl: float = 60.0
+    providers: ProviderURLs = field(default_factory=ProviderURLs)
     # Where harness processes run (docs/security.md): auto picks bwrap when it works here.
     # A production data plane refuses to run them unsandboxed unless told it may.
     sandbox: str = "auto"
@@ -152,6 +157,8 @@ class Settings:
             release_cache_max=_int("KARTA_RELEASE_CACHE_MAX", 16) or 16,
             embed_rate_limit=_int("KARTA_EMBED_TOKEN_RATE_LIMIT", 60) or 60,
             embed_rate_window=_float("KARTA_EMBED_TOKEN_RATE_WINDOW", 60.0),
+            byok_cache_ttl=_float("KARTA_BYOK_CACHE_TTL", 60.0),
+            providers=ProviderURLs.from_env(),
             sandbox=os.environ.get("KARTA_SANDBOX") or "auto",
             production=os.environ.get("KARTA_ENV", "").lower() == "production",
             allow_unsandboxed=os.environ.get("KARTA_SANDBOX_ALLOW_NONE", "") in ("1", "true"),

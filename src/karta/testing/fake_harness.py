@@ -1,5 +1,6 @@
 """An in-process harness that plays scripted turns: the runtime's whole turn pipeline (events,
-approvals, interrupts, crashes, resumes, handoffs) without a harness binary or a model.
+approvals, interrupts, crashes, resumes, handoffs) without a harness binary or a model (a
+`CallModel` step calls the model proxy as a real harness would).
 
 A turn is a list of steps, queued for one session or for any (`FakeHarness.enqueue`); each
 message a fake session takes plays the next queued turn, or echoes the message when none is
@@ -14,15 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from karta.core import events as ev
 from karta.core.clock import SYSTEM, Clock
 from karta.core.events import Event
 from karta.core.ids import new_id
+from karta.core.sse import aiter_frames
 from karta.dataplane.harness.base import (
     ApprovalAnswer,
     HarnessFailure,
@@ -100,7 +105,18 @@ class Wait:
     until: asyncio.Event | None = None
 
 
-Step = Say | Reason | UseTool | Ask | Crash | Gone | Wait
+@dataclass(frozen=True)
+class CallModel:
+    """A model call, made as a harness makes it: an Anthropic Messages request (streamed) to
+    the endpoint and with the credential in the session's `model_env` (Karta's model proxy).
+    The reply's text is said; a refused call is said as `(model error <status>)`, as a harness
+    reports an API error and ends its turn."""
+
+    prompt: str = "hello"
+    model: str = "claude-fake"
+
+
+Step = Say | Reason | UseTool | Ask | Crash | Gone | Wait | CallModel
 
 
 @dataclass(frozen=True)
@@ -264,6 +280,10 @@ class FakeSession:
                 raise HarnessFailure(step.message)
             case Wait():
                 await self._wait(step, ctx)
+            case CallModel():
+                said = await self._call_model(step)
+                parts.append({"type": "text", "text": said})
+                yield ev.text_event(f"text-{default_id}", said, source=SOURCE)
             case Gone():
                 raise AssertionError("unreachable: enqueue allows Gone() only as a whole turn")
 
@@ -282,6 +302,34 @@ class FakeSession:
         finally:
             for waiter in waiters:
                 waiter.cancel()
+
+    async def _call_model(self, step: CallModel) -> str:
+        env = self._spec.model_env
+        body = {
+            "model": step.model,
+            "max_tokens": 256,
+            "stream": True,
+            "messages": [{"role": "user", "content": step.prompt}],
+        }
+        headers = {
+            "x-api-key": env.get("ANTHROPIC_API_KEY", ""),
+            "anthropic-version": "2023-06-01",
+            "x-claude-code-session-id": self.harness_session_id,
+        }
+        url = env.get("ANTHROPIC_BASE_URL", "").rstrip("/") + "/v1/messages"
+        said = []
+        async with (
+            httpx.AsyncClient(timeout=30.0) as client,
+            client.stream("POST", url, json=body, headers=headers) as answer,
+        ):
+            if answer.status_code != 200:
+                await answer.aread()
+                return f"(model error {answer.status_code})"
+            async for frame in aiter_frames(answer.aiter_lines()):
+                event = json.loads(frame.data)
+                if event.get("type") == "content_block_delta":
+                    said.append(str(event.get("delta", {}).get("text", "")))
+        return "".join(said)
 
     async def interrupt(self) -> None:
         self._harness.interrupted.append(self._spec.session_id)

@@ -93,7 +93,7 @@ class ScriptedModel:
             self._requests.clear()
             self.default = echo
 
-    def _next_reply(self, request: ModelRequest) -> Reply:
+    def next_reply(self, request: ModelRequest) -> Reply:
         with self._lock:
             self._requests.append(request)
             over_limit = len(self._requests) > self.max_calls
@@ -132,7 +132,7 @@ class ScriptedModel:
         seen = ModelRequest(
             body, {k.lower(): v for k, v in request.headers.items()}, request.url.path, wire
         )
-        reply = self._next_reply(seen)
+        reply = self.next_reply(seen)
         if reply.delay:
             await asyncio.sleep(reply.delay)
         # Both codecs offer message(), stream() and error_body() for their API.

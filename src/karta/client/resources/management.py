@@ -1,6 +1,6 @@
 """The control plane's management API: accounts, organizations, members and invitations, API
-keys, projects, session tokens, embed keys, releases and env vars, budgets, usage and the audit
-log."""
+keys, provider keys (BYOK) and model settings, projects, session tokens, embed keys, releases and
+env vars, budgets, usage and the audit log."""
 
 from __future__ import annotations
 
@@ -17,13 +17,16 @@ from karta.client.models import (
     Caller,
     CreatedEmbedKey,
     CreatedKey,
+    CreatedProviderKey,
     EmbedKey,
     EnvVar,
     Invitation,
     LoggedIn,
     Member,
+    ModelSettings,
     Organization,
     Project,
+    ProviderKey,
     Release,
     SessionToken,
     SignedUp,
@@ -152,6 +155,80 @@ class KeyCalls(ControlResource):
     def _revoke(self, key_id: int) -> Call[ApiKey]:
         """Data planes stop accepting the key at once."""
         return self._call("DELETE", f"/v1/keys/{segment(key_id)}", ApiKey.model_validate)
+
+
+class ProviderKeyCalls(ControlResource):
+    """The organization's own model-provider keys (BYOK), each the organization's or one
+    project's; secrets go in and never come back (answers show the last four characters)."""
+
+    def _list(self, *, project: str | None = None) -> Call[list[ProviderKey]]:
+        """Every key, active and revoked (only `project`'s, when named)."""
+        params = drop_none(project=project)
+        return self._call(
+            "GET", "/v1/provider_keys", listing(ProviderKey.model_validate), params=params
+        )
+
+    def _create(
+        self,
+        provider: str,
+        *,
+        label: str,
+        credential: dict[str, str],
+        project: str | None = None,
+        validate: bool = True,
+    ) -> Call[CreatedProviderKey]:
+        """Store the organization's (or `project`'s) key for `provider`, replacing the active
+        one; checked with the provider first unless `validate` is False. `credential`:
+        `{api_key}` (anthropic, openai, openrouter); `{access_key_id, secret_access_key,
+        session_token?, region}` (bedrock); `{service_account, project, region}` (vertex)."""
+        body = drop_none(provider=provider, label=label, credential=credential, project=project)
+        params = {"validate": str(validate).lower()}
+        return self._call(
+            "POST",
+            "/v1/provider_keys",
+            CreatedProviderKey.model_validate,
+            json=body,
+            params=params,
+        )
+
+    def _get(self, key_id: int) -> Call[ProviderKey]:
+        path = f"/v1/provider_keys/{segment(key_id)}"
+        return self._call("GET", path, ProviderKey.model_validate)
+
+    def _revoke(self, key_id: int) -> Call[ProviderKey]:
+        """Revoke and shred the key; model calls stop using it at once."""
+        path = f"/v1/provider_keys/{segment(key_id)}"
+        return self._call("DELETE", path, ProviderKey.model_validate)
+
+
+class ModelSettingsCalls(ControlResource):
+    """Which provider and model the organization's (or a project's) model calls use."""
+
+    def _get(self, *, project: str | None = None) -> Call[ModelSettings]:
+        """The organization's settings, or those `project` overrides them with (all None when it
+        has none of its own)."""
+        params = drop_none(project=project)
+        return self._call("GET", "/v1/model_settings", ModelSettings.model_validate, params=params)
+
+    def _set(
+        self,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        endpoint_url: str | None = None,
+        project: str | None = None,
+    ) -> Call[ModelSettings]:
+        """Replace the settings whole (what is left out becomes None)."""
+        body = {"provider": provider, "model": model, "endpoint_url": endpoint_url}
+        params = drop_none(project=project)
+        return self._call(
+            "PUT", "/v1/model_settings", ModelSettings.model_validate, json=body, params=params
+        )
+
+    def _clear(self, *, project: str | None = None) -> Call[None]:
+        """Remove the settings (a project then follows the organization's)."""
+        params = drop_none(project=project)
+        return self._call("DELETE", "/v1/model_settings", nothing, params=params)
 
 
 class BudgetCalls(ControlResource):
@@ -427,6 +504,32 @@ class AsyncKeys(KeyCalls):
     get = awaiting(KeyCalls._get)
     update = awaiting(KeyCalls._update)
     revoke = awaiting(KeyCalls._revoke)
+
+
+class ProviderKeys(ProviderKeyCalls):
+    list = blocking(ProviderKeyCalls._list)
+    create = blocking(ProviderKeyCalls._create)
+    get = blocking(ProviderKeyCalls._get)
+    revoke = blocking(ProviderKeyCalls._revoke)
+
+
+class AsyncProviderKeys(ProviderKeyCalls):
+    list = awaiting(ProviderKeyCalls._list)
+    create = awaiting(ProviderKeyCalls._create)
+    get = awaiting(ProviderKeyCalls._get)
+    revoke = awaiting(ProviderKeyCalls._revoke)
+
+
+class ModelSettingsResource(ModelSettingsCalls):
+    get = blocking(ModelSettingsCalls._get)
+    set = blocking(ModelSettingsCalls._set)
+    clear = blocking(ModelSettingsCalls._clear)
+
+
+class AsyncModelSettingsResource(ModelSettingsCalls):
+    get = awaiting(ModelSettingsCalls._get)
+    set = awaiting(ModelSettingsCalls._set)
+    clear = awaiting(ModelSettingsCalls._clear)
 
 
 class Budgets(BudgetCalls):

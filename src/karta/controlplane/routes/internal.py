@@ -1,8 +1,8 @@
 """The internal API the data plane calls: key validation, project lookup, active releases and
-their archives, project env vars, budget checks, usage and audit ingestion, and the
-embed edge (publishable keys, browser session tokens, CORS origins, hosted pages). Its
-bodies and answers are the planes' contract (`karta.core.internal_api`). Guarded by the service
-token and allowlists; absent from OpenAPI."""
+their archives, project env vars, provider keys and model settings, budget checks, usage and
+audit ingestion, and the embed edge (publishable keys, browser session tokens, CORS origins,
+hosted pages). Its bodies and answers are the planes' contract (`karta.core.internal_api`).
+Guarded by the service token and allowlists; absent from OpenAPI."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 
-from karta.controlplane import audit, budgets, credentials, embed_keys, usage
+from karta.controlplane import audit, budgets, credentials, embed_keys, provider_keys, usage
 from karta.controlplane.actor import Actor, RequestContext
 from karta.controlplane.models import Project, Release
 from karta.controlplane.repository import OrgRepository
@@ -122,10 +122,35 @@ async def env(ref: str, request: Request, organization_id: OrgId) -> api.Project
         return api.ProjectEnv(env=await project_env(repo, request.app.state.secretbox, project))
 
 
+@router.get(api.MODEL_ACCESS)
+async def model_access(
+    request: Request,
+    organization_id: OrgId,
+    project_id: Annotated[int | None, Query(ge=1, le=api.MAX_ID)] = None,
+) -> api.ModelAccess:
+    """The provider keys (decrypted) and model settings that serve a project's model calls."""
+    async with request.app.state.db() as session:
+        repo = OrgRepository(session, organization_id)
+        await repo.organization()
+        if project_id is not None:
+            await repo.project(str(project_id))
+        return await provider_keys.model_access(repo, request.app.state.secretbox, project_id)
+
+
 @router.post(api.BUDGET_CHECK, responses={402: {"model": api.BudgetRefusal}})
 async def check_budget(body: api.BudgetCheck, request: Request) -> api.BudgetOk:
     """Admit a turn or a model call (200), or refuse it with 402 budget_exhausted."""
-    pending = [budgets.Pending(item.api_key_id, item.model, _tokens(item)) for item in body.pending]
+    capped = not request.app.state.settings.own_keys_outside_cost_cap
+    pending = [
+        budgets.Pending(
+            item.api_key_id,
+            item.model,
+            _tokens(item),
+            item.provider,
+            capped or item.key_owner == "platform",
+        )
+        for item in body.pending
+    ]
     async with request.app.state.db() as session:
         repo = OrgRepository(session, body.organization_id)
         key = await repo.key(body.api_key_id) if body.api_key_id is not None else None
@@ -193,11 +218,16 @@ async def ingest_usage(body: api.UsageBatch, request: Request) -> api.BatchResul
             occurred_at=e.occurred_at
             if e.occurred_at.tzinfo
             else e.occurred_at.replace(tzinfo=UTC),
+            provider=e.provider,
+            key_owner=e.key_owner,
         )
         for e in body.events
     ]
+    capped = not request.app.state.settings.own_keys_outside_cost_cap
     async with request.app.state.db() as session, session.begin():
-        result = await usage.ingest(session, request.app.state.prices, batch)
+        result = await usage.ingest(
+            session, request.app.state.prices, batch, own_keys_capped=capped
+        )
     for org_id in result.crossed:
         await request.app.state.planes.invalidate(org_id)
     return api.BatchResult(

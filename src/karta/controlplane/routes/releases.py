@@ -16,7 +16,7 @@ from karta.controlplane.permissions import Permission
 from karta.controlplane.repository import OrgRepository
 from karta.controlplane.repository_base import spelled_id
 from karta.controlplane.schemas import Rollback, SetEnvVar
-from karta.controlplane.secretbox import SecretBox
+from karta.controlplane.secretbox import SecretBox, env_context
 from karta.controlplane.views import EnvVarView, Listing, PublishedRelease, ReleaseView
 from karta.core.clock import utcnow
 from karta.core.env_names import reserved
@@ -254,10 +254,6 @@ async def rollback(
 # --- env vars ------------------------------------------------------------------------------------
 
 
-def _context(project: Project, name: str) -> str:
-    return f"env:{project.organization_id}:{project.id}:{name}"
-
-
 def _public_var(var: ProjectEnvVar) -> dict[str, Any]:
     return {
         "name": var.name,
@@ -293,7 +289,8 @@ async def set_env(
         if var is None:
             var = ProjectEnvVar(project_id=project.id, name=name)
             tx.repo.add(var)
-        var.ciphertext = box.seal(body.value, _context(project, name))
+        sealed = box.seal(body.value, env_context(project.organization_id, project.id, name))
+        var.ciphertext, var.key_id = sealed.blob, sealed.key_id
         # A hint only for long values, so short secrets are not half revealed.
         var.hint = body.value[-2:] if len(body.value) >= 12 else None
         var.updated_at = utcnow()
@@ -317,6 +314,8 @@ async def unset_env(ref: str, name: str, request: Request, actor: EnvWriter) -> 
 async def project_env(repo: OrgRepository, box: SecretBox, project: Project) -> dict[str, str]:
     """Decrypted env of a project, for the data plane's harness processes."""
     return {
-        v.name: box.open(v.ciphertext, _context(project, v.name))
+        v.name: box.open(
+            v.ciphertext, env_context(project.organization_id, project.id, v.name), v.key_id
+        )
         for v in await repo.env_vars(project.id)
     }

@@ -1,7 +1,7 @@
 """The data plane's client for the control plane's internal API (`/internal/…`): key validation,
-project lookup, active releases and their archives, project env vars, budget checks, outbox
-shipping and the embed edge, over HTTP with a service token. Requests are built from, and
-answers parsed with, the planes' contract (`karta.core.internal_api`).
+project lookup, active releases and their archives, project env vars, provider keys and model
+settings, budget checks, outbox shipping and the embed edge, over HTTP with a service token.
+Requests are built from, and answers parsed with, the planes' contract (`karta.core.internal_api`).
 
 Every call goes through one circuit breaker. A network failure, a 5xx, a refused service token
 or an answer that breaks the contract raises `ControlPlaneUnavailable` (a 503 with
@@ -216,6 +216,17 @@ class ControlPlaneClient:
         if response.status_code != 200:
             raise _unexpected("the env lookup", response)
         return _parse(api.ProjectEnv.model_validate_json, response).env
+
+    async def model_access(self, organization_id: int, project_id: int | None) -> api.ModelAccess:
+        """The provider keys (decrypted: for the model proxy only, never to log) and model
+        settings that serve this project's model calls."""
+        params = {"organization_id": organization_id}
+        if project_id is not None:
+            params["project_id"] = project_id
+        response = await self._call("GET", api.MODEL_ACCESS, params=params)
+        if response.status_code != 200:
+            raise _unexpected("the model access lookup", response)
+        return _parse(api.ModelAccess.model_validate_json, response)
 
     async def check_budget(
         self,

@@ -1,10 +1,11 @@
 """The data plane's internal API, called with a service token: by the control plane (who am I,
 and the cache invalidation it pushes when a key is revoked, a budget changes, a release is
-activated or rolled back, or a project's env vars or embed keys change), and by the other
-replicas (a session's turn, input decision, interrupt or end, forwarded to this replica as the
-session's owner; it answers them, or the error the client gets, as the public routes would).
-Its bodies and answers are the contract in `karta.core.internal_api`. Guarded by
-`karta.core.internal_auth` and left out of the OpenAPI document."""
+activated or rolled back, a project's env vars or embed keys change, or a provider key or model
+setting changes), and by the other replicas (a session's turn, input decision, interrupt or end,
+forwarded to this replica as the session's owner; it answers them, or the error the client gets,
+as the public routes would). Its bodies and answers are the contract in
+`karta.core.internal_api`. Guarded by `karta.core.internal_auth` and left out of the OpenAPI
+document."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ async def invalidate(body: api.Invalidate, request: Request) -> api.Invalidated:
         active_release_evicted=pointers,
         env_evicted=envs,
         embed_evicted=request.app.state.embed.evict(),
+        model_access_evicted=request.app.state.model_access.evict(body.organization_id),
     )
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from karta.core import sse
+from karta.core.errors import ByokKeyRejected
 from karta.core.events import Event
 from karta.core.http_errors import error_responses
 from karta.core.ids import new_id
@@ -23,7 +24,13 @@ SSE_DOC = {"content": {"text/event-stream": {}}, "description": "SSE, one frame 
 
 
 def unary_turn(handle: TurnHandle, events: list[Event], timestamp: str) -> TurnOut:
+    """The turn's answer; a turn the provider refused the organization's own key for is a 422
+    `byok_key_rejected` (a stream says it with an `error` event)."""
     outcome = TurnOutcome.of(events)
+    if outcome.error is not None and outcome.error["code"] == ByokKeyRejected.code:
+        raise ByokKeyRejected(
+            outcome.error["message"], session_id=handle.session_id, turn_id=handle.turn_id
+        )
     assistant = {
         "id": outcome.message_id or new_id("msg"),
         "role": "assistant",

@@ -19,6 +19,7 @@ from karta.dataplane.runtime.apps import Apps, ReleaseSource, WorkingCopyOnly
 from karta.dataplane.runtime.metering import Metering
 from karta.dataplane.runtime.service import Runtime
 from karta.dataplane.sandbox.setup import open_isolation
+from karta.dataplane.sandbox.upstreams import AccessSource
 from karta.dataplane.settings import Settings
 from karta.dataplane.store import MIGRATIONS
 from karta.releases.store import ReleaseStore
@@ -56,16 +57,19 @@ async def open_runtime(
     releases: ReleaseSource | None = None,
     harnesses: Callable[[str], Harness] | None = None,
     clock: Clock = SYSTEM,
+    model_access: AccessSource | None = None,
 ) -> AsyncIterator[Runtime]:
     """`releases`: where published releases come from (the control plane); without one every
     session runs `app`, the served folder. `harnesses` and `clock` replace the real harness
-    adapters and time (an in-process `karta.testing.FakeHarness`, a `FakeClock`)."""
+    adapters and time (an in-process `karta.testing.FakeHarness`, a `FakeClock`).
+    `model_access`: the organizations' own provider keys (BYOK), which the model proxy prefers
+    to the platform's."""
     coordinator = coordinator_for(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = store.create_engine(settings.db_url)
     try:
         await store.migrate(engine, MIGRATIONS)
-        async with open_isolation(settings, model_env) as isolation:
+        async with open_isolation(settings, model_env, model_access) as isolation:
             runtime = Runtime(
                 settings,
                 store.sessionmaker(engine),

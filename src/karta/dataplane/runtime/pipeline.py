@@ -350,6 +350,7 @@ class TurnPipeline:
             organization_id,
             project_id,
             admit=lambda: self._admit(session_id),
+            on_refusal=lambda refusal: self._refused(session_id, refusal),
             bound=bound,
         )
 
@@ -427,6 +428,13 @@ class TurnPipeline:
         if self.metering is not None:
             pending = await self.repo.pending_usage(billing.organization_id)
             await self.metering.check(billing, pending)
+
+    def _refused(self, session_id: str, refusal: Refusal) -> None:
+        """The proxy refused a model call of this session for good (the provider rejected the
+        organization's own key): the running turn ends with that error."""
+        turn = self._turns.get(session_id)
+        if turn is not None and turn.failure is None:
+            self._fail(turn, ev.error_event(refusal.message, refusal.kind))
 
     async def _admit(self, session_id: str) -> Refusal | Usage:
         """A model call of this session's harness may go ahead during the session's turns only

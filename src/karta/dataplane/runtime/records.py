@@ -38,6 +38,8 @@ def usage_row(
         cache_read_tokens=int(usage.get("cache_read_tokens") or 0),
         cache_write_tokens=int(usage.get("cache_write_tokens") or 0),
         occurred_at=clock.now(),
+        provider=usage.get("provider"),
+        key_owner=usage.get("key_owner") or "platform",
     )
 
 

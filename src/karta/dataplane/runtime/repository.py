@@ -240,25 +240,32 @@ class Repository:
             db.add(row)
 
     async def pending_usage(self, organization_id: int) -> list[PendingUsage]:
-        """The organization's usage still in the outbox, summed per key and model."""
+        """The organization's usage still in the outbox, summed per key, model, provider and
+        key owner."""
         names = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+        groups = (
+            UsageOutbox.api_key_id,
+            UsageOutbox.model,
+            UsageOutbox.provider,
+            UsageOutbox.key_owner,
+        )
         query = (
-            select(
-                UsageOutbox.api_key_id,
-                UsageOutbox.model,
-                *(func.sum(getattr(UsageOutbox, name)) for name in names),
-            )
+            select(*groups, *(func.sum(getattr(UsageOutbox, name)) for name in names))
             .where(UsageOutbox.organization_id == organization_id)
-            .group_by(UsageOutbox.api_key_id, UsageOutbox.model)
+            .group_by(*groups)
         )
         async with self.db() as db:
             rows = (await db.execute(query)).tuples().all()
         # Sums come back as Decimal on PostgreSQL.
         return [
             PendingUsage(
-                api_key_id=key, model=model, **{n: int(v) for n, v in zip(names, sums, strict=True)}
+                api_key_id=key,
+                model=model,
+                provider=provider,
+                key_owner=owner,
+                **{n: int(v) for n, v in zip(names, sums, strict=True)},
             )
-            for key, model, *sums in rows
+            for key, model, provider, owner, *sums in rows
         ]
 
     async def live_turns(self, session_id: str) -> Sequence[TurnRow]:

@@ -20,10 +20,14 @@ class CallUsage:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    provider: str | None = None  # who served it: anthropic, openai, openrouter, bedrock, vertex
+    key_owner: str = "platform"  # whose key paid: the platform's, the org's or the project's
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
+            "provider": self.provider,
+            "key_owner": self.key_owner,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cache_read_tokens": self.cache_read_tokens,
@@ -38,8 +42,14 @@ def _int(value: Any) -> int:
 class UsageMeter:
     """Fed the response body chunk by chunk; never keeps more than one partial line."""
 
-    def __init__(self, wire: str, requested_model: str | None) -> None:
-        self.usage = CallUsage(wire, requested_model)
+    def __init__(
+        self,
+        wire: str,
+        requested_model: str | None,
+        provider: str | None = None,
+        key_owner: str = "platform",
+    ) -> None:
+        self.usage = CallUsage(wire, requested_model, provider=provider, key_owner=key_owner)
         self._partial = b""
 
     def feed(self, chunk: bytes) -> None:

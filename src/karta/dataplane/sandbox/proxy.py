@@ -6,10 +6,12 @@ through a UNIX socket bound into it, without a sandbox on a loopback port. The p
 authenticates the credential, maps it to its session, organization and project, applies the
 organization's concurrency and rate limits and the grant's own admission check (a call outside
 its session's turns is refused, as is one its payer's budget cannot cover), replaces the
-credential with
-the platform's provider key, forwards Anthropic Messages or OpenAI-compatible chat completions,
-and streams the answer back as it arrives while reading the provider's usage from it; the usage
-goes to whoever admitted the call.
+credential with the provider key that serves the caller (the project's or organization's own,
+else the platform's: `upstreams`), forwards Anthropic Messages or OpenAI-compatible chat
+completions, and streams the answer back as it arrives while reading the provider's usage from
+it; the usage goes to whoever admitted the call. A key of the organization's own that the
+provider refuses ends the turn (`byok_key_rejected`); the call is never retried with the
+platform's key.
 
 Everything else is refused. Neither keys nor prompt bodies are ever logged.
 """
@@ -35,14 +37,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from karta.core.errors import ByokKeyRejected, Unavailable
 from karta.dataplane.sandbox.meter import CallUsage, UsageMeter
+from karta.dataplane.sandbox.upstreams import (
+    ANTHROPIC_PATH,
+    OPENAI_PATH,
+    Decode,
+    KeyRejected,
+    Unroutable,
+    Upstream,
+    Upstreams,
+)
 
 log = logging.getLogger(__name__)
 
 CREDENTIAL_PREFIX = "kps_"
 ANY_METHOD = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
-ANTHROPIC_PATH = "/v1/messages"
-OPENAI_PATH = "/v1/chat/completions"
 # Never forwarded upstream: the harness's credential, hop-by-hop headers, and compression
 # (the proxy reads usage from the body it relays).
 DROPPED_REQUEST = frozenset(
@@ -82,6 +92,8 @@ class Refusal:
 
 # Asked before each call: a refusal, or where the call's usage goes once it is done.
 Admit = Callable[[], Awaitable[Refusal | Usage]]
+Refused = Callable[[Refusal], None]  # a refusal that ends the running turn
+REJECTED = ByokKeyRejected.code
 
 
 @dataclass
@@ -95,37 +107,12 @@ class Grant:
     organization_id: int | None
     project_id: int | None
     admit: Admit | None = None  # None: every call may go ahead, unmetered
+    on_refusal: Refused | None = None  # told when a refusal ends the turn (a rejected key)
     bound: bool = True
 
     def bind(self, organization_id: int | None, project_id: int | None) -> None:
         """The session that adopted the harness is known: calls are now its own."""
         self.organization_id, self.project_id, self.bound = organization_id, project_id, True
-
-
-@dataclass(frozen=True)
-class Upstream:
-    url: str  # the full URL calls are forwarded to
-    headers: dict[str, str]  # the platform's key, as this provider wants it
-
-
-def upstreams(model_env: dict[str, str]) -> dict[str, Upstream]:
-    """Where each API goes, and with which key, from the operator's model settings."""
-    found: dict[str, Upstream] = {}
-    anthropic: dict[str, str] = {}
-    if model_env.get("ANTHROPIC_API_KEY"):
-        anthropic["x-api-key"] = model_env["ANTHROPIC_API_KEY"]
-    if model_env.get("ANTHROPIC_AUTH_TOKEN"):
-        anthropic["authorization"] = f"Bearer {model_env['ANTHROPIC_AUTH_TOKEN']}"
-    if anthropic or model_env.get("ANTHROPIC_BASE_URL"):
-        base = model_env.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
-        found["anthropic"] = Upstream(base.rstrip("/") + ANTHROPIC_PATH, anthropic)
-    if model_env.get("OPENAI_API_KEY") or model_env.get("OPENAI_BASE_URL"):
-        base = model_env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-        headers = {}
-        if model_env.get("OPENAI_API_KEY"):
-            headers["authorization"] = f"Bearer {model_env['OPENAI_API_KEY']}"
-        found["openai"] = Upstream(base.rstrip("/") + "/chat/completions", headers)
-    return found
 
 
 @dataclass
@@ -179,9 +166,11 @@ class ModelProxy:
         model_env: dict[str, str],
         limits: OrgLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
+        upstreams: Upstreams | None = None,
     ) -> None:
-        self.upstreams = upstreams(model_env)
-        only_openai = "openai" in self.upstreams and "anthropic" not in self.upstreams
+        """`upstreams`: where calls go and with whose key (default: the platform's only)."""
+        self.upstreams = upstreams or Upstreams(model_env)
+        only_openai = self.upstreams.serves("openai") and not self.upstreams.serves("anthropic")
         self.wire = "openai" if only_openai else "anthropic"
         self.limits = limits or OrgLimits()
         self.clock = clock
@@ -208,6 +197,7 @@ class ModelProxy:
         project_id: int | None,
         *,
         admit: Admit | None = None,
+        on_refusal: Refused | None = None,
         bound: bool = True,
     ) -> Grant:
         grant = Grant(
@@ -216,6 +206,7 @@ class ModelProxy:
             organization_id,
             project_id,
             admit,
+            on_refusal,
             bound,
         )
         self._grants[grant.credential] = grant
@@ -262,6 +253,7 @@ class ModelProxy:
             self._server.should_exit = True
             await asyncio.gather(self._task, return_exceptions=True)
         await self._client.aclose()
+        await self.upstreams.close()
         if self.socket_path is not None:
             self.socket_path.unlink(missing_ok=True)
 
@@ -284,9 +276,6 @@ class ModelProxy:
             return _error(wire, 401, "authentication_error", "invalid credential")
         if not grant.bound:
             return _error(wire, 409, "permission_error", "this harness serves no session yet")
-        upstream = self.upstreams.get(wire)
-        if upstream is None:
-            return _error(wire, 404, "not_found_error", f"no {wire} provider is configured")
         if not self.limits.rate_ok(grant.organization_id, self.clock()):
             response = _error(wire, 429, "rate_limit_error", "too many model calls; slow down")
             response.headers["retry-after"] = "5"
@@ -299,28 +288,70 @@ class ModelProxy:
             on_usage = admitted
         body = await request.body()
         model, body = _prepare_body(wire, body)
+        try:
+            upstream = await self.upstreams.resolve(
+                grant.organization_id, grant.project_id, wire, body, request.headers
+            )
+        except Unroutable as exc:
+            return _error(wire, exc.status, exc.kind, exc.message)
+        except KeyRejected:
+            return self._rejected(wire, grant, None)
+        except Unavailable:
+            message = "the organization's model keys cannot be looked up right now"
+            return _error(wire, 503, "overloaded_error", message)
         slot = self.limits.slot(grant.organization_id)
         try:
             await asyncio.wait_for(slot.acquire(), self.limits.queue_timeout)
         except TimeoutError:
             return _error(wire, 429, "rate_limit_error", "too many concurrent model calls")
         try:
-            headers = {k: v for k, v in request.headers.items() if k.lower() not in DROPPED_REQUEST}
-            headers.update(upstream.headers)
-            url = upstream.url + (f"?{request.url.query}" if request.url.query else "")
-            outgoing = self._client.build_request("POST", url, content=body, headers=headers)
-            answer = await self._client.send(outgoing, stream=True)
+            answer = await self._send(request, upstream, body)
         except httpx.HTTPError as exc:
             slot.release()
             log.warning("model provider unreachable: %s", type(exc).__name__)
             return _error(wire, 502, "api_error", "the model provider is unreachable")
-        meter = UsageMeter(wire, model)
+        if answer.status_code in (401, 403) and upstream.owner != "platform":
+            slot.release()
+            await answer.aclose()
+            return self._rejected(wire, grant, upstream)
+        meter = UsageMeter(wire, model, upstream.provider, upstream.owner)
         kept = {k: v for k, v in answer.headers.items() if k.lower() not in DROPPED_RESPONSE}
+        if upstream.content_type is not None:
+            kept["content-type"] = upstream.content_type
         return StreamingResponse(
-            self._relay(answer, meter, on_usage, slot),
+            self._relay(answer, meter, on_usage, slot, upstream.decode),
             status_code=answer.status_code,
             headers=kept,
         )
+
+    async def _send(self, request: Request, upstream: Upstream, body: bytes) -> httpx.Response:
+        url, headers = upstream.url, dict(upstream.headers)
+        if upstream.passthrough:
+            kept = {k: v for k, v in request.headers.items() if k.lower() not in DROPPED_REQUEST}
+            headers = {**kept, **headers}
+            url += f"?{request.url.query}" if request.url.query else ""
+        content = upstream.body if upstream.body is not None else body
+        outgoing = self._client.build_request("POST", url, content=content, headers=headers)
+        return await self._client.send(outgoing, stream=True)
+
+    def _rejected(self, wire: str, grant: Grant, upstream: Upstream | None) -> Response:
+        """The provider refused the organization's own key: the turn ends with
+        `byok_key_rejected`, and nothing is retried with another key."""
+        if upstream is not None and upstream.key_id is not None:
+            self.upstreams.forget(upstream.key_id)
+        provider = upstream.provider if upstream is not None else "the provider"
+        log.warning(
+            "%s refused the key of organization %s (session %s)",
+            provider,
+            grant.organization_id,
+            grant.session_id,
+        )
+        refusal = Refusal(
+            422, REJECTED, f"{provider} refused the organization's own key; fix or revoke it"
+        )
+        if grant.on_refusal is not None:
+            grant.on_refusal(refusal)
+        return _error(wire, refusal.status, refusal.kind, refusal.message)
 
     async def _relay(
         self,
@@ -328,15 +359,18 @@ class ModelProxy:
         meter: UsageMeter,
         on_usage: Usage | None,
         slot: asyncio.Semaphore,
+        decode: Decode | None,
     ) -> AsyncIterator[bytes]:
+        chunks = answer.aiter_raw() if decode is None else decode(answer.aiter_raw())
         try:
-            async for chunk in answer.aiter_raw():
+            async for chunk in chunks:
                 meter.feed(chunk)
                 yield chunk
         finally:
             slot.release()
             await answer.aclose()
-            usage = meter.finish(answer.headers.get("content-type", ""))
+            media = "text/event-stream" if decode is not None else ""
+            usage = meter.finish(media or answer.headers.get("content-type", ""))
             if on_usage is not None and answer.is_success:
                 on_usage(usage)
 

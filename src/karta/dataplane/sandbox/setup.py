@@ -12,6 +12,7 @@ from karta.dataplane.sandbox.base import Sandbox
 from karta.dataplane.sandbox.bwrap import BwrapSandbox, unavailable_reason
 from karta.dataplane.sandbox.none import NoSandbox
 from karta.dataplane.sandbox.proxy import ModelProxy
+from karta.dataplane.sandbox.upstreams import AccessSource, Upstreams
 from karta.dataplane.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,13 @@ def choose_backend(settings: Settings) -> tuple[str, str]:
 
 
 @asynccontextmanager
-async def open_isolation(settings: Settings, model_env: dict[str, str]) -> AsyncIterator[Isolation]:
+async def open_isolation(
+    settings: Settings, model_env: dict[str, str], model_access: AccessSource | None = None
+) -> AsyncIterator[Isolation]:
+    """`model_access`: the organizations' own provider keys (none: the platform's serve all)."""
     name, why = choose_backend(settings)
-    proxy = ModelProxy(model_env)
+    upstreams = Upstreams(model_env, settings.providers, model_access)
+    proxy = ModelProxy(model_env, upstreams=upstreams)
     socket_path = settings.node_dir / "proxy" / "model.sock"
     sandbox: Sandbox
     if name == "bwrap":

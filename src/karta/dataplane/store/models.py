@@ -144,6 +144,8 @@ class UsageOutbox(Base):
     cache_read_tokens: Mapped[int] = mapped_column(BigInteger)
     cache_write_tokens: Mapped[int] = mapped_column(BigInteger)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
+    provider: Mapped[str | None] = mapped_column(String(16))  # who served the call
+    key_owner: Mapped[str] = mapped_column(String(16), server_default="platform")  # whose key
 
 
 class AuditOutbox(Base):
