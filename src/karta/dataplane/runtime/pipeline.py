@@ -425,8 +425,9 @@ class TurnPipeline:
         """Raise `BudgetExhausted` when the payer may not spend more: asked before a turn runs
         and before each of its model calls. Usage still in the outbox counts as spent."""
         if self.metering is not None:
-            pending = await self.repo.pending_usage(billing.organization_id)
-            await self.metering.check(billing, pending)
+            await self.metering.check(
+                billing, lambda: self.repo.pending_usage(billing.organization_id)
+            )
 
     async def _admit(self, session_id: str) -> Refusal | Usage:
         """A model call of this session's harness may go ahead during the session's turns only
