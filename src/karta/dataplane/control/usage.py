@@ -4,7 +4,8 @@ decided to `POST /internal/audit/events`.
 
 The model proxy's usage of each call is written to the outbox as the call ends, so usage
 survives a control-plane outage and a data-plane restart alike. The shipper sends batches every
-`interval` seconds, and at once when a row is written; it deletes rows only after a 2xx. Event
+`interval` seconds, and at once when a turn that wrote rows ends (a turn's calls travel in one
+batch, after its `done`, not while it runs); it deletes rows only after a 2xx. Event
 ids are idempotent on the control plane, so a batch resent after a lost answer counts once.
 
 A budget check sends what the outbox still holds for the organization, so usage not shipped yet
