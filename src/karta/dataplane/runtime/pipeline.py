@@ -522,7 +522,7 @@ class TurnPipeline:
         if turn is not None:
             turn.state = state
         await self.repo.finish_turn(session_id, turn_id, state, done.data.get("usage"), record)
-        if turn is not None and (turn.calls or record is not None) and self.metering is not None:
+        if turn is not None and (turn.writes or record is not None) and self.metering is not None:
             await asyncio.gather(*turn.writes, return_exceptions=True)  # the calls' rows
             self.metering.recorded()
         await self.events.prune(session_id, self.settings.max_events_per_session)
