@@ -29,12 +29,14 @@ async def whoami() -> api.ServicePrincipal:
 async def invalidate(body: api.Invalidate, request: Request) -> api.Invalidated:
     evicted = request.app.state.auth.evict(body.organization_id)
     pointers, envs = request.app.state.releases.evict(body.organization_id)
+    metering = request.app.state.metering
     return api.Invalidated(
         organization_id=body.organization_id,
         evicted=evicted,
         active_release_evicted=pointers,
         env_evicted=envs,
         embed_evicted=request.app.state.embed.evict(),
+        budget_evicted=metering.evict(body.organization_id) if metering is not None else 0,
     )
 
 
