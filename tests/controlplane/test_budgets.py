@@ -66,6 +66,40 @@ async def test_a_check_admits_while_anything_is_left(control: ControlPlane) -> N
     assert await _check(control, org) == 200
 
 
+async def test_an_admission_says_whether_any_cap_applies(control: ControlPlane) -> None:
+    """The data plane stops asking for a while about payers no cap applies to, so the answer
+    must say so exactly: the org's caps, the key's, an embed key's anonymous cap."""
+    org = await control.signup()
+    _, capped_key = await control.key(org, "write", monthly_cost_limit_cents=500)
+
+    async def limited(**body: Any) -> bool:
+        r = await control.client.post(
+            "/internal/budget/check",
+            headers=control.service,
+            json={"organization_id": org.id, **body},
+        )
+        assert r.status_code == 200, r.text
+        return bool(r.json()["limited"])
+
+    assert await limited(api_key_id=org.admin_key_id) is False
+    assert await limited() is False
+    assert await limited(api_key_id=capped_key) is True, "the key's cap"
+    await control.client.post("/v1/projects", headers=org.admin, json={"slug": "bot"})
+    r = await control.client.post(
+        "/v1/projects/bot/embed_keys",
+        headers=org.admin,
+        json={
+            "name": "site",
+            "allowed_origins": ["https://shop.example"],
+            "anonymous_cost_limit_cents": 100,
+        },
+    )
+    assert r.status_code == 201, r.text
+    assert await limited(embed_key_id=r.json()["embed_key"]["id"]) is True, "anonymous cap"
+    await control.client.put("/v1/budget", headers=org.admin, json={"monthly_token_limit": 10})
+    assert await limited(api_key_id=org.admin_key_id) is True, "the org's cap"
+
+
 async def test_refusal_names_the_cap_and_validation_reports_it(control: ControlPlane) -> None:
     org = await control.signup()
     secret, key_id = await control.key(org, "write", monthly_token_limit=1_500)

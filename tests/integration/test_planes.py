@@ -87,6 +87,8 @@ def test_the_internal_api_needs_the_service_token_and_stays_out_of_openapi(serve
         "active_release_evicted": 0,
         "env_evicted": 0,
         "model_access_evicted": 0,
+        "embed_evicted": 0,
+        "budget_evicted": 0,
     }
     paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
     assert not [p for p in paths if "internal" in p]

@@ -12,10 +12,12 @@ READY = {"database": "ok", "coordinator": "ok", "control_plane": "ok", "harness"
 
 
 def readiness(url: str) -> tuple[int, dict]:
-    """The status and the answer, without its `sandbox` line (see tests/sandbox)."""
+    """The status and the answer, without its `sandbox` line (see tests/sandbox) and its
+    harness counts (tests/unit/test_readiness.py)."""
     response = httpx.get(f"{url}/readyz", timeout=5)
     body = response.json()
     assert isinstance(body.pop("sandbox"), str)
+    assert set(body.pop("harnesses")) == {"live", "pooled", "starting", "queued"}
     return response.status_code, body
 
 

@@ -29,11 +29,23 @@ DATA_UNSCOPED = {
     ("POST", "/v1/projects/{ref}/anthropic/v1/messages"),
     ("POST", "/v1/projects/{ref}/managed-agents/sessions"),
     ("POST", "/v1/projects/{ref}/anthropic/v1/sessions"),
+    # The embed edge answers by the page's Origin and a publishable key
+    # (tests/unit/test_embed_edge.py); the gateway's trust list is the caller's own
+    # organization's, and its events and deliveries name their recipient in the body: across
+    # organizations they are refused (tests/unit/test_gateway.py).
+    ("POST", "/v1/embed/session-tokens"),
+    ("GET", "/v1/embed/config"),
+    ("GET", "/v1/gateway/trust"),
+    ("PUT", "/v1/gateway/trust/{organization_id}"),
+    ("DELETE", "/v1/gateway/trust/{organization_id}"),
+    ("POST", "/v1/gateway/events"),
+    ("POST", "/v1/gateway/deliveries"),
 }
 # Bodies that would be valid for the owner, so a 404 is about tenancy, not a malformed call.
 DATA_BODIES: dict[str, dict[str, Any]] = {
     "messages": {"text": "hello"},
     "inputs": {"decision": "deny"},
+    "participants": {"id": "walker", "type": "human"},
 }
 
 
@@ -69,7 +81,9 @@ def test_every_route_of_both_planes_denies_another_org(server):
     assert scoped, "the data plane publishes session routes"
     for method, template in sorted(scoped):
         sid = in_project if template.startswith("/v1/projects/") else flat
-        path = template.format(session_id=sid, ref=PROJECT, request_id="req_missing")
+        path = template.format(
+            session_id=sid, ref=PROJECT, request_id="req_missing", participant_id="walker"
+        )
         for who, credential in (("key", b_key), ("session token", token)):
             r = httpx.request(
                 method, f"{server.url}{path}", json=_body(template), headers=bearer(credential)

@@ -83,7 +83,11 @@ async def test_a_session_token_end_user_is_a_participant_acting_only_as_themself
     assert (me.id, me.type) == ("u-7", "human")
 
     events = await run_turn(session, "hello")
-    assert fake.received[-1].text == "[u-7 (@u-7, human)]: hello"
+    assert fake.received[-1].text == "hello", "alone in the session: not announced"
+    operator, _ = await runtime.create_session(CALLER, {}, session.id)
+    await operator.add_participant(ParticipantSpec("alice", "human"))
+    await run_turn(session, "hello again")
+    assert fake.received[-1].text == "[u-7 (@u-7, human)]: hello again", "with others: named"
     assert {e.participant_name for e in events} == {"u-7"}
 
     for attempt in (
@@ -95,7 +99,7 @@ async def test_a_session_token_end_user_is_a_participant_acting_only_as_themself
         with pytest.raises(ParticipantForbidden) as refused:
             await attempt
         assert refused.value.status == 403
-    assert [p.id for p in (await session.view()).participants] == ["u-7"]
+    assert [p.id for p in (await session.view()).participants] == ["alice", "u-7"]
 
 
 async def test_an_anonymous_session_token_speaks_as_nobody(runtime):

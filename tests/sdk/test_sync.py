@@ -159,8 +159,8 @@ def test_the_project_family_and_session_tokens(karta: Karta, served: FakeServer)
         mine = user.projects("support-bot").sessions.create()
         assert mine.metadata["user_id"] == "user-7"
         reply = user.projects("support-bot").sessions.messages.send(mine.id, "hello")
-        # The end user speaks as themself: the harness (an echo) reads who said it.
-        assert reply.text == "[user-7 (@user-7, human)]: hello"
+        # The end user speaks as themself, alone in the session: the harness reads it as it is.
+        assert reply.text == "hello"
         assert [s.id for s in user.projects("support-bot").sessions.list()] == [mine.id]
         with pytest.raises(AuthenticationError):
             user.sessions.create()  # a session token is no key for the flat routes

@@ -4,6 +4,7 @@ fake clock, through a transport that injects faults."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -18,6 +19,18 @@ from karta.testing import FakeClock
 from tests.unit.control_plane_double import ControlPlaneDouble, Tenant, key
 
 VALIDATE = "/internal/keys/validate"
+
+
+BUDGET = "/internal/budget/check"
+
+
+def pending(*items: PendingUsage) -> Callable[[], Awaitable[list[PendingUsage]]]:
+    """What the outbox holds, as the runtime hands it to a budget check."""
+
+    async def read() -> list[PendingUsage]:
+        return list(items)
+
+    return read
 
 
 @pytest.fixture
@@ -179,13 +192,40 @@ async def test_budget_checks_refuse_a_spent_budget_and_admit_during_an_outage(
 ):
     metering = ControlPlaneMetering(client)
     billing = Billing(acme.id, acme.admin_key_id, None)
-    await metering.check(billing, [])
+    await metering.check(billing, pending())
     await control.cap_tokens(acme, 10)
-    await metering.check(billing, [])  # 10 tokens left: nothing is set aside for a turn
-    spent = [PendingUsage(input_tokens=8, output_tokens=2)]
+    metering.evict(acme.id)  # the control plane's push
+    await metering.check(billing, pending())  # 10 tokens left: nothing is set aside for a turn
+    spent = pending(PendingUsage(input_tokens=8, output_tokens=2))
     with pytest.raises(BudgetExhausted) as refused:
         await metering.check(billing, spent)
     assert refused.value.status == 402
     assert refused.value.extra["reason"] == "monthly_token_limit"
     control.faults.down = True
     await metering.check(billing, spent)
+
+
+async def test_a_payer_without_caps_is_not_asked_again_until_a_push_or_a_few_seconds_pass(
+    client, control, clock, acme
+):
+    metering = ControlPlaneMetering(client, uncapped_ttl=5, clock=clock)
+    billing = Billing(acme.id, acme.admin_key_id, None)
+    outbox_reads: list[int] = []
+
+    async def outbox() -> list[PendingUsage]:
+        outbox_reads.append(1)
+        return []
+
+    await metering.check(billing, outbox)
+    await metering.check(billing, outbox)
+    assert control.faults.calls.count(BUDGET) == 1, "no cap applies: the answer stands"
+    assert len(outbox_reads) == 1, "nor is the outbox read for it"
+    clock.advance(5)
+    await metering.check(billing, outbox)
+    assert control.faults.calls.count(BUDGET) == 2, "for a few seconds only"
+    await control.cap_tokens(acme, 10)
+    assert metering.evict(acme.id) == 1, "a push drops the org's payers"
+    await metering.check(billing, outbox)
+    await metering.check(billing, outbox)
+    assert control.faults.calls.count(BUDGET) == 4, "with a cap, every check asks"
+    assert len(outbox_reads) == 4

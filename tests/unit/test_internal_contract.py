@@ -100,7 +100,7 @@ async def test_the_wire_is_byte_for_byte_what_earlier_planes_exchange(
         env={"PROBE": "x"}
     )
     check = {"organization_id": acme.id, "api_key_id": None, "pending": []}
-    assert await wire("POST", api.BUDGET_CHECK, json=check) == compact(ok=True)
+    assert await wire("POST", api.BUDGET_CHECK, json=check) == compact(ok=True, limited=False)
     event = api.UsageEvent(event_id="use_1", organization_id=acme.id, occurred_at="2026-11-24")  # type: ignore[arg-type]
     batch = api.UsageBatch(events=[event]).model_dump(mode="json")
     assert batch["events"][0]["occurred_at"] == "2026-11-24T00:00:00", "isoformat, not Z"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -102,15 +103,16 @@ async def test_usage_not_shipped_yet_counts_against_the_budget(db, control, acme
         ("claude-haiku-4-5", 300, 33),
         ("claude-sonnet-4-5", 600, 66),
     ], "summed per model; another organization's rows are not this one's"
-    await metering.check(billing, pending)  # 999 of 1,000: one token is left
+    outbox = functools.partial(repo.pending_usage, acme.id)
+    await metering.check(billing, outbox)  # 999 of 1,000: one token is left
     async with db() as s, s.begin():
         s.add(usage_row(billing, "sess_a", "turn_1", {"input_tokens": 1}))
     with pytest.raises(BudgetExhausted):
-        await metering.check(billing, await repo.pending_usage(acme.id))
+        await metering.check(billing, outbox)
     await metering.drain(db)  # shipped: the ledger says the same, with nothing pending
     assert await repo.pending_usage(acme.id) == []
     with pytest.raises(BudgetExhausted):
-        await metering.check(billing, [])
+        await metering.check(billing, outbox)
 
 
 async def test_a_resent_batch_counts_once(db, control, acme, metering):

@@ -134,16 +134,18 @@ async def check(
     prices: PriceBook,
     api_key: ApiKey | None,
     pending: list[Pending],
-) -> None:
+) -> bool:
     """Raise `BudgetExhausted` when a cap of the org (or of `api_key`) is spent, counting the
-    data plane's `pending` usage as spent."""
+    data plane's `pending` usage as spent. Returns whether any cap applies."""
     start, end = period_bounds(repo.clock.now().date())
     checks: list[tuple[Caps, int | None, str]] = [(org_caps(await repo.budget()), None, "")]
     if api_key is not None:
         checks.append((key_caps(api_key), api_key.id, "key_"))
+    limited = False
     for caps, key_id, label in checks:
         if not caps.any:
             continue
+        limited = True
         tokens, cost = await repo.spent(start, end, key_id)
         for item in pending:
             if key_id is None or item.api_key_id == key_id:
@@ -153,3 +155,4 @@ async def check(
         reason = caps.reached(tokens, cost)
         if reason:
             raise BudgetExhausted(label + reason)
+    return limited

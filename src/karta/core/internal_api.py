@@ -195,6 +195,11 @@ class BudgetCheck(BaseModel):
 
 class BudgetOk(BaseModel):
     ok: Literal[True]
+    # Whether any cap applies to this payer (the org's, the key's, an embed key's anonymous
+    # cap). When none does, the data plane may admit the payer's turns and model calls without
+    # asking again for a few seconds, until the org's next `Invalidate`; while one does, it asks
+    # every time. An answer without the field counts as limited.
+    limited: bool = True
 
 
 class BudgetRefusal(BaseModel):
@@ -282,6 +287,7 @@ class Invalidated(BaseModel):
     env_evicted: Count
     embed_evicted: Count = 0  # cached embed keys and CORS origins
     model_access_evicted: Count = 0
+    budget_evicted: Count = 0  # cached "no cap applies" answers
 
 
 # --- the embed edge (browsers) -------------------------------------------------------------------

@@ -176,6 +176,7 @@ def create_app(
     api.state.auth = authenticator(settings, control, harness_app, clock)
     api.state.releases = releases
     api.state.model_access = model_access
+    api.state.metering = metering
     api.state.control_probe = ControlPlaneProbe(control, clock=clock) if control else None
     api.state.embed = embed_edge(settings, control, clock)
     http_errors.install(api)

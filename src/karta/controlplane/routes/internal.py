@@ -154,12 +154,13 @@ async def check_budget(body: api.BudgetCheck, request: Request) -> api.BudgetOk:
     async with request.app.state.db() as session:
         repo = OrgRepository(session, body.organization_id)
         key = await repo.key(body.api_key_id) if body.api_key_id is not None else None
+        anonymous_cap = False
         if body.embed_key_id is not None:
-            await embed_keys.check_anonymous_cap(
-                repo, await repo.embed_key_by_id(body.embed_key_id)
-            )
-        await budgets.check(repo, request.app.state.prices, key, pending)
-    return api.BudgetOk(ok=True)
+            embed_key = await repo.embed_key_by_id(body.embed_key_id)
+            await embed_keys.check_anonymous_cap(repo, embed_key)
+            anonymous_cap = embed_key.anonymous_cost_limit_cents is not None
+        limited = await budgets.check(repo, request.app.state.prices, key, pending)
+    return api.BudgetOk(ok=True, limited=limited or anonymous_cap)
 
 
 @router.post(api.AUDIT_EVENTS)

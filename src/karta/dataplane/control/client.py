@@ -234,7 +234,7 @@ class ControlPlaneClient:
         api_key_id: int | None,
         pending: list[api.PendingUsage],
         embed_key_id: int | None = None,
-    ) -> None:
+    ) -> api.BudgetOk:
         """Raises `BudgetExhausted` when the org or the key (or, for an anonymous end user, the
         embed key's anonymous cap) may not spend more."""
         body = api.BudgetCheck(
@@ -249,7 +249,7 @@ class ControlPlaneClient:
             raise BudgetExhausted(refusal.reason)
         if response.status_code != 200:
             raise _unexpected("the budget check", response)
-        _parse(api.BudgetOk.model_validate_json, response)
+        return _parse(api.BudgetOk.model_validate_json, response)
 
     async def send_events(
         self, path: str, batch: api.UsageBatch | api.ReportedAuditBatch

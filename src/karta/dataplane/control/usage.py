@@ -4,11 +4,16 @@ decided to `POST /internal/audit/events`.
 
 The model proxy's usage of each call is written to the outbox as the call ends, so usage
 survives a control-plane outage and a data-plane restart alike. The shipper sends batches every
-`interval` seconds, and at once when a row is written; it deletes rows only after a 2xx. Event
+`interval` seconds, and at once when a turn that wrote rows ends (a turn's calls travel in one
+batch, after its `done`, not while it runs); it deletes rows only after a 2xx. Event
 ids are idempotent on the control plane, so a batch resent after a lost answer counts once.
 
 A budget check sends what the outbox still holds for the organization, so usage not shipped yet
-counts as spent. While the control plane is unreachable a check passes on the caller's cached
+counts as spent. When the control plane answers that no cap applies to the payer (the org, the
+key, the embed key), checks for that payer pass without asking for `uncapped_ttl` seconds, or
+until the control plane pushes an invalidation for the org (it does whenever a cap is set); while
+a cap applies every check asks, so a cap is never overrun by more than the calls in flight.
+While the control plane is unreachable a check passes on the caller's cached
 word (`budget_ok`, refused at once when it says the budget is spent): overspend during an
 outage is bounded by the model calls made while it lasts, within the key cache's stale grace.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +45,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 100
 INTERVAL = 1.0
+UNCAPPED_TTL = 5.0  # how long "no cap applies" stands without a push (the key cache's TTL)
 
 
 @dataclass(frozen=True)
@@ -71,21 +78,44 @@ class ControlPlaneMetering:
         *,
         interval: float = INTERVAL,
         batch: int = BATCH,
+        uncapped_ttl: float = UNCAPPED_TTL,
         clock: Clock = SYSTEM,
     ) -> None:
         self.client = client
         self.interval = interval
         self.batch = batch
+        self.uncapped_ttl = uncapped_ttl
         self._clock = clock
         self._wake = asyncio.Event()
+        self._uncapped: dict[Billing, float] = {}  # payer -> when "no cap applies" was said
+        self._evictions = 0  # an answer that straddles an eviction is not kept
 
-    async def check(self, billing: Billing, pending: list[api.PendingUsage]) -> None:
+    async def check(
+        self, billing: Billing, pending: Callable[[], Awaitable[list[api.PendingUsage]]]
+    ) -> None:
+        said = self._uncapped.get(billing)
+        if said is not None and self._clock.monotonic() - said < self.uncapped_ttl:
+            return
+        evictions = self._evictions
         try:
-            await self.client.check_budget(
-                billing.organization_id, billing.api_key_id, pending, billing.embed_key_id
+            answer = await self.client.check_budget(
+                billing.organization_id, billing.api_key_id, await pending(), billing.embed_key_id
             )
         except ControlPlaneUnavailable as exc:
             log.warning("admitting without a budget check: %s", exc.message)
+            return
+        if answer.limited or evictions != self._evictions:
+            self._uncapped.pop(billing, None)
+        else:
+            self._uncapped[billing] = self._clock.monotonic()
+
+    def evict(self, organization_id: int) -> int:
+        """The org's caps may have changed: its payers are asked about again."""
+        self._evictions += 1
+        doomed = [b for b in self._uncapped if b.organization_id == organization_id]
+        for billing in doomed:
+            del self._uncapped[billing]
+        return len(doomed)
 
     def recorded(self) -> None:
         self._wake.set()

@@ -30,6 +30,7 @@ async def whoami() -> api.ServicePrincipal:
 async def invalidate(body: api.Invalidate, request: Request) -> api.Invalidated:
     evicted = request.app.state.auth.evict(body.organization_id)
     pointers, envs = request.app.state.releases.evict(body.organization_id)
+    metering = request.app.state.metering
     return api.Invalidated(
         organization_id=body.organization_id,
         evicted=evicted,
@@ -37,6 +38,7 @@ async def invalidate(body: api.Invalidate, request: Request) -> api.Invalidated:
         env_evicted=envs,
         embed_evicted=request.app.state.embed.evict(),
         model_access_evicted=request.app.state.model_access.evict(body.organization_id),
+        budget_evicted=metering.evict(body.organization_id) if metering is not None else 0,
     )
 
 

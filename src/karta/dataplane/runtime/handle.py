@@ -174,9 +174,21 @@ class SessionHandle:
                     billing,
                     env,
                     speaker,
+                    await self._heading(speaker),
                 )
             )
         return TurnHandle(turn_id, self.id, after, agent.name, message)
+
+    async def _heading(self, speaker: Speaker | None) -> Speaker | None:
+        """Who the harness is told is speaking: the speaker, except for a session token's end
+        user alone in the session (someone chatting with the agent one to one is not
+        announced on every message)."""
+        if speaker is None:
+            return None
+        own = self.principal.kind == "session" and speaker.id == self.principal.sub
+        if own and len(await self._runtime.repo.participants(self.id)) < 2:
+            return None
+        return speaker
 
     async def _speaker(self, named: str | None, kind: str | None) -> Speaker | None:
         """Who the message is from (`principal.acts_as`): that participant, joining the

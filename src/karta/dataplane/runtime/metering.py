@@ -5,6 +5,7 @@ metered."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,9 +23,12 @@ class Billing:
 
 
 class Metering(Protocol):
-    async def check(self, billing: Billing, pending: list[PendingUsage]) -> None:
-        """Raise `BudgetExhausted` when the payer may not spend more, counting `pending` (usage
-        still in the outbox) as spent."""
+    async def check(
+        self, billing: Billing, pending: Callable[[], Awaitable[list[PendingUsage]]]
+    ) -> None:
+        """Raise `BudgetExhausted` when the payer may not spend more, counting what `pending`
+        returns (usage still in the outbox) as spent; it is not called when the answer is
+        known without it (no cap applies to the payer)."""
         ...
 
     def recorded(self) -> None:

@@ -7,7 +7,8 @@ with a `linked_session_id` lives in that session (on this instance, or on the in
 the agent of that Karta project: a message for it becomes a turn of that project's session.
 
 A message sent as a participant reaches the harness headed by its sender (`attributed`), so
-the agent knows who is speaking and can address people by name.
+the agent knows who is speaking and can address people by name; a session token's end user
+alone in the session is not announced on every message.
 """
 
 from __future__ import annotations

@@ -426,8 +426,9 @@ class TurnPipeline:
         """Raise `BudgetExhausted` when the payer may not spend more: asked before a turn runs
         and before each of its model calls. Usage still in the outbox counts as spent."""
         if self.metering is not None:
-            pending = await self.repo.pending_usage(billing.organization_id)
-            await self.metering.check(billing, pending)
+            await self.metering.check(
+                billing, lambda: self.repo.pending_usage(billing.organization_id)
+            )
 
     def _refused(self, session_id: str, refusal: Refusal) -> None:
         """The proxy refused a model call of this session for good (the provider rejected the
@@ -464,7 +465,7 @@ class TurnPipeline:
 
     def _metered(self, turn: LiveTurn, usage: CallUsage) -> None:
         """A model call the turn admitted finished: it counts toward the turn's usage, and its
-        usage event goes to the outbox at once."""
+        usage event goes to the outbox at once (shipped when the turn ends, see `_settle`)."""
         turn.calls.append(usage)
         if turn.billing is not None:
             row = usage_row(
@@ -474,8 +475,6 @@ class TurnPipeline:
 
     async def _record(self, row: UsageOutbox) -> None:
         await self.repo.add_usage(row)
-        if self.metering is not None:
-            self.metering.recorded()
 
     async def transcript(self, row: SessionRow, app: HarnessApp) -> list[dict[str, Any]]:
         """The session's conversation as its harness stored it (nothing before its first
@@ -520,7 +519,9 @@ class TurnPipeline:
     ) -> None:
         """A finished turn's row and usage, after its `done` is in the log. The proxy wrote a
         usage event per model call as each ended; a harness whose calls it did not see (the
-        in-process `FakeHarness`) is billed the usage it reported."""
+        in-process `FakeHarness`) is billed the usage it reported. The turn's usage is shipped
+        now, in one batch: shipping while the turn ran would slow it (the outbox counts toward
+        budget checks meanwhile, and the shipper's interval ships a long turn's calls)."""
         usage = done.data.get("usage") or {}
         record = None
         if turn is not None and turn.billing is not None and not turn.calls and _spent(usage):
@@ -529,7 +530,8 @@ class TurnPipeline:
         if turn is not None:
             turn.state = state
         await self.repo.finish_turn(session_id, turn_id, state, done.data.get("usage"), record)
-        if record is not None and self.metering is not None:
+        if turn is not None and (turn.writes or record is not None) and self.metering is not None:
+            await asyncio.gather(*turn.writes, return_exceptions=True)  # the calls' rows
             self.metering.recorded()
         await self.events.prune(session_id, self.settings.max_events_per_session)
 

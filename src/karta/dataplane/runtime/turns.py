@@ -49,6 +49,7 @@ class LiveTurn:
     billing: Billing | None  # None: not metered (open mode, no metering)
     env: dict[str, str]  # the project's env vars, for the harness process only
     speaker: Speaker | None = None  # the participant whose message this is
+    heading: Speaker | None = None  # who the harness is told speaks (None: the text as it is)
     state: TurnState = TurnState.RUNNING
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     harness: HarnessSession | None = None
@@ -61,8 +62,8 @@ class LiveTurn:
 
     @property
     def prompt(self) -> str:
-        """The message as the harness reads it: headed by its sender, if it has one."""
-        return attributed(self.request.text, self.speaker)
+        """The message as the harness reads it: headed by its sender, if it names one."""
+        return attributed(self.request.text, self.heading)
 
     @property
     def harness_config(self) -> tuple[str, str]:
