@@ -9,6 +9,7 @@ opens. The turn's state moves only along `lifecycle.TURN_TRANSITIONS` and is sto
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import uuid
@@ -57,6 +58,8 @@ log = logging.getLogger(__name__)
 # How long an interrupted turn may take to stop by itself (the harness was asked to) before its
 # process is killed; the turn ends `cancelled` either way, within about this long.
 INTERRUPT_GRACE = 1.5
+# How long a finished turn waits for the usage of model calls still finishing in the proxy.
+CALL_SETTLE = 0.5
 
 
 class TurnPipeline:
@@ -453,6 +456,8 @@ class TurnPipeline:
             except BudgetExhausted as exc:
                 self._fail(turn, ev.error_event(exc.message, exc.code, **exc.extra))
                 return Refusal(402, exc.code, exc.message)
+        turn.open_calls += 1
+        turn.calls_ended.clear()
         return functools.partial(self._metered, turn)
 
     def _fail(self, turn: LiveTurn, error: Event) -> None:
@@ -466,6 +471,9 @@ class TurnPipeline:
     def _metered(self, turn: LiveTurn, usage: CallUsage) -> None:
         """A model call the turn admitted finished: it counts toward the turn's usage, and its
         usage event goes to the outbox at once (shipped when the turn ends, see `_settle`)."""
+        turn.open_calls -= 1
+        if turn.open_calls == 0:
+            turn.calls_ended.set()
         turn.calls.append(usage)
         if turn.billing is not None:
             row = usage_row(
@@ -503,6 +511,12 @@ class TurnPipeline:
     async def _finish(
         self, session_id: str, turn_id: str, done: Event, turn: LiveTurn | None = None
     ) -> None:
+        if turn is not None and turn.open_calls:
+            # The harness has had its answer, but the proxy may still be reading the call's
+            # usage from the end of the stream: the turn's usage waits for it (a call that
+            # failed upstream never reports, hence the bound).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(turn.calls_ended.wait(), CALL_SETTLE)
         if turn is not None and turn.calls:
             # Metered by the proxy from the provider's own answers, not as the harness says.
             done = Event(ev.DONE, {**done.data, "usage": turn_usage(turn.calls)})

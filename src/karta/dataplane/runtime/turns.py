@@ -58,6 +58,9 @@ class LiveTurn:
     # the writes of their usage events to the outbox.
     calls: list[CallUsage] = field(default_factory=list)
     writes: list[asyncio.Task[None]] = field(default_factory=list)
+    # Calls admitted whose usage has not come back yet, and the event set when none is left.
+    open_calls: int = 0
+    calls_ended: asyncio.Event = field(default_factory=asyncio.Event)
     failure: Event | None = None  # why the platform ended the turn (budget, disk)
 
     @property
