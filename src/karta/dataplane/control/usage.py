@@ -87,6 +87,10 @@ class ControlPlaneMetering:
         self.uncapped_ttl = uncapped_ttl
         self._clock = clock
         self._wake = asyncio.Event()
+        # A check reads the outbox and asks the control plane; a batch being shipped is in
+        # both for a moment (counted, not yet deleted). The lock keeps the two apart, so this
+        # process's checks never count a call twice.
+        self._counting = asyncio.Lock()
         self._uncapped: dict[Billing, float] = {}  # payer -> when "no cap applies" was said
         self._evictions = 0  # an answer that straddles an eviction is not kept
 
@@ -98,9 +102,13 @@ class ControlPlaneMetering:
             return
         evictions = self._evictions
         try:
-            answer = await self.client.check_budget(
-                billing.organization_id, billing.api_key_id, await pending(), billing.embed_key_id
-            )
+            async with self._counting:
+                answer = await self.client.check_budget(
+                    billing.organization_id,
+                    billing.api_key_id,
+                    await pending(),
+                    billing.embed_key_id,
+                )
         except ControlPlaneUnavailable as exc:
             log.warning("admitting without a budget check: %s", exc.message)
             return
@@ -129,7 +137,7 @@ class ControlPlaneMetering:
         control plane keeps each event id once, and a row leaves only after a 2xx."""
         table = outbox.table
         query = select(table).order_by(table.occurred_at).limit(self.batch)
-        async with db() as s:
+        async with self._counting, db() as s:
             locked = s.bind.dialect.name == "postgresql"
             async with s.begin():
                 batch = query.with_for_update(skip_locked=True) if locked else query

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 
 from karta.core.http_errors import error_responses
+from karta.core.internal_api import MAX_ID
 from karta.dataplane.auth import flat_principal, requiring
 from karta.dataplane.principal import ADMIN, READ, WRITE, Principal
 from karta.dataplane.schemas import GatewayAccepted, GatewayDelivery, GatewayTrustOut, SubmitEvent
@@ -15,7 +16,7 @@ Reader = Annotated[Principal, Depends(requiring(READ, flat_principal))]
 Writer = Annotated[Principal, Depends(requiring(WRITE, flat_principal))]
 Admin = Annotated[Principal, Depends(requiring(ADMIN, flat_principal))]
 SERVICE = Principal(kind="service", organization_id=None)
-OrgId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+OrgId = Annotated[int, Path(ge=1, le=MAX_ID)]  # ids are 32-bit columns
 
 
 async def gateway_caller(request: Request) -> Principal:
