@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import socket
 import struct
 import threading
 import zlib
@@ -26,7 +25,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -42,6 +40,7 @@ from karta.core.providers import ProviderURLs
 from karta.core.sse import iter_frames
 from karta.testing import anthropic_wire, openai_wire
 from karta.testing.blocks import ModelRequest
+from karta.testing.loopback import LoopbackServer
 from karta.testing.scripted_model import ScriptedModel
 
 
@@ -137,8 +136,7 @@ class FakeProviders:
         self._accounts = _Accounts()
         self._calls: list[Call] = []
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
 
     # --- accounts -----------------------------------------------------------------------------
 
@@ -326,27 +324,15 @@ class FakeProviders:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> str:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        methods = ["GET", "POST"]
-        app = Starlette(routes=[Route("/{rest:path}", self._handle, methods=methods)])
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="fake-providers", daemon=True
-        )
-        self._thread.start()
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the fake providers failed to start")
-            threading.Event().wait(0.01)
+        app = Starlette(routes=[Route("/{rest:path}", self._handle, methods=["GET", "POST"])])
+        self._server = LoopbackServer(app, "fake-providers")
+        self.url = self._server.url
         return self.url
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(10)
-        self._server = self._thread = None
+        if self._server is not None:
+            self._server.stop()
+        self._server = None
 
     def __enter__(self) -> FakeProviders:
         self.start()

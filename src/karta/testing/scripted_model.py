@@ -9,7 +9,6 @@ plain text, never a tool call, so a looping harness always terminates.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from starlette.routing import Route
 
 from karta.testing import anthropic_wire, openai_wire
 from karta.testing.blocks import ModelRequest, Reply, text
+from karta.testing.loopback import LoopbackServer
 
 Script = Reply | list[dict[str, Any]] | Callable[[ModelRequest], "Reply | list[dict[str, Any]]"]
 COMPACTION_SUMMARY = "<summary>The conversation so far, summarised by the scripted model.</summary>"
@@ -56,8 +56,7 @@ class ScriptedModel:
         self._global: deque[Script] = deque()
         self._sessions: dict[str, deque[Script]] = {}
         self._requests: list[ModelRequest] = []
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
 
     # --- scripting ----------------------------------------------------------------------------
 
@@ -190,27 +189,14 @@ class ScriptedModel:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        self.url = f"http://{host}:{sock.getsockname()[1]}"
-        config = uvicorn.Config(self.app(), log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="scripted-model", daemon=True
-        )
-        self._thread.start()
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the scripted model server failed to start")
-            threading.Event().wait(0.01)
+        self._server = LoopbackServer(self.app(), "scripted-model", host, port)
+        self.url = self._server.url
         return self.url
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(10)
-        self._server = self._thread = None
+        if self._server is not None:
+            self._server.stop()
+        self._server = None
 
     def __enter__(self) -> ScriptedModel:
         self.start()
