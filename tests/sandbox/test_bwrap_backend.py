@@ -203,6 +203,18 @@ async def test_destroy_leaves_no_process_behind(sandbox, home):
     assert not handle.dir.exists()
 
 
+async def test_a_pre_started_sandbox_yields_the_cpu_until_a_session_adopts_it(sandbox, home):
+    request = replace(session_root(home, "sess_a"), background=True)
+    handle = await sandbox.prepare(request)
+    assert isinstance(handle, BwrapHandle)
+    (weight_file, lowest), *_ = handle.cgroup.weight_file(background=True).items()
+    assert weight_file.read_text().strip() == lowest
+    handle.foreground()
+    (_, normal), *_ = handle.cgroup.weight_file(background=False).items()
+    assert weight_file.read_text().strip() == normal != lowest
+    await handle.destroy()
+
+
 async def test_a_new_server_kills_what_a_crashed_one_left(home, model_socket):
     first = BwrapSandbox(home, model_socket, LIMITS)
     first.start()

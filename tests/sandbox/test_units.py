@@ -162,6 +162,9 @@ def test_v1_leaves_nest_under_the_servers_own_cgroup(tmp_path):
     assert files[leaf.dirs["memory"] / "memory.limit_in_bytes"] == str(512 << 20)
     assert files[leaf.dirs["pids"] / "pids.max"] == "64"
     assert files[leaf.dirs["cpu"] / "cpu.cfs_quota_us"] == "50000"
+    assert files[leaf.dirs["cpu"] / "cpu.shares"] == "1024"
+    pooled = leaf.limit_files(Limits(512 << 20, 64, 0.5), background=True)
+    assert pooled[leaf.dirs["cpu"] / "cpu.shares"] == "2"  # the pool's starts yield the CPU
     assert leaf.dirs["cpu"] / "cgroup.procs" in leaf.procs_files
     assert len(leaf.procs_files) == 3  # each join costs an RCU grace period: no more than needed
 
@@ -177,7 +180,10 @@ def test_v2_uses_one_tree_when_it_has_memory_and_pids(tmp_path):
         "memory.swap.max": "0",
         "pids.max": "100",
         "cpu.max": "200000 100000",
+        "cpu.weight": "100",
     }
+    pooled = leaf.limit_files(Limits(1 << 30, 100, 2), background=True)
+    assert pooled[leaf.dirs[""] / "cpu.weight"] == "1"
 
 
 def test_own_cgroups_parses_named_hierarchies():

@@ -347,7 +347,9 @@ class TurnPipeline:
         session_id = spec.session_id
         harness = self.apps.harness(spec.app.harness)
         proxy = self.isolation.proxy
-        handle = await self._sandbox(session_id, harness.kind)
+        # A pooled (unbound) harness starts in the background: at the lowest CPU weight until
+        # a session adopts it, so refilling the pool never slows a live turn.
+        handle = await self._sandbox(session_id, harness.kind, background=not bound)
         grant = proxy.grant(
             session_id,
             organization_id,
@@ -367,7 +369,7 @@ class TurnPipeline:
         except BaseException:
             await cleanup()
             raise
-        return SandboxedSession(session, cleanup), grant
+        return SandboxedSession(session, handle, cleanup), grant
 
     # --- the pool -------------------------------------------------------------------------------
 
@@ -417,6 +419,7 @@ class TurnPipeline:
         it is the session's warm harness (closed instead when no live slot is free: the first
         turn then starts one)."""
         pooled.grant.bind(organization_id, project_id)
+        await asyncio.to_thread(pooled.session.sandbox.foreground)
         await asyncio.to_thread(session_files(self.settings.home, pooled.session_id).adopt)
         if not await self.live.adopt(pooled.session_id, pooled.key.config, pooled.session):
             await pooled.session.close(force=True)
@@ -500,11 +503,18 @@ class TurnPipeline:
         finally:
             await handle.destroy()
 
-    async def _sandbox(self, session_id: str, kind: str) -> SandboxHandle:
+    async def _sandbox(
+        self, session_id: str, kind: str, *, background: bool = False
+    ) -> SandboxHandle:
         files = session_files(self.settings.home, session_id)
         writable = (files.workspace, files.state)
         request = SandboxRequest(
-            session_id, files.root, writable, files.workspace, serves=kind == OPENCODE
+            session_id,
+            files.root,
+            writable,
+            files.workspace,
+            serves=kind == OPENCODE,
+            background=background,
         )
         return await self.isolation.sandbox.prepare(request)
 

@@ -12,7 +12,8 @@ The pool's rules:
 - a pooled process is handed out once (`take` pops it; nothing awaits in between) and never
   returns: a process that served a turn is closed like any other, so no state crosses sessions;
 - refills run in the background, one start at a time, after every turn waiting for a start
-  (`StartGate.background`);
+  (`StartGate.background`), and a pooled process runs at the lowest CPU weight until a session
+  adopts it (`SandboxHandle.foreground`): a refill only uses CPU that live turns leave idle;
 - a key's size follows its arrivals: as many processes as sessions arrived for it in the last
   `window` seconds, within `[minimum, maximum]`; a key nobody asked for in `keep` seconds gets
   none (the served folder's own key keeps `minimum` always);
@@ -31,12 +32,12 @@ from typing import Any
 
 from karta.app import AgentDefinition, HarnessApp
 from karta.core.clock import Clock
-from karta.dataplane.harness.base import HarnessSession
 from karta.dataplane.principal import Principal
 from karta.dataplane.runtime.apps import Pin
 from karta.dataplane.runtime.starts import StartGate
 from karta.dataplane.runtime.turns import harness_config
 from karta.dataplane.sandbox.proxy import Grant
+from karta.dataplane.sandbox.session import SandboxedSession
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class Pooled:
     """A started harness no session has adopted yet."""
 
     session_id: str  # the id the adopting session takes
-    session: HarnessSession
+    session: SandboxedSession  # at the lowest CPU weight until adopted
     grant: Grant
     key: PoolKey
 

@@ -29,6 +29,9 @@ class SandboxRequest:
     writable: tuple[Path, ...]  # inside `root`: the workspace and the harness's state
     cwd: Path
     serves: bool = False  # the harness serves HTTP (OpenCode): expose its port to the server
+    # Pre-started for a session to come (the pool): its processes get CPU only when live
+    # turns leave some, until `SandboxHandle.foreground`.
+    background: bool = False
 
 
 class SandboxHandle(Protocol):
@@ -49,6 +52,11 @@ class SandboxHandle(Protocol):
         """An executable running `binary` (and its arguments) in the sandbox with only the
         variables in `env_names` from its own environment; `readonly`: more host files the
         harness needs to see."""
+        ...
+
+    def foreground(self) -> None:
+        """A session adopted the (`background`) sandbox: its processes now weigh for CPU as
+        any session's."""
         ...
 
     def as_owner(self) -> AbstractContextManager[None]:

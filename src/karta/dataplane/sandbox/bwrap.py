@@ -99,7 +99,10 @@ class BwrapHandle:
         os.chown(self.run_dir, self.uid, self.uid)
         for name, text in etc_files(self.uid).items():
             (self.dir / name).write_text(text)
-        self.cgroup.create(self._sandbox.limits.cgroup)
+        self.cgroup.create(self._sandbox.limits.cgroup, background=self.request.background)
+
+    def foreground(self) -> None:
+        self.cgroup.reweigh(background=False)
 
     def view(self, readonly: Iterable[Path]) -> View:
         return View(

@@ -20,6 +20,10 @@ from pathlib import Path
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = ("memory", "pids", "cpu")
 CPU_PERIOD_US = 100_000
+# CPU weights against sibling sandboxes: normal, and a pre-started harness's until a session
+# adopts it (the kernel's lowest), so the pool's starts only use CPU live turns leave idle.
+V1_SHARES = {False: "1024", True: "2"}
+V2_WEIGHT = {False: "100", True: "1"}
 
 
 @dataclass(frozen=True)
@@ -90,8 +94,9 @@ class Cgroup:
     def _dir(self, controller: str) -> Path:
         return self.dirs["" if self.version == 2 else controller]
 
-    def limit_files(self, limits: Limits) -> dict[Path, str]:
-        """What to write where to apply `limits` (pure)."""
+    def limit_files(self, limits: Limits, *, background: bool = False) -> dict[Path, str]:
+        """What to write where to apply `limits` (pure); `background`: at the lowest CPU
+        weight."""
         quota = max(1000, int(limits.cpus * CPU_PERIOD_US))
         if self.version == 2:
             d = self.dirs[""]
@@ -100,25 +105,37 @@ class Cgroup:
                 d / "memory.swap.max": "0",
                 d / "pids.max": str(limits.pids),
                 d / "cpu.max": f"{quota} {CPU_PERIOD_US}",
+                **self.weight_file(background=background),
             }
         return {
             self._dir("memory") / "memory.limit_in_bytes": str(limits.memory_bytes),
             self._dir("pids") / "pids.max": str(limits.pids),
             self._dir("cpu") / "cpu.cfs_period_us": str(CPU_PERIOD_US),
             self._dir("cpu") / "cpu.cfs_quota_us": str(quota),
+            **self.weight_file(background=background),
         }
+
+    def weight_file(self, *, background: bool) -> dict[Path, str]:
+        """The CPU weight against the other sandboxes (pure)."""
+        if self.version == 2:
+            return {self.dirs[""] / "cpu.weight": V2_WEIGHT[background]}
+        return {self._dir("cpu") / "cpu.shares": V1_SHARES[background]}
 
     @property
     def procs_files(self) -> list[Path]:
         """The files the launcher writes its pid to, to join every controller."""
         return sorted({d / "cgroup.procs" for d in self.dirs.values()})
 
-    def create(self, limits: Limits) -> None:
+    def create(self, limits: Limits, *, background: bool = False) -> None:
         if self.version == 2:
             _enable_v2_controllers(self.dirs[""].parent)
         for directory in self.dirs.values():
             directory.mkdir(parents=True, exist_ok=True)
-        for path, value in self.limit_files(limits).items():
+        for path, value in self.limit_files(limits, background=background).items():
+            path.write_text(value)
+
+    def reweigh(self, *, background: bool) -> None:
+        for path, value in self.weight_file(background=background).items():
             path.write_text(value)
 
     def pids(self) -> list[int]:

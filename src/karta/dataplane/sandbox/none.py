@@ -33,6 +33,9 @@ class UnsandboxedHandle:
         digest = hashlib.sha256("\0".join([binary, *names]).encode()).hexdigest()[:12]
         return write_launcher(self.launch_dir / f"{Path(binary).name}-{digest}", binary, names)
 
+    def foreground(self) -> None:
+        return None  # no cgroup to weigh: a pre-started harness competes like any other
+
     def as_owner(self) -> AbstractContextManager[None]:
         return nullcontext()  # no sandbox user: the harness runs as the server's
 

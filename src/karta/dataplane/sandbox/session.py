@@ -7,11 +7,18 @@ from typing import Any
 
 from karta.core.events import Event
 from karta.dataplane.harness.base import HarnessSession, TurnContext
+from karta.dataplane.sandbox.base import SandboxHandle
 
 
 class SandboxedSession:
-    def __init__(self, inner: HarnessSession, cleanup: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        inner: HarnessSession,
+        sandbox: SandboxHandle,
+        cleanup: Callable[[], Awaitable[None]],
+    ) -> None:
         self.inner = inner
+        self.sandbox = sandbox
         self.harness_session_id = inner.harness_session_id
         self.agent = inner.agent
         self._cleanup = cleanup
