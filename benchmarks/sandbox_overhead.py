@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shutil
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -31,7 +34,7 @@ from karta.dataplane.sandbox.bwrap import BwrapSandbox
 from karta.dataplane.sandbox.none import NoSandbox
 from karta.dataplane.sandbox.proxy import ModelProxy, OrgLimits
 from karta.testing import ScriptedModel
-from tests.conftest import Database, KartaServer
+from tests.conftest import Database, KartaServer, free_port
 
 
 def traversable(prefix: str) -> Path:
@@ -176,16 +179,43 @@ async def timed_calls(client: httpx.AsyncClient, key: str, n: int) -> list[float
     return times
 
 
+@contextlib.contextmanager
+def model_process() -> Iterator[str]:
+    """The scripted model in a process of its own, as a provider is: in this process its
+    thread and the proxy would contend for one interpreter, which is not what the proxy costs."""
+    port = free_port()
+    code = (
+        "import time; from karta.testing import ScriptedModel; "
+        f"ScriptedModel(max_calls=10**9).start(port={port}); time.sleep(10**6)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the scripted model did not start") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 async def proxy(calls: int) -> dict[str, list[float]]:
     top = traversable("karta-bench-proxy-")
-    with ScriptedModel() as model:
-        env = {"ANTHROPIC_BASE_URL": model.url, "ANTHROPIC_API_KEY": "sk-x"}
+    with model_process() as model_url:
+        env = {"ANTHROPIC_BASE_URL": model_url, "ANTHROPIC_API_KEY": "sk-x"}
         gateway = ModelProxy(env, OrgLimits(per_minute=10**9))  # measure, do not throttle
         sock_path = top / "model.sock"
         await gateway.start(unix_path=sock_path, tcp=True)
         grant = gateway.grant("sess_bench", 1, 1)
         clients = {
-            "direct": (httpx.AsyncClient(base_url=model.url), "sk-x"),
+            "direct": (httpx.AsyncClient(base_url=model_url), "sk-x"),
             "proxy (loopback)": (httpx.AsyncClient(base_url=gateway.url or ""), grant.credential),
             "proxy (UNIX socket)": (
                 httpx.AsyncClient(

@@ -61,6 +61,9 @@ class Event:
     seq: int | None = None
     participant_name: str | None = None
     participant_type: str | None = None
+    # Its native SSE frame, once encoded (`karta.core.sse.encode_event`): a logged event never
+    # changes, and a replica sends the same frame to every subscriber of its session.
+    encoded: bytes | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -48,7 +48,20 @@ def event_frame(event: Event) -> Frame:
 
 
 def encode_event(event: Event) -> bytes:
-    return event_frame(event).encode()
+    """A logged event's frame, encoded once however many subscribers it goes to."""
+    if event.encoded is None:
+        event.encoded = event_frame(event).encode()
+    return event.encoded
+
+
+@dataclass(frozen=True)
+class EventFrame:
+    """A native event's frame, encoded through the event's own cache (`encode_event`)."""
+
+    event: Event
+
+    def encode(self) -> bytes:
+        return encode_event(self.event)
 
 
 def cursor(after: int | None, last_event_id: str | None) -> int:

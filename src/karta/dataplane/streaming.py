@@ -7,7 +7,7 @@ OpenAI and Anthropic adapters and the Managed-Agents log (their own projections)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 from fastapi.responses import StreamingResponse
@@ -20,22 +20,27 @@ from karta.dataplane.runtime.handle import SessionHandle
 Stop = Callable[[Event], bool]
 
 
+class Encodable(Protocol):
+    def encode(self) -> bytes: ...
+
+
 class Projection(Protocol):
-    def start(self) -> list[sse.Frame]:
+    def start(self) -> Sequence[Encodable]:
         """Frames written before the first event."""
         ...
 
-    def feed(self, event: Event) -> list[sse.Frame]: ...
+    def feed(self, event: Event) -> Sequence[Encodable]: ...
 
 
 class Native:
-    """Karta's own events, one frame each, `seq` as the frame id."""
+    """Karta's own events, one frame each, `seq` as the frame id; each event is encoded once
+    for all the streams it goes to."""
 
-    def start(self) -> list[sse.Frame]:
+    def start(self) -> Sequence[Encodable]:
         return []
 
-    def feed(self, event: Event) -> list[sse.Frame]:
-        return [sse.event_frame(event)]
+    def feed(self, event: Event) -> Sequence[Encodable]:
+        return [sse.EventFrame(event)]
 
 
 def until_done(turn_id: str) -> Stop:
@@ -55,17 +60,25 @@ async def frames(
     handle: SessionHandle, after: int, projection: Projection, stop: Stop | None
 ) -> AsyncIterator[bytes]:
     """Encoded frames of the events after `after` (replay, then the live tail), with
-    keep-alives, until `stop` accepts an event (None: until the client leaves)."""
-    for frame in projection.start():
-        yield frame.encode()
-    async for event in handle.subscribe(after):
-        if event is None:
+    keep-alives, until `stop` accepts an event (None: until the client leaves). The events
+    that became readable together go out in one write: a stream that fell behind catches up
+    at once, and a thousand streams of one session cost a thousand writes per batch, not per
+    event."""
+    if opening := b"".join(frame.encode() for frame in projection.start()):
+        yield opening
+    async for batch in handle.batches(after):
+        if not batch:
             yield sse.KEEPALIVE
             continue
-        for frame in projection.feed(event):
-            yield frame.encode()
-        if stop is not None and stop(event):
-            return
+        chunks: list[bytes] = []
+        for event in batch:
+            chunks.extend(frame.encode() for frame in projection.feed(event))
+            if stop is not None and stop(event):
+                if chunks:
+                    yield b"".join(chunks)
+                return
+        if chunks:
+            yield b"".join(chunks)
 
 
 async def collect(handle: SessionHandle, after: int, stop: Stop) -> list[Event]:

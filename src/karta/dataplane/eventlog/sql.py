@@ -234,17 +234,27 @@ class SqlEventLog:
         self, session_id: str, after: int = 0, keepalive: float = 15.0
     ) -> AsyncIterator[Event | None]:
         """Replay everything after `after`, then tail live. Yields None as a keep-alive tick."""
+        async for batch in self.batches(session_id, after, keepalive):
+            if not batch:
+                yield None
+            for event in batch:
+                yield event
+
+    async def batches(
+        self, session_id: str, after: int = 0, keepalive: float = 15.0
+    ) -> AsyncIterator[list[Event]]:
+        """`subscribe` in batches: each read's events at once (the replay, then what each
+        wake-up made readable); an empty batch is a keep-alive tick."""
         quiet_since = self._clock.monotonic()
         fresh = True
         while True:
             waker = self._changed.setdefault(session_id, asyncio.Event())
             events = await self.read(session_id, after, fresh=fresh)
             fresh = False
-            for event in events:
-                yield event
-                after = event.seq or after
             if events:
+                after = events[-1].seq or after
                 quiet_since = self._clock.monotonic()
+                yield events
                 continue
             left = keepalive - (self._clock.monotonic() - quiet_since)
             try:
@@ -252,7 +262,7 @@ class SqlEventLog:
             except TimeoutError:
                 if self._clock.monotonic() - quiet_since >= keepalive:
                     quiet_since = self._clock.monotonic()
-                    yield None
+                    yield []
 
     async def prune(self, session_id: str, keep: int) -> None:
         """Bound the stored log: drop all but the newest `keep` events of a session."""

@@ -100,6 +100,10 @@ class SessionHandle:
         """Replay after `after`, then the live tail; None is a keep-alive tick."""
         return self._runtime.events.subscribe(self.id, after, self._runtime.settings.keepalive)
 
+    def batches(self, after: int = 0) -> AsyncIterator[list[Event]]:
+        """`subscribe`, in the batches that became readable together; [] is a keep-alive."""
+        return self._runtime.events.batches(self.id, after, self._runtime.settings.keepalive)
+
     async def participants(self) -> list[ParticipantRow]:
         return list(await self._runtime.repo.participants(self.id))
 
