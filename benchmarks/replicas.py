@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import httpx
+import uvloop
 
 from karta.testing import Reply, ScriptedModel
 from tests.cluster import Replicas, redis_or_skip
@@ -155,7 +156,7 @@ def main() -> None:
             cluster.start()
             try:
                 if count == 3 and args.subscribers:
-                    asyncio.run(
+                    uvloop.run(
                         fan_out(cluster, model, args.subscribers, args.chunks, args.chunk_delay)
                     )
                 key = cluster.signup(f"throughput{count}")
