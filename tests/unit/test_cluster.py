@@ -18,7 +18,7 @@ import redis
 
 from karta.core import db as store
 from karta.core.events import Event
-from karta.dataplane.cluster.coordinator import Coordinator, InProcess
+from karta.dataplane.cluster.coordinator import Coordinator, InProcess, Wake
 from karta.dataplane.cluster.ownership import Owner, Ownership
 from karta.dataplane.cluster.redis import RedisCoordinator
 from karta.dataplane.eventlog import SqlEventLog
@@ -215,6 +215,30 @@ async def test_a_subscriber_on_another_replica_gets_every_event_in_order(session
         await writer.append("s1", Event("done" if i % 10 == 0 else "text", {"i": i}))
     assert [await t for t in tails] == [list(range(1, 41))] * 3
     assert await resumed == list(range(21, 41))
+
+
+async def test_a_wake_up_during_a_read_already_under_way_is_not_lost(sessions, coordinators):
+    writer, reader = await two_logs(sessions, coordinators, poll=60)  # wake-ups, not polling
+    await coordinators[1].start(reader.woken, reader.resync)
+    await writer.append("s1", Event("text"))
+    tail = asyncio.create_task(follow(reader, 2))
+    await asyncio.sleep(0.2)  # the subscriber has read event 1 and waits
+    select, gate, stalled = reader._select, asyncio.Event(), asyncio.Event()
+
+    async def stale_select(session_id: str, after: int) -> list[Event]:
+        found = await select(session_id, after)  # looks before event 2 is written ...
+        if not stalled.is_set():
+            stalled.set()
+            await gate.wait()  # ... and answers after its wake-up came
+        return found
+
+    reader._select = stale_select  # type: ignore[method-assign]
+    reader.woken(Wake("a", "s1", 1))  # a read starts
+    await asyncio.wait_for(stalled.wait(), GUARD)
+    await writer.append("s1", Event("done"))
+    await asyncio.sleep(0.2)  # its wake-up reaches b while the first read is still out
+    gate.set()
+    assert await tail == [1, 2]
 
 
 async def test_without_wake_ups_a_subscriber_still_catches_up(sessions, coordinators):

@@ -8,7 +8,9 @@ successor). Appends are written to the database in batches by a background flush
 event is shown to nobody before it is written: readers on the owner are woken from the memory
 tail once the batch is committed, the other replicas by a wake-up (`Coordinator.publish`) after
 which each reads the new events from the database once and serves its own subscribers from its
-own tail. An event that pauses or ends a turn (`input_required`, `done`) is written before
+own tail. The wake-up leaves before the owner serves its own readers, and a live reader never
+waits on a write: fanning an event out to a thousand streams costs each replica one read and
+one encoding. An event that pauses or ends a turn (`input_required`, `done`) is written before
 `append` returns. A crash can lose the unwritten middle of a running turn, which nobody has
 seen; whoever adopts the session next closes the turn.
 
@@ -19,6 +21,7 @@ coordinator was unreachable delays them, it never stalls them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
@@ -36,6 +39,7 @@ from karta.dataplane.store.models import EventRow
 log = logging.getLogger(__name__)
 TAIL_SIZE = 2048  # newest events kept in memory per session
 TAIL_SESSIONS = 1024  # sessions whose tails are kept (least recently appended go first)
+HEAD_START = 0.005  # how long this replica's readers wait for a wake-up to reach the others
 
 
 class SqlEventLog:
@@ -122,8 +126,6 @@ class SqlEventLog:
                 assert event.session_id is not None and event.seq is not None
                 self._remember(event)
                 newest[event.session_id] = event.seq
-        for session_id in newest:
-            self._wake(session_id)
         # In the background: the caller (a turn's `done`) goes on before anyone, here or on
         # another replica, sees what was written.
         wakes = [Wake(self.replica, sid, seq) for sid, seq in newest.items()]
@@ -132,6 +134,19 @@ class SqlEventLog:
         task.add_done_callback(self._publishing.discard)
 
     async def _publish(self, wakes: list[Wake]) -> None:
+        """Wake the other replicas, then this one's readers: serving a thousand streams here
+        takes the loop for tens of milliseconds, which the wake-up must not wait behind (it
+        waits at most `HEAD_START` for the coordinator, so a slow one never holds readers)."""
+        sending = asyncio.ensure_future(self._send(wakes))
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(sending), HEAD_START)
+        finally:
+            for wake in wakes:
+                self._wake(wake.session_id)
+        await sending
+
+    async def _send(self, wakes: list[Wake]) -> None:
         try:
             await self.coordinator.publish(wakes)
         except Exception as exc:  # the others find the events on their next periodic read
@@ -210,10 +225,18 @@ class SqlEventLog:
     ) -> list[Event]:
         """The events after `after`. `fresh`: everything written so far, on any replica (a
         subscriber's later reads may lag by a wake-up, never more)."""
-        owner = self.holds(session_id)
-        if owner and (fresh or self._unwritten):
+        if self.holds(session_id) and (fresh or self._unwritten):
             await self.flush()  # what was appended is shown once written, and then at once
-        elif not owner:
+        return await self._written(session_id, after, limit, fresh=fresh)
+
+    async def _written(
+        self, session_id: str, after: int, limit: int | None = None, *, fresh: bool = False
+    ) -> list[Event]:
+        """The events after `after` written so far. A live subscriber reads this way: the
+        writer wakes it for whatever is appended later, so it never waits on a flush (a
+        thousand subscribers queueing on the write lock would be served one per loop turn)."""
+        owner = self.holds(session_id)
+        if not owner:
             await self._sync(session_id, fresh)
         tail = self._tail.get(session_id)
         if tail and (tail[0].seq or 0) <= after + 1:
@@ -249,8 +272,11 @@ class SqlEventLog:
         fresh = True
         while True:
             waker = self._changed.setdefault(session_id, asyncio.Event())
-            events = await self.read(session_id, after, fresh=fresh)
-            fresh = False
+            if fresh:
+                events = await self.read(session_id, after, fresh=True)
+                fresh = False
+            else:
+                events = await self._written(session_id, after)
             if events:
                 after = events[-1].seq or after
                 quiet_since = self._clock.monotonic()
