@@ -45,7 +45,7 @@ async def find_api_key(session: AsyncSession, presented: str) -> ApiKey | None:
         security.verify_secret(None, presented)
         return None
     for key in candidates:
-        if security.verify_secret(key.key_hash, presented):
+        if security.VERIFIED_KEYS.verify(key.key_hash, presented):
             if key.revoked_at is not None:
                 return None
             now = clock_of(session).now()
