@@ -64,6 +64,7 @@ def pool_of(harnesses: Harnesses, clock: FakeClock, **bounds: int) -> HarnessPoo
         start=harnesses.start,
         retire=harnesses.retire,
         active=harnesses.pin,
+        pause=bounds.get("pause", 0),
     )
 
 
@@ -134,4 +135,19 @@ async def test_taking_hands_each_process_out_once():
     key = demand().key
     first = pool.take(key)
     assert first is not None and pool.take(key) is None
+    await pool.close()
+
+
+async def test_a_refill_waits_until_the_adopting_sessions_first_turn_had_its_moment():
+    clock, harnesses = FakeClock(), Harnesses()
+    pool = pool_of(harnesses, clock, maximum=1, pause=1)
+    pool.start()
+    pool.arrived(demand())
+    await settle(pool, 1)
+    assert pool.take(demand().key) is not None
+    await settle(pool, 0)
+    assert len(harnesses.started) == 1  # not yet: the session that took it goes first
+    clock.advance(1)
+    await settle(pool, 1)
+    assert len(harnesses.started) == 2
     await pool.close()

@@ -60,6 +60,9 @@ log = logging.getLogger(__name__)
 INTERRUPT_GRACE = 1.5
 # How long a finished turn waits for the usage of model calls still finishing in the proxy.
 CALL_SETTLE = 0.5
+# How long the pool waits after handing out a process before it starts the next: the session
+# that took it runs its first turn meanwhile, without a start beside it.
+REFILL_PAUSE = 1.0
 
 
 class TurnPipeline:
@@ -99,6 +102,7 @@ class TurnPipeline:
             start=self._prestart,
             retire=self._retire,
             active=apps.pin,
+            pause=REFILL_PAUSE,
         )
         self._turns: dict[str, LiveTurn] = {}  # the session's live turn
         self._tasks: set[asyncio.Task[Any]] = set()  # turn tasks and closings, until done

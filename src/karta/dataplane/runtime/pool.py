@@ -12,8 +12,9 @@ The pool's rules:
 - a pooled process is handed out once (`take` pops it; nothing awaits in between) and never
   returns: a process that served a turn is closed like any other, so no state crosses sessions;
 - refills run in the background, one start at a time, after every turn waiting for a start
-  (`StartGate.background`), and a pooled process runs at the lowest CPU weight until a session
-  adopts it (`SandboxHandle.foreground`): a refill only uses CPU that live turns leave idle;
+  (`StartGate.background`), not until `pause` seconds after the last take (the adopting
+  session's first turn comes first), and a pooled process runs at the lowest CPU weight until
+  a session adopts it (`SandboxHandle.foreground`): a refill only uses CPU live turns leave;
 - a key's size follows its arrivals: as many processes as sessions arrived for it in the last
   `window` seconds, within `[minimum, maximum]`; a key nobody asked for in `keep` seconds gets
   none (the served folder's own key keeps `minimum` always);
@@ -102,12 +103,17 @@ class HarnessPool:
         retire: Retire,
         active: Active,
         tick: float = 1.0,
+        pause: float = 0.0,
     ) -> None:
+        """`pause`: how long a refill waits after a process is taken, so the adopting
+        session's first turn (which follows its creation at once) has the CPU to itself."""
         self.maximum = max(0, maximum)
         self.minimum = min(max(0, minimum), self.maximum)
         self.window = window
         self.keep = keep
         self.tick = tick
+        self.pause = pause
+        self._taken_at = float("-inf")
         self._clock = clock
         self._gate = gate
         self._start = start
@@ -161,6 +167,7 @@ class HarnessPool:
         if not ready:
             return None
         pooled = ready.popleft()
+        self._taken_at = self._clock.monotonic()
         self._wake.set()
         return pooled
 
@@ -236,6 +243,10 @@ class HarnessPool:
                 await self._clock.wait_for(self._wake.wait(), self.tick)
             await self.maintain()
             return
+        rest = self._taken_at + self.pause - self._clock.monotonic()
+        if rest > 0:
+            await self._clock.sleep(rest)
+            return  # and look again: the need may have changed meanwhile
         async with self._gate.background():
             if self._wanted() is not demand:
                 return  # taken, retired or filled while waiting for a slot
