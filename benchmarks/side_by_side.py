@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import statistics
@@ -50,6 +51,7 @@ import psutil
 from claude_agent_sdk import ClaudeSDKClient, ResultMessage, StreamEvent
 
 from karta.app import load_app
+from karta.core.events import Event
 from karta.core.sse import iter_events
 from karta.dataplane.harness.base import ApprovalAnswer, SessionSpec, ToolRequest, Verdict
 from karta.dataplane.harness.claude_code import ClaudeCodeHarness
@@ -61,16 +63,28 @@ PEER_VERSION = "0.6.76"
 PEER_VENV = Path(os.environ.get("KARTA_BENCH_VENV", "/tmp/karta-bench-venv"))
 TOOL_PROMPT = "tool: count the files"
 TOOL_DONE = "Counted them."
+WORKING_DIRECTORY = re.compile(r"[Ww]orking directory: ([^\s\\]+)")
 
 
 def answer(request: ModelRequest) -> list[dict[str, Any]]:
-    """The scripted model: a tool prompt gets Bash and then a closing line; anything else is
+    """The scripted model: a tool prompt gets a file written (the app's agents have `Write`,
+    which asks for approval in `interactive` mode) and then a closing line; anything else is
     echoed, so every turn's text is known in advance."""
     if request.kind == "tool_result":
         return [text(TOOL_DONE)]
     if request.prompt.startswith("tool:"):
-        return [tool_use("Bash", {"command": "ls | wc -l", "description": "count files"})]
+        note = f"{working_directory(request)}/count.txt"
+        return [tool_use("Write", {"file_path": note, "content": "counted\n"})]
     return [text(expected(request.prompt))]
+
+
+def working_directory(request: ModelRequest) -> str:
+    """Where the harness works, as its prompt tells the model (`Write` wants a full
+    path)."""
+    found = WORKING_DIRECTORY.search(json.dumps(request.body))
+    if found is None:
+        raise ValueError("the request does not say where the harness works")
+    return found[1]
 
 
 def expected(prompt: str) -> str:
@@ -141,17 +155,17 @@ class HttpContender:
                         break
             if pending is None:
                 break
-            # A pause for approval: approve, and follow the rest of the turn.
+            # A pause for approval: approve; the answer holds the rest of the turn's events.
             approvals += 1
             path = f"/v1/sessions/{sid}/inputs/{pending}"
-            body = {"decision": "approve_once", "stream": True}
-            with api.stream("PUT", path, json=body) as response:
-                for event in iter_events(response.iter_lines()):
-                    events.append(event)
-                    if first is None and event.type == "text":
-                        first = time.perf_counter() - start
-                    if event.type == "done":
-                        break
+            decided = api.put(path, json={"decision": "approve_once"})
+            if decided.status_code != 200:
+                raise RuntimeError(f"{self.name}: {decided.status_code} {decided.text}")
+            for raw in decided.json()["events"]:
+                event = Event.from_dict(raw)
+                events.append(event)
+                if first is None and event.type == "text":
+                    first = time.perf_counter() - start
             break
         done = time.perf_counter() - start
         errors = [e.data for e in events if e.type == "error"]
