@@ -102,9 +102,7 @@ def pool_ready(server: KartaServer) -> None:
         time.sleep(0.05)
 
 
-def turn_times(server: KartaServer, warm: int, pooled: bool) -> tuple[float, list[float]]:
-    if pooled:
-        pool_ready(server)
+def turn_times(server: KartaServer, warm: int) -> tuple[float, list[float]]:
     with server.client() as api:
         sid = api.post("/v1/sessions", json={}).json()["id"]
         began = time.perf_counter()
@@ -149,7 +147,10 @@ def turns(
         try:
             for _ in range(sessions):
                 for name, server in servers.items():  # alternate: drift hits both alike
-                    cold, warm_times = turn_times(server, warm, pooled)
+                    if pooled:  # both pools full: no refill of either runs beside the turns
+                        for each in servers.values():
+                            pool_ready(each)
+                    cold, warm_times = turn_times(server, warm)
                     out[name][0].append(cold)
                     out[name][1].extend(warm_times)
         finally:
