@@ -706,6 +706,7 @@ def soak(args: argparse.Namespace) -> None:
             f"- platform RSS {rss[0] >> 20} MB → {rss[-1] >> 20} MB: "
             f"{growth / turns * 1000:.0f} KB per 1,000 turns"
         )
+        print(f"- platform RSS every 100 sessions (MB): {' '.join(str(r >> 20) for r in rss)}")
         print(f"- leftover processes after shutdown: {len(left)}")
 
 
