@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from karta.dataplane.harness.base import SessionSpec
+from karta.dataplane.runtime.pipeline import REFILL_PAUSE
 from karta.dataplane.runtime.workspace import POOLED, session_files
 from karta.testing import FakeHarness
 from karta.testing.fake_harness import FakeSession, Gone, Say
@@ -18,6 +19,7 @@ POOL = {"pool_min": 1, "pool_max": 2}
 
 
 async def pool_filled(runtime: Any, size: int) -> None:
+    runtime.clock.advance(REFILL_PAUSE)  # a refill waits this long after a take
     async with asyncio.timeout(GUARD):
         while runtime.pipeline.pool.size() < size:  # noqa: ASYNC110
             await asyncio.sleep(0)

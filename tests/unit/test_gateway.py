@@ -75,7 +75,7 @@ async def instance(home: Path, control: ControlPlaneDouble, port: int, *peers: i
         async with asyncio.timeout(GUARD):
             while not server.started:  # noqa: ASYNC110 (uvicorn announces nothing else)
                 await asyncio.sleep(0.01)
-        async with httpx.AsyncClient(base_url=url) as http:
+        async with httpx.AsyncClient(base_url=url, timeout=GUARD) as http:
             yield Instance(url, app, fake, http)
     finally:
         server.should_exit = True

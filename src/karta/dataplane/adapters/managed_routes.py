@@ -158,7 +158,7 @@ def router(resolve: Resolver, *, errors: tuple[int, ...], base: str) -> APIRoute
         except ValidationError as exc:
             raise BadRequest(f"metadata: {exc.errors()[0]['msg']}") from None
         session, _ = await request.app.state.runtime.create_session(caller, metadata)
-        return JSONResponse(session_object(await session.view(), []), status_code=201)
+        return JSONResponse(session_object(await session.view(reread=False), []), status_code=201)
 
     @api.get("/sessions", responses=declared(400, 422))
     async def list_sessions(
@@ -180,7 +180,7 @@ def router(resolve: Resolver, *, errors: tuple[int, ...], base: str) -> APIRoute
         handles, more = await request.app.state.runtime.list_sessions(
             caller, SessionFilter(organization_id=None), limit, page
         )
-        data = [session_object(await handle.view(), None) for handle in handles]
+        data = [session_object(await handle.view(reread=False), None) for handle in handles]
         return {
             "data": data,
             "next_page": data[-1]["id"] if more and data else None,

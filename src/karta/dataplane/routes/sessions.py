@@ -80,7 +80,7 @@ def session_routes(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
             caller, body.metadata, body.session_id, [participant_spec(p) for p in body.participants]
         )
         response.status_code = 201 if created else 200
-        return await handle.view()
+        return await handle.view(reread=not created)
 
     @router.get(
         "/sessions", response_model=SessionPage, responses=error_responses(*errors, 400, 404, 422)
@@ -109,7 +109,7 @@ def session_routes(resolve: Resolver, *, errors: tuple[int, ...]) -> APIRouter:
             metadata=metadata_filters(request),
         )
         handles, more = await request.app.state.runtime.list_sessions(caller, where, limit, after)
-        views = [await h.view() for h in handles]
+        views = [await h.view(reread=False) for h in handles]  # the rows were just read
         return SessionPage(
             data=views, has_more=more, next_cursor=views[-1].id if more and views else None
         )

@@ -66,10 +66,12 @@ class SessionHandle:
 
     # --- reading ------------------------------------------------------------------------------
 
-    async def view(self) -> SessionOut:
-        """The session object of the API (fresh: the row is re-read)."""
-        row = await self._runtime.repo.session(self.id) or self.row
-        self.row = row
+    async def view(self, *, reread: bool = True) -> SessionOut:
+        """The session object of the API (fresh: the row is re-read, unless the caller has just
+        written or read it, as creating or listing sessions does)."""
+        if reread:
+            self.row = await self._runtime.repo.session(self.id) or self.row
+        row = self.row
         pending = None
         here = self._runtime.ownership.holds(self.id)
         if not here or self._runtime.approvals.waiting(self.id) is not None:
