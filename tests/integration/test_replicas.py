@@ -151,6 +151,13 @@ def test_an_owner_killed_mid_turn_loses_nothing_but_that_turn(replicas):
     second = r1.post(f"/v1/sessions/{sid}/messages", json={"text": "note two"}).json()
     assert second["status"] == "paused", second
     turn2 = second["turn_id"]
+    # Claude Code writes its transcript behind the conversation: the kill comes once it holds
+    # the paused turn's message (what a crash before that loses is the harness's to lose).
+    state = cluster.home / "shared" / "sessions" / sid / "state"
+    eventually(
+        lambda: any("note two" in f.read_text() for f in state.rglob("*.jsonl")),
+        "Claude Code to write the paused turn to its transcript",
+    )
     cluster.kill(0)
 
     crashed = eventually(

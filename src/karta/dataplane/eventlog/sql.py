@@ -88,10 +88,6 @@ class SqlEventLog:
             return self._last_seq[session_id]
         return value
 
-    def created(self, session_id: str) -> None:
-        """This replica created the session and holds it: its log is empty, no need to ask."""
-        self._last_seq.setdefault(session_id, 0)
-
     async def append(self, session_id: str, event: Event) -> Event:
         if not self.holds(session_id):
             log.warning("dropped a %s event of session %s: not its owner", event.type, session_id)

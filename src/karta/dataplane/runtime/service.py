@@ -249,7 +249,6 @@ class Runtime:
         try:
             await self.repo.add_session(row, binding)
             await self.ownership.hold_new(session_id)
-            self.events.created(session_id)
         except BaseException:
             if pooled is not None:
                 self.pipeline.retire_later(pooled)
