@@ -70,15 +70,12 @@ async def frames(
         if not batch:
             yield sse.KEEPALIVE
             continue
-        chunks: list[bytes] = []
-        for event in batch:
-            chunks.extend(frame.encode() for frame in projection.feed(event))
-            if stop is not None and stop(event):
-                if chunks:
-                    yield b"".join(chunks)
-                return
-        if chunks:
-            yield b"".join(chunks)
+        end = next((i for i, e in enumerate(batch) if stop is not None and stop(e)), None)
+        shown = batch if end is None else batch[: end + 1]
+        if chunk := b"".join(f.encode() for event in shown for f in projection.feed(event)):
+            yield chunk
+        if end is not None:
+            return
 
 
 async def collect(handle: SessionHandle, after: int, stop: Stop) -> list[Event]:

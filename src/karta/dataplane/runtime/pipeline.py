@@ -423,8 +423,13 @@ class TurnPipeline:
         it is the session's warm harness (closed instead when no live slot is free: the first
         turn then starts one)."""
         pooled.grant.bind(organization_id, project_id)
-        await asyncio.to_thread(pooled.session.sandbox.foreground)
-        await asyncio.to_thread(session_files(self.settings.home, pooled.session_id).adopt)
+        files = session_files(self.settings.home, pooled.session_id)
+
+        def settle_in() -> None:  # one trip to a thread, on the session create's clock
+            pooled.session.sandbox.foreground()
+            files.adopt()
+
+        await asyncio.to_thread(settle_in)
         if not await self.live.adopt(pooled.session_id, pooled.key.config, pooled.session):
             await pooled.session.close(force=True)
 
