@@ -42,9 +42,14 @@ def _begin_immediate(conn: Connection) -> None:
 def create_engine(url: str, *, serialized_writes: bool = False) -> AsyncEngine:
     """With `serialized_writes`, SQLite transactions take the write lock when they begin, so
     read-then-write transactions (the audit chain, invitations) queue instead of failing with
-    SQLITE_BUSY; PostgreSQL gets row locks from the queries themselves."""
-    engine = create_async_engine(async_url(url), pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
+    SQLITE_BUSY; PostgreSQL gets row locks from the queries themselves.
+
+    A pooled PostgreSQL connection is pinged before use (a server restart or an idle timeout
+    may have closed it); a SQLite file cannot go away under its connection, so its checkouts
+    skip that extra round trip through the driver's thread."""
+    sqlite = make_url(url).get_backend_name() == "sqlite"
+    engine = create_async_engine(async_url(url), pool_pre_ping=not sqlite)
+    if sqlite:
         _private_file(engine.url.database)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         if serialized_writes:

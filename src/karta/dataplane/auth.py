@@ -24,7 +24,14 @@ from karta.core import session_tokens
 from karta.core.api_keys import looks_like_api_key
 from karta.core.errors import Forbidden, ProjectNotFound, Unauthorized
 from karta.core.internal_api import ProjectInfo
-from karta.dataplane.control.cache import CachedLookup, KeyCache, SingleFlight, digest
+from karta.dataplane.control.cache import (
+    CachedLookup,
+    Hit,
+    KeyCache,
+    Refreshes,
+    SingleFlight,
+    digest,
+)
 from karta.dataplane.control.client import ControlPlaneClient, ControlPlaneUnavailable
 from karta.dataplane.principal import OPEN, SESSION_SCOPES, Principal
 
@@ -51,6 +58,7 @@ class Authenticator:
         # Open mode has no control plane to know projects: only the served folder's is one.
         self.open_project = open_project
         self._flights = SingleFlight()
+        self._refreshes = Refreshes()
         self._evictions = 0  # answers that straddle an eviction are not cached
 
     def _control(self) -> ControlPlaneClient:
@@ -68,9 +76,16 @@ class Authenticator:
             raise Unauthorized("invalid API key")
         hit = self.keys.get(key)
         if hit is not None and hit.fresh:
+            if hit.due:
+                self._refreshes.start(digest(key), lambda: self._ask(key, None))
             return hit.value
         if self.keys.refused(key):
             raise Unauthorized("invalid or revoked API key")
+        return await self._ask(key, hit)
+
+    async def _ask(self, key: str, hit: Hit[Principal] | None) -> Principal:
+        """The control plane's answer for the key, cached (a refusal too); `hit`, the stale
+        answer kept while it cannot be reached."""
         generation = self._evictions
         try:
             found = await self._flights.run(digest(key), lambda: self._validate(key))

@@ -3,7 +3,10 @@
 `GraceCache` holds positive answers (a key's principal, an organization's project) with two
 ages: *fresh* for `ttl` seconds, when the answer is used without asking again, and *stale* until
 `stale` seconds, when it is used only while the control plane cannot be reached. Entries carry
-their organization so a push from the control plane (`evict(org)`) drops them at once.
+their organization so a push from the control plane (`evict(org)`) drops them at once. A fresh
+answer past half its `ttl` is *due*: it is still used, and asked again in the background
+(`Refreshes`), so an answer in steady use is renewed before it expires and no request waits for
+the control plane. How old an answer can be when it is used is unchanged: under `ttl`.
 
 `KeyCache` adds a separate, bounded negative cache for keys the control plane refused, so a
 spray of bad keys can neither hammer the control plane nor push good keys out. Keys are cached
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -30,12 +34,14 @@ from karta.dataplane.principal import Principal
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Hit(Generic[V]):
     value: V
     fresh: bool
+    due: bool = False  # fresh, but past half its ttl: to be asked again in the background
 
 
 class GraceCache(Generic[K, V]):
@@ -65,7 +71,7 @@ class GraceCache(Generic[K, V]):
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
-        return Hit(entry[2], fresh=age < self.ttl)
+        return Hit(entry[2], fresh=age < self.ttl, due=age >= self.ttl / 2)
 
     def put(self, key: K, organization_id: int | None, value: V) -> None:
         self._entries[key] = (self._clock.monotonic(), organization_id, value)
@@ -152,6 +158,26 @@ class SingleFlight:
         return cast(T, await asyncio.shield(future))
 
 
+class Refreshes:
+    """Re-asks for due answers, in the background: at most one per key at a time. A refresh
+    that fails changes nothing (the answer ages on, and the next request past its `ttl` asks
+    on its own clock, as without a refresh)."""
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, asyncio.Task[Any]] = {}
+
+    def start(self, key: Hashable, refresh: Callable[[], Awaitable[Any]]) -> None:
+        if key in self._running:
+            return
+        task = self._running[key] = asyncio.ensure_future(refresh())
+        task.add_done_callback(lambda done: self._ended(key, done))
+
+    def _ended(self, key: Hashable, task: asyncio.Task[Any]) -> None:
+        self._running.pop(key, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("refreshing a cached answer failed: %r", task.exception())
+
+
 class CachedLookup(Generic[K, V]):
     """A control-plane answer per key, remembered for `ttl` seconds (and, while the control
     plane cannot be reached, up to `stale`), dropped per organization by `evict`."""
@@ -168,15 +194,28 @@ class CachedLookup(Generic[K, V]):
             ttl=ttl, stale=stale, max_entries=max_entries, clock=clock
         )
         self._flights = SingleFlight()
+        self._refreshes = Refreshes()
         self._evictions = 0
 
     async def get(self, key: K, organization_id: int | None, call: Callable[[], Awaitable[V]]) -> V:
-        """The cached answer while fresh; otherwise `call()` (shared by concurrent callers).
-        Errors other than an outage are never cached: they reach every caller that shared it.
-        An answer of no organization (`None`) goes only with `clear`."""
+        """The cached answer while fresh (asked again in the background once due); otherwise
+        `call()` (shared by concurrent callers). Errors other than an outage are never cached:
+        they reach every caller that shared it. An answer of no organization (`None`) goes
+        only with `clear`."""
         hit = self.cache.get(key)
         if hit is not None and hit.fresh:
+            if hit.due:
+                self._refreshes.start(key, lambda: self._ask(key, organization_id, call, None))
             return hit.value
+        return await self._ask(key, organization_id, call, hit)
+
+    async def _ask(
+        self,
+        key: K,
+        organization_id: int | None,
+        call: Callable[[], Awaitable[V]],
+        hit: Hit[V] | None,
+    ) -> V:
         generation = self._evictions
         try:
             value = await self._flights.run(key, call)

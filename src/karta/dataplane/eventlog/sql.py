@@ -225,8 +225,10 @@ class SqlEventLog:
     ) -> list[Event]:
         """The events after `after`. `fresh`: everything written so far, on any replica (a
         subscriber's later reads may lag by a wake-up, never more)."""
-        if self.holds(session_id) and (fresh or self._unwritten):
-            await self.flush()  # what was appended is shown once written, and then at once
+        if self.holds(session_id) and (fresh or self._unwritten or self._write_lock.locked()):
+            # What was appended is shown once written, and then at once: a batch being
+            # written now is waited for too.
+            await self.flush()
         return await self._written(session_id, after, limit, fresh=fresh)
 
     async def _written(
