@@ -63,12 +63,18 @@ class SessionHandle:
         self.row = row
         self.id = row.id
         self._forwarded = forwarded  # another replica sent this action here, to the owner
+        # Set by `Runtime.create_session`: the participants of a session created a moment
+        # ago, which has no events, no turn and no pending input yet.
+        self.created: list[ParticipantRow] | None = None
 
     # --- reading ------------------------------------------------------------------------------
 
     async def view(self, *, reread: bool = True) -> SessionOut:
         """The session object of the API (fresh: the row is re-read, unless the caller has just
-        written or read it, as creating or listing sessions does)."""
+        written or read it, as creating or listing sessions does). A session just created is
+        shown as it was created, without reading anything."""
+        if self.created is not None and not reread:
+            return session_view(self.row, self.created, None, turn_running=False, last_seq=0)
         if reread:
             self.row = await self._runtime.repo.session(self.id) or self.row
         row = self.row

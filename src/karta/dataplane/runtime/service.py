@@ -256,8 +256,8 @@ class Runtime:
         if pooled is not None:
             await self.pipeline.adopt(pooled, principal.organization_id, principal.project_id)
         handle = SessionHandle(self, principal, row)
-        for spec in joining:
-            await handle.join(spec)
+        joined = [(await handle.join(spec))[0] for spec in joining]
+        handle.created = sorted(joined, key=lambda p: (p.joined_at, p.participant_id))
         return handle, True
 
     async def _pooled(self, principal: Principal, pin: Pin) -> Pooled | None:
