@@ -3,9 +3,14 @@ fails the turn, and the next turn resumes the conversation on a fresh one."""
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from karta.core import events as ev
+from karta.dataplane.runtime.turns import TurnRequest
 from karta.testing.fake_harness import Crash, Gone, Say
-from tests.runtime.conftest import ended_turn, of_type, run_turn, texts
+from tests.runtime.conftest import ended_turn, is_done, of_type, run_turn, texts, until
 
 
 async def test_a_harness_that_died_while_idle_is_replaced_and_the_turn_completes(
@@ -65,3 +70,53 @@ async def test_a_crash_mid_turn_fails_it_and_the_next_turn_resumes_on_a_fresh_ha
     transcript = await session.transcript()
     assert [m["role"] for m in transcript] == ["user", "assistant", "user", "assistant"]
     assert transcript[1]["parts"] == [{"type": "text", "text": "Half an ans"}]
+
+
+async def test_a_turn_whose_row_cannot_be_stored_is_dropped_and_the_session_goes_on(
+    runtime, session, fake, monkeypatch
+):
+    await run_turn(session, "hi")
+    real = runtime.repo.start_turn
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        for _ in range(50):  # the harness takes the message meanwhile
+            await asyncio.sleep(0)
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(runtime.repo, "start_turn", broken)
+    fake.enqueue(Say("never logged"))
+    before = await session.last_seq()
+    with pytest.raises(OSError):
+        await session.send(TurnRequest("lost"))
+    assert await session.read(before) == [], "nothing of the dropped turn is logged"
+    assert runtime.pipeline.running(session.id) is None
+    assert [r.text for r in fake.received] == ["hi", "lost"]
+    assert fake.killed == [session.id], "its harness heard a message nobody sees answered"
+
+    monkeypatch.setattr(runtime.repo, "start_turn", real)
+    events = await run_turn(session, "again")
+    assert texts(events) == "again" and events[-1].data["status"] == "completed"
+
+
+async def test_the_turns_events_follow_its_row_and_opening_even_when_the_row_is_slow(
+    runtime, session, fake, monkeypatch
+):
+    """The harness hears the message while the row is written; what it says waits."""
+    real = runtime.repo.start_turn
+    stored = asyncio.Event()
+
+    async def slow(*args: object, **kwargs: object) -> None:
+        for _ in range(50):  # the harness answers meanwhile
+            await asyncio.sleep(0)
+        await real(*args, **kwargs)
+        stored.set()
+
+    monkeypatch.setattr(runtime.repo, "start_turn", slow)
+    fake.enqueue(Say("Hello, Ada."))
+    turn = await session.send(TurnRequest("hi", participant_name="ada"))
+    events = await until(session, turn.after, is_done(turn))
+    assert stored.is_set()
+    assert events[0].type == ev.MESSAGE and events[0].data["text"] == "hi"
+    assert texts(events) == "Hello, Ada." and events[-1].data["status"] == "completed"
+    assert [e.seq for e in events] == list(range(turn.after + 1, turn.after + 1 + len(events)))
+    assert (await ended_turn(runtime, turn.turn_id)).status == "completed"

@@ -96,11 +96,11 @@ async def test_revocation_takes_effect_at_the_window_or_at_once_with_a_push(
         await auth.api_key(second)
 
 
-async def settled() -> None:
-    """Let background refreshes finish (the double answers in-process, in a few hundred loop
-    turns at most)."""
-    for _ in range(500):
-        await asyncio.sleep(0)
+async def eventually(check: Callable[[], bool]) -> None:
+    """Wait for a background refresh's effect (a guard, never a timing assertion)."""
+    async with asyncio.timeout(10):
+        while not check():  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
 
 
 async def test_a_key_in_steady_use_is_renewed_in_the_background(auth, control, clock, acme):
@@ -108,21 +108,20 @@ async def test_a_key_in_steady_use_is_renewed_in_the_background(auth, control, c
     await auth.api_key(secret)
     clock.advance(2)
     await auth.api_key(secret)
-    await settled()
-    assert control.faults.calls == [VALIDATE], "not due before half the window"
+    assert auth.keys.get(secret).due is False, "not due before half the window"
     clock.advance(1)
     control.faults.hold()
     assert (await auth.api_key(secret)).organization_id == acme.id, "answered at once"
     await control.faults.wait_held()
     await auth.api_key(secret)  # a refresh is running: no second one
     control.faults.release()
-    await settled()
+    await eventually(lambda: auth.keys.get(secret).due is False)
     assert control.faults.calls == [VALIDATE] * 2
     clock.advance(3)  # 6 s after the first check, 3 s after the refresh: fresh, due again
     control.faults.hold()
     assert (await auth.api_key(secret)).organization_id == acme.id, "answered at once"
     control.faults.release()
-    await settled()
+    await eventually(lambda: auth.keys.get(secret).due is False)
     assert control.faults.calls == [VALIDATE] * 3
 
 
@@ -132,7 +131,7 @@ async def test_a_refresh_sees_a_revocation_within_the_window(auth, control, cloc
     await control.revoke(acme, key_id)
     clock.advance(3)
     await auth.api_key(secret)  # still inside the window; asks again in the background
-    await settled()
+    await eventually(lambda: auth.keys.refused(secret))
     with pytest.raises(Unauthorized):
         await auth.api_key(secret)
 
@@ -143,8 +142,9 @@ async def test_a_failed_refresh_changes_nothing(auth, control, clock, acme):
     clock.advance(3)
     control.faults.down = True
     assert (await auth.api_key(secret)).organization_id == acme.id
-    await settled()
+    await eventually(lambda: not auth._refreshes.running)
     control.faults.down = False
+    assert auth.keys.get(secret).due, "the answer ages on"
     clock.advance(2.5)  # past the window: the request asks on its own clock
     assert (await auth.api_key(secret)).organization_id == acme.id
     assert control.faults.calls == [VALIDATE] * 3

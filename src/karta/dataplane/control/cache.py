@@ -166,16 +166,23 @@ class Refreshes:
     def __init__(self) -> None:
         self._running: dict[Hashable, asyncio.Task[Any]] = {}
 
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
     def start(self, key: Hashable, refresh: Callable[[], Awaitable[Any]]) -> None:
         if key in self._running:
             return
-        task = self._running[key] = asyncio.ensure_future(refresh())
-        task.add_done_callback(lambda done: self._ended(key, done))
 
-    def _ended(self, key: Hashable, task: asyncio.Task[Any]) -> None:
-        self._running.pop(key, None)
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("refreshing a cached answer failed: %r", task.exception())
+        async def run() -> None:
+            try:
+                await refresh()
+            except Exception as exc:
+                log.debug("refreshing a cached answer failed: %r", exc)
+            finally:
+                del self._running[key]
+
+        self._running[key] = asyncio.ensure_future(run())
 
 
 class CachedLookup(Generic[K, V]):

@@ -162,33 +162,34 @@ class SessionHandle:
             turn_id = new_id("turn")
             after = await self.last_seq()
             previous = row.current_agent
-            await self._runtime.repo.start_turn(
-                self.id, turn_id, agent.name, after + 1, self._replica
-            )
-            row.current_agent = agent.name
             message = self._user_message(request, agent.name, speaker)
+            opening = []
             if speaker is not None:
                 # The others in the session see what was said, and by whom.
-                await self._pipeline.emit(self.id, turn_id, message_event(message, speaker))
+                opening.append(message_event(message, speaker))
             if previous != agent.name:
                 handoff = Event(
                     ev.SYSTEM, {"subtype": "handoff", "from": previous, "to": agent.name}
                 )
-                await self._pipeline.emit(self.id, turn_id, stamped(handoff, speaker))
-            self._pipeline.launch(
-                LiveTurn(
-                    self.id,
-                    turn_id,
-                    app,
-                    agent,
-                    request,
-                    previous != agent.name,
-                    billing,
-                    env,
-                    speaker,
-                    await self._heading(speaker),
-                )
+                opening.append(stamped(handoff, speaker))
+            turn = LiveTurn(
+                self.id,
+                turn_id,
+                app,
+                agent,
+                request,
+                previous != agent.name,
+                billing,
+                env,
+                speaker,
+                await self._heading(speaker),
             )
+            self._pipeline.launch(turn)
+            start = self._runtime.repo.start_turn(
+                self.id, turn_id, agent.name, after + 1, self._replica
+            )
+            await self._pipeline.record(turn, start, opening)
+            row.current_agent = agent.name
         return TurnHandle(turn_id, self.id, after, agent.name, message)
 
     async def _heading(self, speaker: Speaker | None) -> Speaker | None:

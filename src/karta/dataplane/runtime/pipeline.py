@@ -13,7 +13,7 @@ import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -167,15 +167,42 @@ class TurnPipeline:
         participant the running turn answers."""
         event.turn_id = turn_id
         turn = self._turns.get(session_id)
-        if turn is not None and turn.turn_id == turn_id and turn.speaker is not None:
-            event.participant_name = event.participant_name or turn.speaker.id
-            event.participant_type = event.participant_type or turn.speaker.type
+        if turn is not None and turn.turn_id == turn_id:
+            await turn.recorded.wait()  # the turn's row and opening events come first
+            if turn.dropped:
+                return event
+            if turn.speaker is not None:
+                event.participant_name = event.participant_name or turn.speaker.id
+                event.participant_type = event.participant_type or turn.speaker.type
         return await self.events.append(session_id, event)
 
     def launch(self, turn: LiveTurn) -> None:
-        """Run a prepared turn in the background; the session is busy until its `done`."""
+        """Run a prepared turn in the background; the session is busy until its `done`. The
+        harness is given the message at once; the turn's events wait for `record`."""
         self._turns[turn.session_id] = turn
         turn.task = self._track(self._run(turn))
+
+    async def record(self, turn: LiveTurn, start: Awaitable[None], opening: list[Event]) -> None:
+        """Store a launched turn (`start`: its row's write), then log its `opening` events
+        (the user's message, a handoff) before anything the harness said meanwhile. When the
+        row cannot be stored the turn is dropped: stopped, its harness closed (it has heard a
+        message nobody will see answered), nothing of it logged, and the error raised."""
+        try:
+            await start
+        except BaseException:
+            turn.dropped = True
+            turn.recorded.set()
+            assert turn.task is not None
+            turn.task.cancel()
+            await asyncio.gather(turn.task, return_exceptions=True)
+            if self._turns.get(turn.session_id) is turn:
+                del self._turns[turn.session_id]
+            await self.live.discard(turn.session_id, force=True)
+            raise
+        for event in opening:
+            event.turn_id = turn.turn_id
+            await self.events.append(turn.session_id, event)
+        turn.recorded.set()
 
     def _track(self, work: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(work)
@@ -220,15 +247,22 @@ class TurnPipeline:
             )
         finally:
             watcher.cancel()
-            if turn.failure is not None:
-                await self.emit(session_id, turn_id, turn.failure)
-            elif turn.cancelled.is_set() and done.data.get("status") != "cancelled":
-                done = ev.done_event(done.data.get("usage"), status="cancelled")
-            await self._finish(session_id, turn_id, done, turn)
-            if turn.request.ephemeral:
-                # Nobody continues this conversation: its memory goes back now, not after
-                # the idle timeout.
-                self._track(self.live.close_idle(session_id))
+            if not turn.dropped:  # a dropped turn is cleared by `record`
+                await self._close(turn, done)
+
+    async def _close(self, turn: LiveTurn, done: Event) -> None:
+        """A turn that ran (or failed, or was stopped): its last events, its `done`, its
+        bookkeeping."""
+        session_id, turn_id = turn.session_id, turn.turn_id
+        if turn.failure is not None:
+            await self.emit(session_id, turn_id, turn.failure)
+        elif turn.cancelled.is_set() and done.data.get("status") != "cancelled":
+            done = ev.done_event(done.data.get("usage"), status="cancelled")
+        await self._finish(session_id, turn_id, done, turn)
+        if turn.request.ephemeral:
+            # Nobody continues this conversation: its memory goes back now, not after the
+            # idle timeout.
+            self._track(self.live.close_idle(session_id))
 
     async def _drive(self, turn: LiveTurn) -> Event:
         """Run the turn on the session's harness and return its `done`. A harness found dead
@@ -291,6 +325,7 @@ class TurnPipeline:
                 await self._move(turn, TurnState.RUNNING)
 
     async def _move(self, turn: LiveTurn, state: TurnState) -> None:
+        await turn.recorded.wait()
         await self.repo.move_turn(turn.turn_id, state)
         turn.state = state
 
