@@ -144,7 +144,7 @@ class HttpContender:
             with api.stream("POST", path, json=body) as response:
                 if response.status_code != 200:
                     raise RuntimeError(f"{self.name}: {response.status_code} {response.read()!r}")
-                pending = None
+                pending, ended = None, False
                 for event in iter_events(response.iter_lines()):
                     events.append(event)
                     if first is None and event.type == "text":
@@ -152,7 +152,10 @@ class HttpContender:
                     if event.type == "input_required":
                         pending = event.data["request_id"]
                     if event.type in ("done", "input_required"):
+                        ended = True
                         break
+            if not ended:
+                raise RuntimeError(f"{self.name}: the stream ended before the turn's done")
             if pending is None:
                 break
             # A pause for approval: approve; the answer holds the rest of the turn's events.

@@ -312,9 +312,8 @@ def test_the_builtin_models_turns_are_metered_at_zero(server, model, monkeypatch
     monkeypatch.setattr(model, "model_name", BUILTIN_MODEL_NAME)
     with sdk(server) as client:
         session = client.sessions.create()
-        assert (
-            client.sessions.messages.send(session.id, "What does this cost?").status == "completed"
-        )
+        reply = client.sessions.messages.send(session.id, "What does this cost?")
+        assert reply.status == "completed", reply.errors
 
     def scripted_row() -> dict[str, Any] | None:
         with server.control() as control:
