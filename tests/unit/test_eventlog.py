@@ -89,3 +89,30 @@ async def test_pausing_events_are_durable_before_anyone_sees_them(log):
     await log.append("s1", Event("done"))
     fresh = SqlEventLog(log._db)  # without close(): the done must already be written
     assert [e.type for e in await fresh.read("s1")] == ["text", "done"]
+
+
+async def test_a_pausing_append_goes_on_before_anyone_reads_its_event(log):
+    """Whichever flush writes a turn's `done`, its appender (which frees the session for the
+    next turn) resumes before a reader gets the event: a client that hears the turn ended
+    never finds it still running."""
+    await log.append("s1", Event("text"))
+    await log.read("s1", fresh=True)  # written; the owner's counter is known
+    order: list[str] = []
+
+    async def append_done() -> None:
+        await log.append("s1", Event("done"))
+        order.append("appended")
+
+    async def read_fresh() -> None:
+        events = await log.read("s1", fresh=True)
+        if any(e.type == "done" for e in events):
+            order.append("read")
+
+    async with log._write_lock:  # a batch is being written: both queue behind it
+        reader = asyncio.create_task(read_fresh())
+        await asyncio.sleep(0)
+        appender = asyncio.create_task(append_done())
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+    await asyncio.gather(reader, appender)
+    assert order == ["appended", "read"]

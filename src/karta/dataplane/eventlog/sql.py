@@ -11,8 +11,10 @@ which each reads the new events from the database once and serves its own subscr
 own tail. The wake-up leaves before the owner serves its own readers, and a live reader never
 waits on a write: fanning an event out to a thousand streams costs each replica one read and
 one encoding. An event that pauses or ends a turn (`input_required`, `done`) is written before
-`append` returns. A crash can lose the unwritten middle of a running turn, which nobody has
-seen; whoever adopts the session next closes the turn.
+`append` returns, and its appender goes on before anyone is shown it (whichever flush wrote
+it): a client that hears a turn ended never finds it still running. A crash can lose the
+unwritten middle of a running turn, which nobody has seen; whoever adopts the session next
+closes the turn.
 
 Subscribers re-read every `poll` seconds even without a wake-up, so one lost while the
 coordinator was unreachable delays them, it never stalls them.
@@ -66,6 +68,9 @@ class SqlEventLog:
         self._locks: dict[str, asyncio.Lock] = {}
         self._changed: dict[str, asyncio.Event] = {}
         self._unwritten: list[Event] = []
+        # Resolved when the batch holding what is unwritten now is committed (made when a
+        # pausing event waits for it).
+        self._batch_written: asyncio.Future[None] | None = None
         self._write_lock = asyncio.Lock()
         self._writer: asyncio.Task[None] | None = None
         self._publishing: set[asyncio.Task[None]] = set()
@@ -97,41 +102,58 @@ class SqlEventLog:
             event.session_id = session_id
             self._last_seq[session_id] = event.seq
             self._unwritten.append(event)
+            written = None
             if event.type in PAUSING_TYPES:
-                await self.flush()
-            elif self._writer is None or self._writer.done():
+                if self._batch_written is None:
+                    self._batch_written = asyncio.get_running_loop().create_future()
+                written = self._batch_written
+            if self._writer is None or self._writer.done():
                 self._writer = asyncio.create_task(self._write_all())
+            if written is not None:
+                # Whichever flush commits the event resolves this before anyone is shown the
+                # event, so the caller (a turn's `done`) goes on first: a client that hears
+                # of the end never finds the turn still running.
+                await written
         return event
 
     async def _write_all(self) -> None:
         while self._unwritten:
             await self.flush()
 
-    async def flush(self) -> None:
+    async def flush(self) -> bool:
         """Write every appended event to the database (one transaction per batch), then show
-        them: to this replica's readers from the tail, to the others by a wake-up."""
+        them: to this replica's readers from the tail, to the others by a wake-up. Returns
+        whether a pausing event's `append` was waiting for this batch."""
         async with self._write_lock:
             batch, self._unwritten = self._unwritten, []
-            if not batch:
-                return
+            written, self._batch_written = self._batch_written, None
             try:
-                async with self._db() as db, db.begin():
-                    await db.execute(_insert_ignoring_taken(db.bind.dialect.name), _rows(batch))
-            except Exception:
+                if batch:
+                    async with self._db() as db, db.begin():
+                        statement = _insert_ignoring_taken(db.bind.dialect.name)
+                        await db.execute(statement, _rows(batch))
+            except Exception as exc:
                 self._unwritten[:0] = batch  # keep them for the next attempt
                 log.exception("writing %d events failed; will retry", len(batch))
+                if written is not None:
+                    written.set_exception(exc)
                 raise
             newest: dict[str, int] = {}
             for event in batch:
                 assert event.session_id is not None and event.seq is not None
                 self._remember(event)
                 newest[event.session_id] = event.seq
+            if written is not None:
+                written.set_result(None)
+            if not batch:
+                return written is not None
         # In the background: the caller (a turn's `done`) goes on before anyone, here or on
         # another replica, sees what was written.
         wakes = [Wake(self.replica, sid, seq) for sid, seq in newest.items()]
         task = asyncio.create_task(self._publish(wakes))
         self._publishing.add(task)
         task.add_done_callback(self._publishing.discard)
+        return written is not None
 
     async def _publish(self, wakes: list[Wake]) -> None:
         """Wake the other replicas, then this one's readers: serving a thousand streams here
@@ -188,6 +210,9 @@ class SqlEventLog:
         self._tail.pop(session_id, None)
         self._synced.pop(session_id, None)
         self._unwritten = [e for e in self._unwritten if e.session_id != session_id]
+        if not self._unwritten and self._batch_written is not None:
+            self._batch_written.set_result(None)  # nothing is left for it to wait for
+            self._batch_written = None
         self._wake(session_id)
 
     async def _sync(self, session_id: str, fresh: bool) -> None:
@@ -225,10 +250,11 @@ class SqlEventLog:
     ) -> list[Event]:
         """The events after `after`. `fresh`: everything written so far, on any replica (a
         subscriber's later reads may lag by a wake-up, never more)."""
-        if self.holds(session_id) and (fresh or self._unwritten or self._write_lock.locked()):
-            # What was appended is shown once written, and then at once: a batch being
-            # written now is waited for too.
-            await self.flush()
+        # What was appended is shown once written, and then at once: a batch being written
+        # now is waited for too. A pausing event's appender goes on first.
+        owner = self.holds(session_id)
+        if owner and (fresh or self._unwritten or self._write_lock.locked()) and await self.flush():
+            await asyncio.sleep(0)
         return await self._written(session_id, after, limit, fresh=fresh)
 
     async def _written(
