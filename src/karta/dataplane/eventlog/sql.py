@@ -135,8 +135,12 @@ class SqlEventLog:
             except Exception as exc:
                 self._unwritten[:0] = batch  # keep them for the next attempt
                 log.exception("writing %d events failed; will retry", len(batch))
-                if written is not None:
-                    written.set_exception(exc)
+                # Every pausing append waiting on what is unwritten hears of it (the
+                # background writer stops here until the next append starts it again).
+                for waiting in (written, self._batch_written):
+                    if waiting is not None:
+                        waiting.set_exception(exc)
+                self._batch_written = None
                 raise
             newest: dict[str, int] = {}
             for event in batch:

@@ -185,10 +185,7 @@ class SessionHandle:
                 await self._heading(speaker),
             )
             self._pipeline.launch(turn)
-            start = self._runtime.repo.start_turn(
-                self.id, turn_id, agent.name, after + 1, self._replica
-            )
-            await self._pipeline.record(turn, start, opening)
+            await self._pipeline.record(turn, after + 1, opening)
             row.current_agent = agent.name
         return TurnHandle(turn_id, self.id, after, agent.name, message)
 
@@ -284,10 +281,6 @@ class SessionHandle:
             "participant_type": speaker.type if speaker else None,
             "timestamp": self._runtime.clock.now().isoformat(),
         }
-
-    @property
-    def _replica(self) -> str:
-        return self._runtime.settings.replica_id
 
     async def decide(self, request_id: str, decision: Decision) -> tuple[str, int]:
         """Answer a pending approval. Returns the paused turn's id and the log position its

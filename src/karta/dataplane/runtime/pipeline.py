@@ -13,7 +13,7 @@ import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -182,13 +182,20 @@ class TurnPipeline:
         self._turns[turn.session_id] = turn
         turn.task = self._track(self._run(turn))
 
-    async def record(self, turn: LiveTurn, start: Awaitable[None], opening: list[Event]) -> None:
-        """Store a launched turn (`start`: its row's write), then log its `opening` events
-        (the user's message, a handoff) before anything the harness said meanwhile. When the
-        row cannot be stored the turn is dropped: stopped, its harness closed (it has heard a
-        message nobody will see answered), nothing of it logged, and the error raised."""
+    async def record(self, turn: LiveTurn, first_seq: int, opening: list[Event]) -> None:
+        """Store a launched turn's row (its events start at `first_seq`), then log its
+        `opening` events (the user's message, a handoff) before anything the harness said
+        meanwhile. When the row cannot be stored the turn is dropped: stopped, its harness
+        closed (it has heard a message nobody will see answered), nothing of it logged, and
+        the error raised."""
         try:
-            await start
+            await self.repo.start_turn(
+                turn.session_id,
+                turn.turn_id,
+                turn.agent.name,
+                first_seq,
+                self.settings.replica_id,
+            )
         except BaseException:
             turn.dropped = True
             turn.recorded.set()
