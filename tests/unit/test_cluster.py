@@ -274,3 +274,50 @@ async def test_a_dropped_redis_connection_resyncs_its_subscribers(
     await writer.append("s1", Event("done"))
     await asyncio.wait_for(resyncs.wait(), GUARD)
     assert await tail == [1, 2, 3]
+
+
+async def test_a_wake_up_brings_its_events_so_other_replicas_read_no_database(
+    sessions, coordinators
+):
+    writer, reader = await two_logs(sessions, coordinators, poll=60)  # wake-ups, not polling
+    await coordinators[1].start(reader.woken, reader.resync)
+    await writer.append("s1", Event("text", {"i": 0}))
+    tail = asyncio.create_task(follow(reader, 6))
+    await until(lambda: reader._tail.get("s1"))  # b has read event 1 from the database
+    select, reads = reader._select, []
+
+    async def counted(session_id: str, after: int) -> list[Event]:
+        reads.append(after)
+        return await select(session_id, after)
+
+    reader._select = counted  # type: ignore[method-assign]
+    for i in range(1, 6):
+        await writer.append("s1", Event("text", {"i": i}))
+    assert await tail == [1, 2, 3, 4, 5, 6]
+    assert reads == [], "every event came with its wake-up"
+    assert [e.data for e in await reader.read("s1")] == [{"i": i} for i in range(6)]
+
+
+async def test_a_wake_up_after_a_lost_one_sends_its_reader_to_the_database(sessions, coordinators):
+    writer, reader = await two_logs(sessions, coordinators, poll=60)
+    await writer.append("s1", Event("text"))
+    tail = asyncio.create_task(follow(reader, 4))
+    await until(lambda: reader._tail.get("s1"))
+    await writer.append("s1", Event("text"))  # b is not listening yet: these wake-ups are lost
+    await writer.append("s1", Event("text"))
+    await coordinators[1].start(reader.woken, lambda: None)  # and no resync makes up for them
+    await until(
+        lambda: coordinators[0]._redis.pubsub_numsub(coordinators[0].channel),
+        lambda n: n[0][1] == 2,
+    )
+    await writer.append("s1", Event("done"))  # its wake-up carries event 4, after a gap
+    assert await tail == [1, 2, 3, 4]
+
+
+def test_a_wake_up_carries_small_batches_and_reads_old_replicas_wake_ups():
+    events = [Event("text", {"t": "hi"}, session_id="s1", seq=n) for n in (7, 8)]
+    wake = Wake.decode(Wake.carrying("a", "s1", events).encoded)
+    assert (wake.seq, [e["data"] for e in wake.events]) == (8, [{"t": "hi"}] * 2)
+    large = [Event("text", {"t": "x" * 40_000}, session_id="s1", seq=9)]
+    assert Wake.carrying("a", "s1", large).events == (), "too large: readers go to the database"
+    assert Wake.decode('["a", "s1", 3]') == Wake("a", "s1", 3)

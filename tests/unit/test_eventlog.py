@@ -116,3 +116,16 @@ async def test_a_pausing_append_goes_on_before_anyone_reads_its_event(log):
         await asyncio.sleep(0)
     await asyncio.gather(reader, appender)
     assert order == ["appended", "read"]
+
+
+async def test_an_event_its_successor_wrote_first_is_neither_shown_nor_published(log):
+    stale = SqlEventLog(log._db, replica="stale")  # still believes it owns s1
+    assert await stale.last_seq("s1") == 0
+    woken = []
+    await stale.coordinator.start(woken.append, lambda: None)
+    await log.append("s1", Event("text", {"by": "successor"}))
+    await log.flush()
+    await stale.append("s1", Event("text", {"by": "stale"}))  # seq 1 too: refused
+    await stale.flush()
+    assert [e.data for e in await stale.read("s1")] == [{"by": "successor"}]
+    assert woken == [], "no wake-up for an event that was not stored"

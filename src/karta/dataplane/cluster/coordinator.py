@@ -3,17 +3,23 @@
 backends chosen by configuration only: `InProcess` for one server (the embedded mode) and
 `RedisCoordinator` (`cluster/redis.py`) for replicas.
 
-The event log stays the source of truth: a wake-up only says "session S has events up to seq
-N", and whoever is woken reads them from the database. A lost wake-up delays a reader until its
-next periodic read, it never loses an event.
+The event log stays the source of truth: a wake-up says "session S has events up to seq N" and
+carries those just written, when they are small. A replica whose memory of the log ends right
+before them takes them as they are; any other reads them from the database. A lost wake-up
+delays a reader until its next periodic read, it never loses an event.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from functools import cached_property
+from typing import Any, Protocol
+
+from karta.core.events import Event
+
+CARRIED_BYTES = 32 * 1024  # a wake-up whose events are larger says only where the log ends
 
 
 @dataclass(frozen=True)
@@ -21,14 +27,25 @@ class Wake:
     origin: str  # the replica that appended the events
     session_id: str
     seq: int  # the session's newest durable event
+    events: tuple[dict[str, Any], ...] = ()  # the newest ones, in seq order (may be none)
 
-    def encode(self) -> str:
-        return json.dumps([self.origin, self.session_id, self.seq])
+    @classmethod
+    def carrying(cls, origin: str, session_id: str, events: Sequence[Event]) -> Wake:
+        """The wake-up for `events`, just written, carrying them unless they are too large."""
+        payloads = tuple(event.to_dict() for event in events)
+        wake = cls(origin, session_id, events[-1].seq or 0, payloads)
+        return wake if len(wake.encoded) <= CARRIED_BYTES else cls(origin, session_id, wake.seq)
+
+    @cached_property
+    def encoded(self) -> str:
+        return json.dumps([self.origin, self.session_id, self.seq, self.events])
 
     @classmethod
     def decode(cls, raw: str | bytes) -> Wake:
-        origin, session_id, seq = json.loads(raw)
-        return cls(str(origin), str(session_id), int(seq))
+        # A replica of a version before events were carried sends three fields.
+        origin, session_id, seq, *rest = json.loads(raw)
+        events = rest[0] if rest and isinstance(rest[0], list) else []
+        return cls(str(origin), str(session_id), int(seq), tuple(events))
 
 
 OnWake = Callable[[Wake], None]

@@ -109,7 +109,7 @@ class RedisCoordinator:
     async def publish(self, wakes: list[Wake]) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
             for wake in wakes:
-                pipe.publish(self.channel, wake.encode())
+                pipe.publish(self.channel, wake.encoded)
             await pipe.execute()
 
     async def acquire(self, key: str, value: str, ttl: float) -> bool:

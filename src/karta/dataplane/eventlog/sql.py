@@ -6,13 +6,14 @@ Only a session's owner appends to its log (`holds(session_id)`; an append for a 
 replica no longer owns is dropped, so a replica that lost its lease cannot write over its
 successor). Appends are written to the database in batches by a background flusher, and an
 event is shown to nobody before it is written: readers on the owner are woken from the memory
-tail once the batch is committed, the other replicas by a wake-up (`Coordinator.publish`) after
-which each reads the new events from the database once and serves its own subscribers from its
-own tail. The wake-up leaves before the owner serves its own readers, and a live reader never
-waits on a write: fanning an event out to a thousand streams costs each replica one read and
-one encoding. An event that pauses or ends a turn (`input_required`, `done`) is written before
-`append` returns, and its appender goes on before anyone is shown it (whichever flush wrote
-it): a client that hears a turn ended never finds it still running. A crash can lose the
+tail once the batch is committed, the other replicas by a wake-up (`Coordinator.publish`) that
+carries the events the database stored. Each adds them to its own tail when they follow it (else
+it reads them from the database once) and serves its own subscribers from there. The wake-up
+leaves before the owner serves its own readers, and a live reader never waits on a write:
+fanning an event out to a thousand streams costs each replica one encoding and no read. An
+event that pauses or ends a turn (`input_required`, `done`) is written before `append` returns,
+and its appender goes on before anyone is shown it (whichever flush wrote it): a client that
+hears a turn ended never finds it still running. A crash can lose the
 unwritten middle of a running turn, which nobody has seen; whoever adopts the session next
 closes the turn.
 
@@ -128,10 +129,7 @@ class SqlEventLog:
             batch, self._unwritten = self._unwritten, []
             written, self._batch_written = self._batch_written, None
             try:
-                if batch:
-                    async with self._db() as db, db.begin():
-                        statement = _insert_ignoring_taken(db.bind.dialect.name)
-                        await db.execute(statement, _rows(batch))
+                stored = await self._insert(batch) if batch else set()
             except Exception as exc:
                 self._unwritten[:0] = batch  # keep them for the next attempt
                 log.exception("writing %d events failed; will retry", len(batch))
@@ -142,22 +140,31 @@ class SqlEventLog:
                         waiting.set_exception(exc)
                 self._batch_written = None
                 raise
-            newest: dict[str, int] = {}
+            by_session: dict[str, list[Event]] = {}
             for event in batch:
-                assert event.session_id is not None and event.seq is not None
-                self._remember(event)
-                newest[event.session_id] = event.seq
+                assert event.session_id is not None
+                if (event.session_id, event.seq) in stored:  # else a successor's stands
+                    self._remember(event)
+                    by_session.setdefault(event.session_id, []).append(event)
             if written is not None:
                 written.set_result(None)
-            if not batch:
+            if not by_session:
                 return written is not None
         # In the background: the caller (a turn's `done`) goes on before anyone, here or on
         # another replica, sees what was written.
-        wakes = [Wake(self.replica, sid, seq) for sid, seq in newest.items()]
+        wakes = [Wake.carrying(self.replica, sid, events) for sid, events in by_session.items()]
         task = asyncio.create_task(self._publish(wakes))
         self._publishing.add(task)
         task.add_done_callback(self._publishing.discard)
         return written is not None
+
+    async def _insert(self, batch: list[Event]) -> set[tuple[str, int]]:
+        """Write a batch in one transaction; the (session, seq) pairs it stored."""
+        async with self._db() as db, db.begin():
+            statement = _insert_ignoring_taken(db.bind.dialect.name).returning(
+                EventRow.session_id, EventRow.seq
+            )
+            return {(sid, seq) for sid, seq in (await db.execute(statement, _rows(batch)))}
 
     async def _publish(self, wakes: list[Wake]) -> None:
         """Wake the other replicas, then this one's readers: serving a thousand streams here
@@ -181,6 +188,8 @@ class SqlEventLog:
     def _remember(self, event: Event) -> None:
         assert event.session_id is not None
         tail = self._tail.setdefault(event.session_id, deque(maxlen=TAIL_SIZE))
+        if tail and (event.seq or 0) <= (tail[-1].seq or 0):
+            return  # known already (a wake-up brought it while a read was under way)
         if tail and (tail[-1].seq or 0) + 1 != event.seq:
             tail.clear()  # not contiguous: start over from this event
         tail.append(event)
@@ -194,10 +203,17 @@ class SqlEventLog:
             waker.set()
 
     def woken(self, wake: Wake) -> None:
-        """Another replica wrote events of a session: readers here look again."""
+        """Another replica wrote events of a session: readers here look again, in the tail
+        when the wake-up brought the events that follow it, else in the database."""
         if wake.origin == self.replica:
             return
-        self._synced.pop(wake.session_id, None)
+        tail = self._tail.get(wake.session_id)
+        first = wake.events[0].get("seq") if wake.events else None
+        if tail and first == (tail[-1].seq or 0) + 1 and not self.holds(wake.session_id):
+            for payload in wake.events:
+                self._remember(Event.from_dict(payload))
+        else:
+            self._synced.pop(wake.session_id, None)
         self._wake(wake.session_id)
 
     def resync(self) -> None:
