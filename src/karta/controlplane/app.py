@@ -32,6 +32,7 @@ from karta.controlplane.settings import ControlSettings
 from karta.core import db as store
 from karta.core import http_errors, http_limits
 from karta.core.clock import SYSTEM, Clock
+from karta.core.http_warmup import warm_routes
 from karta.core.money import PriceBook
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -56,6 +57,7 @@ def create_control_app(settings: ControlSettings, clock: Clock = SYSTEM) -> Fast
                 api.state.local_key = await ensure_local(
                     api.state.db, settings.home, settings.local
                 )
+            await warm_routes(api)
             yield
         finally:
             await planes.close()

@@ -17,6 +17,7 @@ from karta import __version__, web
 from karta.app import HarnessApp
 from karta.core import http_errors, http_limits
 from karta.core.clock import SYSTEM, Clock
+from karta.core.http_warmup import warm_routes
 from karta.dataplane import adapters
 from karta.dataplane.auth import Authenticator, flat_principal, project_principal
 from karta.dataplane.cluster import check_replica
@@ -149,6 +150,7 @@ def create_app(
                 shipper = asyncio.create_task(metering.run(runtime.db)) if metering else None
                 relaying = asyncio.create_task(relay.run())
                 try:
+                    await warm_routes(api)
                     yield
                 finally:
                     relaying.cancel()
