@@ -41,10 +41,11 @@ FRAME_ID = re.compile(rb"(?:^|\n)id: (\d+)\n")
 
 async def subscriber(
     port: int, key: str, sid: str, arrivals: dict[int, float], ready: asyncio.Event
-) -> None:
+) -> str:
     """A minimal SSE client (raw HTTP/1.1), timing when each frame's `id:` line arrives. It
     scans what each read brings for whole `id:` lines rather than parsing line by line: the
-    thousand clients share the servers' two cores, and what they spend is not the servers'."""
+    thousand clients share the servers' two cores, and what they spend is not the servers'.
+    Returns the answer's status line, and whether the server closed the stream."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(
         f"GET /v1/sessions/{sid}/events?follow=true HTTP/1.1\r\nHost: x\r\n"
@@ -53,18 +54,22 @@ async def subscriber(
     await writer.drain()
     ready.set()
     pending = b""  # the last, unfinished line of what came so far
+    status, ended = "no answer", " (closed by the server)"
     try:
         while data := await reader.read(1 << 16):
             now = time.time() * 1000
+            if status == "no answer":
+                status = data.split(b"\r\n", 1)[0].decode(errors="replace")
             pending += data
             whole = pending.rfind(b"\n") + 1
             for match in FRAME_ID.finditer(pending, 0, whole):
                 arrivals[int(match[1])] = now
             pending = pending[whole:]
-    except (OSError, asyncio.CancelledError):
-        pass
+    except (OSError, asyncio.CancelledError) as exc:
+        ended = "" if isinstance(exc, asyncio.CancelledError) else f" ({type(exc).__name__})"
     finally:
         writer.close()
+    return status + ended
 
 
 async def fan_out(
@@ -102,7 +107,7 @@ async def fan_out(
             await asyncio.sleep(0.2)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        statuses = [str(s) for s in await asyncio.gather(*tasks, return_exceptions=True)]
     groups: dict[str, list[float]] = {"owner": [], "other replicas": []}
     missing = 0
     for port, seen in zip(ports, arrivals, strict=True):
@@ -113,6 +118,16 @@ async def fan_out(
             else:
                 missing += 1
     print(f"\n{subscribers} subscribers, {len(created)} events each, {missing} frames missing")
+    if missing:  # which replica, and what its streams got at all (the replay included)
+        print("| replica | subscribers | first line of the answer | frames | missing |")
+        print("|---|---|---|---|---|")
+        for n, port in enumerate(cluster.ports, 1):
+            streams = zip(ports, arrivals, statuses, strict=True)
+            mine = [(seen, status) for p, seen, status in streams if p == port]
+            lines = ", ".join(sorted({status for _, status in mine}))
+            got = sum(len(a) for a, _ in mine)
+            lost = sum(1 for a, _ in mine for seq in created if seq not in a)
+            print(f"| {n} | {len(mine)} | {lines} | {got} | {lost} |")
     print("| subscribers on | frames | p50 | p99 | max |\n|---|---|---|---|---|")
     for name, values in [*groups.items(), ("all", groups["owner"] + groups["other replicas"])]:
         print(

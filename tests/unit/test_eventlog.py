@@ -75,6 +75,28 @@ async def test_subscribe_ticks_keepalive_when_idle(log):
     await stream.aclose()
 
 
+async def test_idle_subscribers_share_one_timer_and_each_ticks_on_its_own_keepalive(log):
+    ticks = {0.05: 0, 60.0: 0}
+
+    async def idle(keepalive: float) -> str:
+        async for event in log.subscribe("s1", after=0, keepalive=keepalive):
+            if event is None:
+                ticks[keepalive] += 1
+            else:
+                return event.type
+        raise AssertionError("unreachable")
+
+    readers = [asyncio.create_task(idle(k)) for k in [60.0] * 20 + [0.05]]
+    async with asyncio.timeout(20):
+        while ticks[0.05] < 3:
+            await asyncio.sleep(0.01)
+            timers = [w.timer for w in log._changed.values() if w.timer is not None]
+            assert len(timers) <= 1, "one timer for the session, not one per subscriber"
+    assert ticks[60.0] == 0, "the others looked again and went back to waiting"
+    await log.append("s1", Event("done"))
+    assert await asyncio.wait_for(asyncio.gather(*readers), 20) == ["done"] * 21
+
+
 async def test_prune_keeps_the_newest_events(log):
     for _ in range(10):
         await log.append("s1", Event("x"))

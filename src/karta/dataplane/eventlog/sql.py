@@ -28,6 +28,7 @@ import contextlib
 import logging
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -67,7 +68,7 @@ class SqlEventLog:
         self._synced: dict[str, float] = {}  # a non-owner's last read of the database
         self._syncing: dict[str, asyncio.Future[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._changed: dict[str, asyncio.Event] = {}
+        self._changed: dict[str, _Waker] = {}
         self._unwritten: list[Event] = []
         # Resolved when the batch holding what is unwritten now is committed (made when a
         # pausing event waits for it).
@@ -197,6 +198,33 @@ class SqlEventLog:
         while len(self._tail) > TAIL_SESSIONS:
             self._tail.popitem(last=False)  # later reads of that session go to the database
 
+    def _waker(self, session_id: str) -> _Waker:
+        """What the readers of a session wait on: one for all of them, set when its log grows
+        (or when the earliest of them wants to look again, `_Waker.due`)."""
+        waker = self._changed.get(session_id)
+        if waker is None:
+            waker = self._changed[session_id] = _Waker(asyncio.Event())
+        return waker
+
+    def _due(self, session_id: str, waker: _Waker, seconds: float) -> None:
+        """Set `waker` in `seconds` at the latest: one timer per session, however many wait
+        (a thousand streams each with a deadline of its own cost a timer per event each)."""
+        due = self._clock.monotonic() + seconds
+        if waker.event.is_set() or (waker.timer is not None and waker.due <= due):
+            return
+        if waker.timer is not None:
+            waker.timer.cancel()
+        waker.due = due
+        waker.timer = asyncio.ensure_future(self._ring(session_id, waker, seconds))
+
+    async def _ring(self, session_id: str, waker: _Waker, seconds: float) -> None:
+        await self._clock.sleep(seconds)
+        waker.timer = None  # done: setting it must not cancel this very task
+        if self._changed.get(session_id) is waker:
+            self._wake(session_id)
+        else:
+            waker.event.set()
+
     def _wake(self, session_id: str) -> None:
         waker = self._changed.pop(session_id, None)
         if waker is not None:
@@ -319,7 +347,7 @@ class SqlEventLog:
         quiet_since = self._clock.monotonic()
         fresh = True
         while True:
-            waker = self._changed.setdefault(session_id, asyncio.Event())
+            waker = self._waker(session_id)
             if fresh:
                 events = await self.read(session_id, after, fresh=True)
                 fresh = False
@@ -331,12 +359,11 @@ class SqlEventLog:
                 yield events
                 continue
             left = keepalive - (self._clock.monotonic() - quiet_since)
-            try:
-                await self._clock.wait_for(waker.wait(), max(0.0, min(self.poll, left)))
-            except TimeoutError:
-                if self._clock.monotonic() - quiet_since >= keepalive:
-                    quiet_since = self._clock.monotonic()
-                    yield []
+            self._due(session_id, waker, max(0.0, min(self.poll, left)))
+            await waker.event.wait()
+            if self._clock.monotonic() - quiet_since >= keepalive:
+                quiet_since = self._clock.monotonic()
+                yield []
 
     async def prune(self, session_id: str, keep: int) -> None:
         """Bound the stored log: drop all but the newest `keep` events of a session."""
@@ -351,10 +378,26 @@ class SqlEventLog:
                 )
 
     async def close(self) -> None:
+        for waker in self._changed.values():
+            waker.set()
+        self._changed.clear()
         await self.flush()
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
         await asyncio.gather(*self._publishing, return_exceptions=True)
+
+
+@dataclass
+class _Waker:
+    event: asyncio.Event
+    due: float = 0.0  # when `timer` sets it anyway
+    timer: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self.event.set()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
 def _rows(batch: list[Event]) -> list[dict[str, Any]]:
