@@ -59,7 +59,10 @@ async def subscriber(
         while data := await reader.read(1 << 16):
             now = time.time() * 1000
             if status == "no answer":
-                status = data.split(b"\r\n", 1)[0].decode(errors="replace")
+                head, _, body = data.partition(b"\r\n\r\n")
+                status = head.split(b"\r\n", 1)[0].decode(errors="replace")
+                if not status.endswith(" 200 OK"):
+                    status += " " + body[:200].decode(errors="replace")
             pending += data
             whole = pending.rfind(b"\n") + 1
             for match in FRAME_ID.finditer(pending, 0, whole):
