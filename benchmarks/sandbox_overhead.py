@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -80,7 +81,7 @@ async def sandbox_start(runs: int) -> dict[str, list[float]]:
     try:
         for i in range(runs + 3):
             for name, backend in (("bwrap", bwrap), ("none", none)):
-                took = await start_once(lambda b=backend: b.prepare(request))
+                took = await start_once(partial(backend.prepare, request))
                 if i >= 3:  # warm-up
                     times[name].append(took)
     finally:

@@ -68,8 +68,8 @@ async def allow(_: ToolRequest) -> ApprovalAnswer:
     return ApprovalAnswer(Verdict.ALLOW)
 
 
-async def ignore(event: Event) -> None:
-    return None
+async def ignore(event: Event) -> Event:
+    return event
 
 
 async def direct_turns(model: ScriptedModel, home: Path, warm: int) -> list[tuple[float, float]]:

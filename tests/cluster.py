@@ -173,7 +173,9 @@ class Replicas:
     def control_url(self) -> str:
         return f"http://127.0.0.1:{self.control_port}"
 
-    def _spawn(self, name: str, command: list[str], env: dict[str, str], url: str):  # type: ignore[no-untyped-def]
+    def _spawn(
+        self, name: str, command: list[str], env: dict[str, str], url: str
+    ) -> subprocess.Popen[bytes]:
         log = self.home / f"{name}.log"
         env = {**_server_env(self.model, "anthropic"), **self.shared, **env}
         with log.open("ab") as sink:
