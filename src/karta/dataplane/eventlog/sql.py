@@ -13,9 +13,8 @@ leaves before the owner serves its own readers, and a live reader never waits on
 fanning an event out to a thousand streams costs each replica one encoding and no read. An
 event that pauses or ends a turn (`input_required`, `done`) is written before `append` returns,
 and its appender goes on before anyone is shown it (whichever flush wrote it): a client that
-hears a turn ended never finds it still running. A crash can lose the
-unwritten middle of a running turn, which nobody has seen; whoever adopts the session next
-closes the turn.
+hears a turn ended never finds it still running. A crash can lose the unwritten middle of a
+running turn, which nobody has seen; whoever adopts the session next closes the turn.
 
 Subscribers re-read every `poll` seconds even without a wake-up, so one lost while the
 coordinator was unreachable delays them, it never stalls them.
@@ -378,9 +377,6 @@ class SqlEventLog:
                 )
 
     async def close(self) -> None:
-        for waker in self._changed.values():
-            waker.set()
-        self._changed.clear()
         await self.flush()
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
