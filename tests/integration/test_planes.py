@@ -327,7 +327,10 @@ def usage_totals(control_url: str, key: str) -> dict[str, int] | None:
 
 
 def turn_usage(events: list) -> tuple[int, int]:  # type: ignore[type-arg]
-    usage = events[-1].data["usage"]
+    done = events[-1]
+    errors = [e.data for e in events if e.type == "error"]
+    assert done.data.get("status") == "completed", (done.data, errors)
+    usage = done.data["usage"]
     return int(usage["input_tokens"]), int(usage["output_tokens"])
 
 
