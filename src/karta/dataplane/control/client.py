@@ -26,7 +26,6 @@ from karta.core.errors import (
     ReleaseUnavailable,
     Unavailable,
 )
-from karta.core.http_keepalive import karta_client
 from karta.dataplane.control.breaker import CircuitBreaker
 from karta.dataplane.principal import Principal
 
@@ -103,7 +102,7 @@ class ControlPlaneClient:
     ) -> None:
         headers = {"Authorization": f"Bearer {service_token}"} if service_token else {}
         self.breaker = breaker or CircuitBreaker()
-        self._http = karta_client(
+        self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
         )
 
