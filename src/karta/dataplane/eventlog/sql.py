@@ -27,7 +27,7 @@ import contextlib
 import logging
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -202,7 +202,7 @@ class SqlEventLog:
         (or when the earliest of them wants to look again, `_Waker.due`)."""
         waker = self._changed.get(session_id)
         if waker is None:
-            waker = self._changed[session_id] = _Waker(asyncio.Event())
+            waker = self._changed[session_id] = _Waker()
         return waker
 
     def _due(self, session_id: str, waker: _Waker, seconds: float) -> None:
@@ -219,10 +219,8 @@ class SqlEventLog:
     async def _ring(self, session_id: str, waker: _Waker, seconds: float) -> None:
         await self._clock.sleep(seconds)
         waker.timer = None  # done: setting it must not cancel this very task
-        if self._changed.get(session_id) is waker:
+        if self._changed.get(session_id) is waker:  # else `_wake` set it, and cancelled this
             self._wake(session_id)
-        else:
-            waker.event.set()
 
     def _wake(self, session_id: str) -> None:
         waker = self._changed.pop(session_id, None)
@@ -385,7 +383,7 @@ class SqlEventLog:
 
 @dataclass
 class _Waker:
-    event: asyncio.Event
+    event: asyncio.Event = field(default_factory=asyncio.Event)
     due: float = 0.0  # when `timer` sets it anyway
     timer: asyncio.Future[None] | None = None
 
