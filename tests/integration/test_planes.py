@@ -300,8 +300,18 @@ class SplitPlanes:
 
 
 @pytest.fixture
-def planes(model: ScriptedModel, database: Database, tmp_path: Path) -> Iterator[SplitPlanes]:
-    split = SplitPlanes(tmp_path, model, database)
+def own_database(database: Database) -> Iterator[Database]:
+    """Databases of the test's own, of the module's kind. Two data planes sharing one without
+    Redis would each take the other's live turns for ones a crash left behind (the module's
+    `server` is one)."""
+    db = Database(database.kind)
+    yield db
+    db.drop()
+
+
+@pytest.fixture
+def planes(model: ScriptedModel, own_database: Database, tmp_path: Path) -> Iterator[SplitPlanes]:
+    split = SplitPlanes(tmp_path, model, own_database)
     split.start_control()
     split.start_data()
     yield split
@@ -389,8 +399,8 @@ def test_a_control_plane_outage_keeps_known_keys_and_loses_no_usage(planes, mode
     )
 
 
-def test_revocation_without_a_push_lands_within_the_cache_window(model, database, tmp_path):
-    planes = SplitPlanes(tmp_path, model, database, push=False)
+def test_revocation_without_a_push_lands_within_the_cache_window(model, own_database, tmp_path):
+    planes = SplitPlanes(tmp_path, model, own_database, push=False)
     try:
         planes.start_control()
         planes.start_data()

@@ -144,6 +144,21 @@ async def test_one_replica_owns_a_session_and_another_takes_it_when_it_dies(coor
     assert hooks_b.abandoned == ["s1"], "a stopping replica gives its sessions up"
 
 
+async def test_one_server_adopts_the_turns_a_crash_left_as_it_starts_and_never_later():
+    # Later, a live turn nobody holds is not an orphan of this server: the database has another
+    # server without a shared coordinator (a misconfiguration), whose turn it must not abort.
+    server, hooks = ownership(InProcess(), "", "one"), Hooks()
+    hooks.live = ["crashed"]
+    await server.start(hooks)
+    try:
+        assert hooks.adopted == ["crashed"]
+        hooks.live = ["crashed", "elsewhere"]
+        await asyncio.sleep(server.ttl * 2)  # the renewals run; the reaper would have, twice
+        assert hooks.adopted == ["crashed"] and not server.holds("elsewhere")
+    finally:
+        await server.stop()
+
+
 async def test_a_restarted_replica_reclaims_the_lease_of_its_previous_life(coordinators, prefix):
     before = ownership(coordinators[0], prefix, "a")
     await before.start(Hooks())

@@ -53,6 +53,10 @@ OnResync = Callable[[], None]  # wake-ups may have been missed: every reader sho
 
 
 class Coordinator(Protocol):
+    # Whether other replicas coordinate through it too. Without them, no owner but this very
+    # process can hold a session, so none can die under a live turn while this one runs.
+    shared: bool
+
     async def start(self, on_wake: OnWake, on_resync: OnResync) -> None: ...
 
     async def close(self) -> None: ...
@@ -84,6 +88,8 @@ class InProcess:
     """One server: leases in a dict, wake-ups handed straight to the one listener. A lease here
     never expires by itself: its holder is this very process, which cannot die without every
     claimant dying with it."""
+
+    shared = False
 
     def __init__(self) -> None:
         self._leases: dict[str, str] = {}

@@ -7,7 +7,8 @@ third of its time to live while the owner lives, given up when the session has b
 `idle` seconds, and expires `ttl` seconds after its owner died. Every replica also looks every
 half `ttl` for sessions the database says have a live turn but that nobody holds (their owner
 died mid-turn) and claims them, so such a turn ends `failed` within about the lease time even
-if nobody asks about the session.
+if nobody asks about the session. One server looks only as it starts: while it runs, every live
+turn in its database is its own.
 
 The lease's value names the owner: its replica id, its internal URL and a token of this
 process, so a replica restarted under the same id knows a lease of its previous life.
@@ -191,13 +192,12 @@ class Ownership:
 
     async def start(self, hooks: OwnerHooks) -> None:
         """Adopt what dead owners left (before serving: on one server, that is everything a
-        crash or a restart interrupted), then keep renewing and looking."""
+        crash or a restart interrupted), then keep renewing, and, among replicas, looking."""
         self._hooks = hooks
         await self.reap()
-        self._tasks = [
-            asyncio.create_task(self._every(self.ttl / 3, self.renew)),
-            asyncio.create_task(self._every(self.ttl / 2, self.reap)),
-        ]
+        self._tasks = [asyncio.create_task(self._every(self.ttl / 3, self.renew))]
+        if self.coordinator.shared:
+            self._tasks.append(asyncio.create_task(self._every(self.ttl / 2, self.reap)))
 
     async def _every(self, period: float, work: Callable[[], Awaitable[None]]) -> None:
         while True:

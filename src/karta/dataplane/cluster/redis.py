@@ -46,6 +46,8 @@ RECONNECT_MAX = 5.0
 
 
 class RedisCoordinator:
+    shared = True
+
     def __init__(self, url: str, prefix: str) -> None:
         self.prefix = prefix
         self.channel = f"{prefix}wake"
