@@ -1,23 +1,29 @@
 """No turn survives a restart: a turn a killed server left live is closed when the next one
-starts (`turn_aborted`, then `done` failed), its approval aborted, and the session goes on."""
+starts (`turn_aborted`, then `done` failed), its approval aborted, and the session goes on. A
+turn that ended is written down once, by the owner that ran it, before the session is given up."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from karta.core import events as ev
 from karta.core.errors import InputNotPending
 from karta.core.events import Event
-from karta.dataplane.runtime.lifecycle import Decision
+from karta.core.turn_fold import TurnState
+from karta.dataplane.runtime.lifecycle import Decision, IllegalTransition
 from karta.dataplane.runtime.turns import TurnRequest
 from karta.testing.fake_harness import Ask, Say, Step, Wait
 from tests.runtime.conftest import (
     CALLER,
+    GUARD,
+    ended_turn,
     is_paused,
     run_turn,
     runtime_on,
@@ -111,3 +117,46 @@ async def test_a_turn_stopped_between_its_done_and_its_row_keeps_its_one_done(
         row = await turn_row(second, turn_id)
         assert row.status == "completed"
         assert row.usage is not None and row.usage["output_tokens"] == 4
+
+
+async def test_an_ended_turn_is_written_down_before_its_idle_session_is_given_up(
+    tmp_path, fake, clock, monkeypatch
+):
+    # Were the session given up between the turn's `done` and its row, the next message would
+    # claim it anew and settle the turn a second time, racing the first.
+    async with runtime_on(tmp_path, fake, clock, idle_timeout=60) as runtime:
+        session, _ = await runtime.create_session(CALLER, {})
+        written_down, finish_turn = asyncio.Event(), runtime.repo.finish_turn
+
+        async def slow_finish_turn(*args: Any) -> None:
+            await written_down.wait()
+            await finish_turn(*args)
+
+        monkeypatch.setattr(runtime.repo, "finish_turn", slow_finish_turn)
+        turn_id = (await run_turn(session, "hello"))[-1].turn_id
+        ownership = runtime.ownership
+        clock.advance(60 + ownership.ttl)  # idle, and a renewal is due
+        try:
+            for _ in range(50):
+                await asyncio.sleep(0)
+            assert ownership.holds(session.id), "kept while its ended turn is written down"
+        finally:
+            written_down.set()
+        assert (await ended_turn(runtime, turn_id)).status == "completed"
+        async with asyncio.timeout(GUARD):
+            while ownership.holds(session.id):
+                clock.advance(ownership.ttl)
+                await asyncio.sleep(0)
+        events = await run_turn(session, "again")  # claimed anew: nothing left to settle
+        assert events[-1].data["status"] == "completed"
+
+
+async def test_a_turn_settled_twice_in_the_same_state_keeps_it(runtime, fake):
+    session, _ = await runtime.create_session(CALLER, {})
+    fake.enqueue(Say("Done."), usage={"input_tokens": 3, "output_tokens": 4})
+    turn_id = (await run_turn(session, "go"))[-1].turn_id
+    row = await ended_turn(runtime, turn_id)
+    await runtime.repo.finish_turn(session.id, row.id, TurnState.COMPLETED, row.usage, None)
+    assert (await turn_row(runtime, turn_id)).status == "completed"
+    with pytest.raises(IllegalTransition):
+        await runtime.repo.finish_turn(session.id, row.id, TurnState.FAILED, row.usage, None)

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -105,10 +106,16 @@ class TurnPipeline:
             pause=REFILL_PAUSE,
         )
         self._turns: dict[str, LiveTurn] = {}  # the session's live turn
+        self._settling: Counter[str] = Counter()  # sessions whose ended turns are written down
         self._tasks: set[asyncio.Task[Any]] = set()  # turn tasks and closings, until done
 
     def running(self, session_id: str) -> LiveTurn | None:
         return self._turns.get(session_id)
+
+    def busy(self, session_id: str) -> bool:
+        """A turn of the session runs here, or one that ended is still being written down (its
+        session is not given up meanwhile: a new owner would settle that turn a second time)."""
+        return session_id in self._turns or session_id in self._settling
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -587,7 +594,13 @@ class TurnPipeline:
         if turn is not None and self._turns.get(session_id) is turn:
             del self._turns[session_id]
         if self.holds(session_id):  # else the session's new owner settles the turn
-            await self._settle(session_id, turn_id, done, turn)
+            self._settling[session_id] += 1
+            try:
+                await self._settle(session_id, turn_id, done, turn)
+            finally:
+                self._settling[session_id] -= 1
+                if not self._settling[session_id]:
+                    del self._settling[session_id]
 
     async def _settle(
         self, session_id: str, turn_id: str, done: Event, turn: LiveTurn | None = None

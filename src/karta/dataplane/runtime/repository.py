@@ -221,12 +221,14 @@ class Repository:
         usage_row: UsageOutbox | None,
     ) -> None:
         """The turn's end state and its usage (with its usage event, for a harness whose model
-        calls the proxy did not meter), in one transaction."""
+        calls the proxy did not meter), in one transaction. A turn may be settled twice, in the same
+        state: by its owner, and by a new owner that found it live a moment before."""
         now = self.clock.now()
         async with self.db() as db, db.begin():
             row = await db.get(TurnRow, turn_id, with_for_update=True)
             assert row is not None
-            row.status = str(advance(TurnState(row.status), state))
+            if row.status != str(state):
+                row.status = str(advance(TurnState(row.status), state))
             row.usage = usage
             row.finished_at = now
             if usage_row is not None:

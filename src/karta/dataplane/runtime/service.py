@@ -324,7 +324,7 @@ class _Hooks:
         self._runtime.events.forget(session_id)
 
     def busy(self, session_id: str) -> bool:
-        return self._runtime.pipeline.running(session_id) is not None
+        return self._runtime.pipeline.busy(session_id)
 
     async def orphans(self) -> list[str]:
         return await self._runtime.repo.sessions_with_live_turns()
