@@ -30,6 +30,7 @@ from karta.cli import serve_lock
 from karta.cli.serve_state import plane_secrets
 from karta.core.credentials_file import CREDENTIALS_FILE, record_server
 from karta.core.errors import AppConfigError
+from karta.core.http_keepalive import SERVER_KEEPALIVE
 from karta.core.http_limits import Limits
 from karta.dataplane.harness.base import Harness
 from karta.dataplane.modelenv import ModelEndpoint, resolve_model_endpoint
@@ -91,6 +92,7 @@ def plane_server(api: FastAPI, host: str, port: int, log_level: str) -> PlaneSer
             port=port,
             log_level=log_level,
             timeout_graceful_shutdown=5,
+            timeout_keep_alive=SERVER_KEEPALIVE,
             h11_max_incomplete_event_size=head,
         ),
         listen(host, port),

@@ -9,6 +9,7 @@ import logging
 import httpx
 
 from karta.core import internal_api as api
+from karta.core.http_keepalive import karta_client
 
 log = logging.getLogger(__name__)
 PUSH_TIMEOUT = 2.0
@@ -18,7 +19,7 @@ class DataPlanes:
     def __init__(self, urls: tuple[str, ...], token: str | None) -> None:
         self.urls = urls
         self.token = token
-        self._client = httpx.AsyncClient(timeout=PUSH_TIMEOUT)
+        self._client = karta_client(timeout=PUSH_TIMEOUT)
 
     async def invalidate(self, organization_id: int) -> None:
         """Tell every data plane to drop the org's cached principals. Best effort: a plane that

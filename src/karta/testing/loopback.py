@@ -9,6 +9,8 @@ from typing import Any
 
 import uvicorn
 
+from karta.core.http_keepalive import SERVER_KEEPALIVE
+
 
 class LoopbackServer:
     """Serves `app` on `host:port` (0: any free port) until `stop`."""
@@ -18,7 +20,11 @@ class LoopbackServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         self.url = f"http://{host}:{sock.getsockname()[1]}"
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        # Like a provider's, or Karta's own: connections outlive the proxy's idle pool.
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", timeout_keep_alive=SERVER_KEEPALIVE
+        )
+        self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name=name, daemon=True
         )

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from karta.core import internal_api as api
 from karta.core.errors import OwnerMoved, Relayed, Unavailable
+from karta.core.http_keepalive import karta_client
 from karta.dataplane.cluster.ownership import Owner
 from karta.dataplane.principal import Principal
 from karta.dataplane.runtime.turns import TurnHandle, TurnRequest
@@ -41,7 +42,7 @@ def principal_of(caller: api.Caller) -> Principal:
 class Forwarder:
     def __init__(self, token: str | None, transport: httpx.AsyncBaseTransport | None = None):
         self._token = token
-        self._client = httpx.AsyncClient(timeout=TIMEOUT, transport=transport)
+        self._client = karta_client(timeout=TIMEOUT, transport=transport)
 
     async def send(
         self, owner: Owner, principal: Principal, session_id: str, request: TurnRequest

@@ -26,6 +26,7 @@ from karta.core.errors import (
     ReleaseUnavailable,
     Unavailable,
 )
+from karta.core.http_keepalive import karta_client
 from karta.dataplane.control.breaker import CircuitBreaker
 from karta.dataplane.principal import Principal
 
@@ -102,7 +103,7 @@ class ControlPlaneClient:
     ) -> None:
         headers = {"Authorization": f"Bearer {service_token}"} if service_token else {}
         self.breaker = breaker or CircuitBreaker()
-        self._http = httpx.AsyncClient(
+        self._http = karta_client(
             base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
         )
 

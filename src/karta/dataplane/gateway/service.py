@@ -35,6 +35,7 @@ from karta.core.errors import (
     UnknownGateway,
 )
 from karta.core.events import Event
+from karta.core.http_keepalive import karta_client
 from karta.core.ids import new_id
 from karta.core.internal_api import ProjectInfo
 from karta.core.turn_fold import TurnOutcome
@@ -98,7 +99,7 @@ class Gateway:
         self.interval = interval
         self._projects = projects
         self._wake = asyncio.Event()
-        self._http = httpx.AsyncClient(timeout=TIMEOUT, transport=transport)
+        self._http = karta_client(timeout=TIMEOUT, transport=transport)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def close(self) -> None:

@@ -39,6 +39,7 @@ from starlette.routing import Route
 from yarl import URL
 
 from karta.core.errors import ByokKeyRejected, Unavailable
+from karta.core.http_keepalive import SERVER_KEEPALIVE
 from karta.dataplane.sandbox.meter import CallUsage, UsageMeter
 from karta.dataplane.sandbox.upstreams import (
     ANTHROPIC_PATH,
@@ -241,7 +242,11 @@ class ModelProxy:
             self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
             sockets.append(sock)
         config = uvicorn.Config(
-            self.app, lifespan="off", log_level="warning", access_log=False, timeout_keep_alive=75
+            self.app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=SERVER_KEEPALIVE,
         )
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=sockets))
