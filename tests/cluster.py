@@ -108,6 +108,10 @@ class RoundRobinProxy:
                 await writer.drain()
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:
+            # The proxy is stopping. A connection's task must not end cancelled: Python 3.11's
+            # `start_server` then logs the cancellation as an error in its callback.
+            pass
         finally:
             writer.close()
             if upstream is not None:
