@@ -5,6 +5,7 @@ model in front of the harness."""
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -38,10 +39,34 @@ NO_PROVIDERS_ENV = {
 }
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port for a test server, below the kernel's ephemeral range: a port in
+    that range may be given to any outgoing connection (to PostgreSQL, Redis, the model)
+    between this choice and the server's bind, and the server would exit "address in use"."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(10_000, low) if low > 11_000 else 0
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            port = int(sock.getsockname()[1])
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def _pg(sql: str) -> None:
