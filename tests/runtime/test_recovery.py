@@ -1,6 +1,7 @@
 """No turn survives a restart: a turn a killed server left live is closed when the next one
 starts (`turn_aborted`, then `done` failed), its approval aborted, and the session goes on. A
-turn that ended is written down once, by the owner that ran it, before the session is given up."""
+session is not given up while its ended turn is written down, and a turn settled twice in the
+same state (its new owner found it live a moment before) keeps that state."""
 
 from __future__ import annotations
 

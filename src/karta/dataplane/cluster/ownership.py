@@ -64,7 +64,8 @@ class OwnerHooks(Protocol):
         ...
 
     def busy(self, session_id: str) -> bool:
-        """A turn of the session runs here (its lease is kept however long it takes)."""
+        """A turn of the session runs here, or one that ended is still being written down (its
+        lease is kept however long either takes)."""
         ...
 
     async def orphans(self) -> list[str]:
