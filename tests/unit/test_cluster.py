@@ -191,7 +191,7 @@ async def test_a_lost_lease_is_abandoned(coordinators, prefix, redis_url):
 
 @pytest.fixture
 async def sessions(tmp_path: Path):  # type: ignore[no-untyped-def]
-    engine = store.create_engine(f"sqlite:///{tmp_path / 'k.db'}")
+    engine = store.create_engine(f"sqlite:///{tmp_path / 'k.db'}", in_place=True)
     await store.migrate(engine, MIGRATIONS)
     maker = store.sessionmaker(engine)
     async with maker() as db, db.begin():

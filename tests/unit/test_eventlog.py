@@ -19,7 +19,7 @@ from tests.conftest import Database
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def log(request, tmp_path) -> AsyncIterator[SqlEventLog]:  # type: ignore[no-untyped-def]
     database = Database(request.param)
-    engine = store.create_engine(database.url or f"sqlite:///{tmp_path / 'k.db'}")
+    engine = store.create_engine(database.url or f"sqlite:///{tmp_path / 'k.db'}", in_place=True)
     await store.migrate(engine, MIGRATIONS)
     sessions = store.sessionmaker(engine)
     async with sessions() as db, db.begin():

@@ -31,7 +31,7 @@ from tests.unit.control_plane_double import ControlPlaneDouble, Tenant
 
 @pytest.fixture
 async def db(tmp_path) -> AsyncIterator[async_sessionmaker]:
-    engine = store.create_engine(f"sqlite:///{tmp_path / 'karta.db'}")
+    engine = store.create_engine(f"sqlite:///{tmp_path / 'karta.db'}", in_place=True)
     await store.migrate(engine, MIGRATIONS)
     yield store.sessionmaker(engine)
     await engine.dispose()

@@ -12,6 +12,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from karta.core.sqlite_inline import connector
+
 
 def async_url(url: str) -> str:
     """Accept plain `postgresql://` / `sqlite:///` URLs and pick the async driver."""
@@ -39,31 +41,47 @@ def _begin_immediate(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(url: str, *, serialized_writes: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str, *, serialized_writes: bool = False, in_place: bool = False
+) -> AsyncEngine:
     """With `serialized_writes`, SQLite transactions take the write lock when they begin, so
     read-then-write transactions (the audit chain, invitations) queue instead of failing with
     SQLITE_BUSY; PostgreSQL gets row locks from the queries themselves.
 
+    With `in_place`, a SQLite file's statements run on the event loop's thread through one
+    connection (`karta.core.sqlite_inline`): for an engine whose transactions are short and
+    which no other process writes to while it runs (the data plane's).
+
     A pooled PostgreSQL connection is pinged before use (a server restart or an idle timeout
     may have closed it); a SQLite file cannot go away under its connection, so its checkouts
     skip that extra round trip through the driver's thread."""
-    sqlite = make_url(url).get_backend_name() == "sqlite"
-    engine = create_async_engine(async_url(url), pool_pre_ping=not sqlite)
-    if sqlite:
-        _private_file(engine.url.database)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        if serialized_writes:
-            event.listen(engine.sync_engine, "connect", _sqlite_manual_transactions)
-            event.listen(engine.sync_engine, "begin", _begin_immediate)
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(async_url(url), pool_pre_ping=True)
+    options: dict[str, Any] = {}
+    if in_place and _plain_file(parsed.database):
+        assert not serialized_writes, "one in-place connection already serializes its writes"
+        options = {"async_creator": connector(str(parsed.database)), "pool_size": 1}
+        options["max_overflow"] = 0
+    engine = create_async_engine(async_url(url), pool_pre_ping=False, **options)
+    _private_file(engine.url.database)
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    if serialized_writes:
+        event.listen(engine.sync_engine, "connect", _sqlite_manual_transactions)
+        event.listen(engine.sync_engine, "begin", _begin_immediate)
     return engine
+
+
+def _plain_file(database: str | None) -> bool:
+    return bool(database) and database != ":memory:" and not str(database).startswith("file:")
 
 
 def _private_file(database: str | None) -> None:
     """Create the SQLite file 0600 before SQLite does (with the umask's 0644): it holds what
     only the planes may read. SQLite gives its -wal and -shm files the same mode."""
-    if not database or database == ":memory:" or database.startswith("file:"):
+    if not _plain_file(database):
         return
-    path = Path(database)
+    path = Path(str(database))
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         os.chmod(path, 0o600)

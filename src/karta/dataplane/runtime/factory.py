@@ -66,7 +66,7 @@ async def open_runtime(
     to the platform's."""
     coordinator = coordinator_for(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
-    engine = store.create_engine(settings.db_url)
+    engine = store.create_engine(settings.db_url, in_place=True)
     try:
         await store.migrate(engine, MIGRATIONS)
         async with open_isolation(settings, model_env, model_access) as isolation:

@@ -472,13 +472,10 @@ class TurnPipeline:
         it is the session's warm harness (closed instead when no live slot is free: the first
         turn then starts one)."""
         pooled.grant.bind(organization_id, project_id)
-        files = session_files(self.settings.home, pooled.session_id)
-
-        def settle_in() -> None:  # one trip to a thread, on the session create's clock
-            pooled.session.sandbox.foreground()
-            files.adopt()
-
-        await asyncio.to_thread(settle_in)
+        # Two small writes (the cgroup's CPU weight, the pool mark's removal) done in place:
+        # a trip to a thread and back costs the session create more than they do.
+        pooled.session.sandbox.foreground()
+        session_files(self.settings.home, pooled.session_id).adopt()
         if not await self.live.adopt(pooled.session_id, pooled.key.config, pooled.session):
             await pooled.session.close(force=True)
 
