@@ -172,7 +172,9 @@ async def test_decided_approvals_reach_the_audit_log_and_a_bad_one_stays_behind(
     assert control.faults.calls.count(api.AUDIT_EVENTS) == 1, "the bad row never left"
 
 
-async def test_the_shipper_wakes_on_each_turn_and_on_its_interval(db, control, acme, clock):
+async def test_the_shipper_sends_a_lingering_batch_after_turns_and_on_its_interval(
+    db, control, acme, clock
+):
     metering = ControlPlaneMetering(control.client(clock), interval=30, clock=clock)
     shipper = asyncio.create_task(metering.run(db))
     try:
@@ -184,13 +186,19 @@ async def test_the_shipper_wakes_on_each_turn_and_on_its_interval(db, control, a
         clock.advance(1)
         await drained(db)
         await turns(db, acme, 1)
-        metering.recorded()  # a turn finished: shipped at once
+        metering.recorded()  # a turn finished: shipped once the linger is over
+        await asyncio.sleep(0.05)
+        await turns(db, acme, 1)
+        metering.recorded()  # another ends meanwhile: same batch
+        await asyncio.sleep(0.05)
+        assert control.faults.calls == [api.USAGE_EVENTS]
+        clock.advance(metering.linger)
         await drained(db)
     finally:
         shipper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await shipper
-    assert len(await control.ledger(acme)) == 2
+    assert len(await control.ledger(acme)) == 3
     assert control.faults.calls == [api.USAGE_EVENTS] * 2
 
 

@@ -4,9 +4,11 @@ decided to `POST /internal/audit/events`.
 
 The model proxy's usage of each call is written to the outbox as the call ends, so usage
 survives a control-plane outage and a data-plane restart alike. The shipper sends batches every
-`interval` seconds, and at once when a turn that wrote rows ends (a turn's calls travel in one
-batch, after its `done`, not while it runs); it deletes rows only after a 2xx. Event
-ids are idempotent on the control plane, so a batch resent after a lost answer counts once.
+`interval` seconds, and `linger` seconds after a turn that wrote rows ends: the turns that end
+meanwhile travel in the same batch, and the send stays off the clock of the next turn, which a
+client sends as soon as it reads `done` (a send on every `done` cost each warm turn about 10 ms
+on a 2-core machine). It deletes rows only after a 2xx. Event ids are idempotent on the control
+plane, so a batch resent after a lost answer counts once.
 
 A budget check sends what the outbox still holds for the organization, so usage not shipped yet
 counts as spent. When the control plane answers that no cap applies to the payer (the org, the
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 100
 INTERVAL = 1.0
+LINGER = 0.5
 UNCAPPED_TTL = 5.0  # how long "no cap applies" stands without a push (the key cache's TTL)
 
 
@@ -77,12 +80,14 @@ class ControlPlaneMetering:
         client: ControlPlaneClient,
         *,
         interval: float = INTERVAL,
+        linger: float = LINGER,
         batch: int = BATCH,
         uncapped_ttl: float = UNCAPPED_TTL,
         clock: Clock = SYSTEM,
     ) -> None:
         self.client = client
         self.interval = interval
+        self.linger = linger
         self.batch = batch
         self.uncapped_ttl = uncapped_ttl
         self._clock = clock
@@ -184,6 +189,8 @@ class ControlPlaneMetering:
         while True:
             with contextlib.suppress(TimeoutError):
                 await self._clock.wait_for(self._wake.wait(), self.interval)
+            if self._wake.is_set():
+                await self._clock.sleep(self.linger)
             self._wake.clear()
             try:
                 await self.drain(db)
