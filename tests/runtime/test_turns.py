@@ -10,9 +10,10 @@ from karta.core import events as ev
 from karta.core.errors import PendingInput, TurnInProgress
 from karta.core.turn_fold import TurnOutcome
 from karta.dataplane.runtime.turns import TurnHandle, TurnRequest
-from karta.testing.fake_harness import Ask, Reason, Say, UseTool, Wait
+from karta.testing.fake_harness import Ask, FakeSession, Reason, Say, UseTool, Wait
 from tests.runtime.conftest import (
     CALLER,
+    GUARD,
     ended_turn,
     is_done,
     is_paused,
@@ -136,3 +137,51 @@ async def test_the_view_follows_the_session(session):
     view = await session.view()
     assert view.last_event_seq == events[-1].seq
     assert not view.turn_running and view.pending_input is None
+
+
+async def test_a_warm_harness_has_the_message_before_the_turns_row_is_written(
+    runtime, session, fake, monkeypatch
+):
+    """The row's write runs on the loop's thread; for a warm harness it waits until the
+    harness has the message, so it never delays the message. A cold start is not waited for:
+    its row is written while the process starts."""
+    heard_first: list[bool] = []
+    start_turn = runtime.repo.start_turn
+
+    async def watched(*args, **kwargs):  # type: ignore[no-untyped-def]
+        heard_first.append(len(fake.received) > len(heard_first))
+        await start_turn(*args, **kwargs)
+
+    monkeypatch.setattr(runtime.repo, "start_turn", watched)
+    await run_turn(session, "first: the harness is still to be started")
+    await run_turn(session, "second: the harness is warm")
+    assert heard_first == [False, True]
+    assert [r.text for r in fake.received] == [
+        "first: the harness is still to be started",
+        "second: the harness is warm",
+    ]
+
+
+async def test_a_warm_harness_slow_to_take_the_message_holds_the_turn_up_only_briefly(
+    runtime, session, fake, monkeypatch
+):
+    """A harness stuck on its input does not hold the session's turn lock for good: the row
+    is written after `HANDOVER_WAIT` (here 50 ms), and the turn goes on as the harness does."""
+    await run_turn(session, "warm it up")
+    monkeypatch.setattr("karta.dataplane.runtime.pipeline.HANDOVER_WAIT", 0.05)
+    release = asyncio.Event()
+    playing = FakeSession.turn
+
+    async def slow_to_listen(self, ctx):  # type: ignore[no-untyped-def]
+        await release.wait()
+        async for event in playing(self, ctx):
+            yield event
+
+    monkeypatch.setattr(FakeSession, "turn", slow_to_listen)
+    async with asyncio.timeout(GUARD):
+        turn = await session.send(TurnRequest("are you there?"))
+    assert fake.received[-1].text == "warm it up", "sent before the harness took it"
+    release.set()
+    events = await until(session, turn.after, is_done(turn))
+    assert fake.received[-1].text == "are you there?"
+    assert of_type(events, ev.DONE)[0].data["status"] == "completed"

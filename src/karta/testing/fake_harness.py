@@ -230,6 +230,7 @@ class FakeSession:
             )
         )
         harness._message(self.harness_session_id, "user").append({"type": "text", "text": ctx.text})
+        ctx.handed.set()
         parts = harness._message(self.harness_session_id, "assistant")
         for index, step in enumerate(script.steps):
             if self._stopped(ctx):

@@ -9,7 +9,8 @@ event is shown to nobody before it is written: readers on the owner are woken fr
 tail once the batch is committed, the other replicas by a wake-up (`Coordinator.publish`) that
 carries the events the database stored. Each adds them to its own tail when they follow it (else
 it reads them from the database once) and serves its own subscribers from there. The wake-up
-leaves before the owner serves its own readers, and a live reader never waits on a write:
+leaves before the owner serves its own readers (with no other replica, an in-process
+coordinator, the readers are woken at once), and a live reader never waits on a write:
 fanning an event out to a thousand streams costs each replica one encoding and no read. An
 event that pauses or ends a turn (`input_required`, `done`) is written before `append` returns,
 and its appender goes on before anyone is shown it (whichever flush wrote it): a client that
@@ -148,6 +149,10 @@ class SqlEventLog:
                     by_session.setdefault(event.session_id, []).append(event)
             if written is not None:
                 written.set_result(None)
+            if not self.coordinator.shared:  # no other replica to tell: readers here, now
+                for session_id in by_session:
+                    self._wake(session_id)
+                return written is not None
             if not by_session:
                 return written is not None
         # In the background: the caller (a turn's `done`) goes on before anyone, here or on

@@ -76,6 +76,8 @@ class TurnContext:
     thinking: bool = False
     handoff: bool = False  # the session's agent changed since the last turn
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set by the harness once it has the message (the platform's bookkeeping waits for it).
+    handed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class HarnessSession(Protocol):

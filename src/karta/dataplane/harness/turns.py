@@ -44,6 +44,7 @@ class RunningTurn:
     def message_sent(self) -> bool:
         """The harness has the message: whether it must be told to stop right away."""
         self.sent = True
+        self.ctx.handed.set()
         if self.stopping:
             self.interrupted = True
         return self.interrupted

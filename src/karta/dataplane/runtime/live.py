@@ -87,6 +87,11 @@ class LiveHarnesses:
             self._entries[session_id] = _Entry(session, config, self._clock.monotonic())
             return True
 
+    def ready(self, session_id: str, config: Hashable) -> bool:
+        """Whether the session has an idle warm harness a turn with `config` would take."""
+        entry = self._entries.get(session_id)
+        return entry is not None and not entry.busy and entry.config == config
+
     def release(self, session_id: str) -> None:
         entry = self._entries.get(session_id)
         if entry is not None:

@@ -64,6 +64,9 @@ CALL_SETTLE = 0.5
 # How long the pool waits after handing out a process before it starts the next: the session
 # that took it runs its first turn meanwhile, without a start beside it.
 REFILL_PAUSE = 1.0
+# How long a turn's row waits for a warm harness to take the message (a millisecond or so; a
+# harness stuck on its input holds up the turn's start no longer than this).
+HANDOVER_WAIT = 1.0
 
 
 class TurnPipeline:
@@ -175,6 +178,7 @@ class TurnPipeline:
         event.turn_id = turn_id
         turn = self._turns.get(session_id)
         if turn is not None and turn.turn_id == turn_id:
+            turn.handed.set()  # whatever the harness does next, `record` waits no longer
             await turn.recorded.wait()  # the turn's row and opening events come first
             if turn.dropped:
                 return event
@@ -194,7 +198,14 @@ class TurnPipeline:
         `opening` events (the user's message, a handoff) before anything the harness said
         meanwhile. When the row cannot be stored the turn is dropped: stopped, its harness
         closed (it has heard a message nobody will see answered), nothing of it logged, and
-        the error raised."""
+        the error raised.
+
+        A warm harness is handed the message first: the row's write runs on the loop's thread
+        (`karta.core.sqlite_inline`), and it would otherwise hold the message back by its own
+        length. A cold start is not waited for."""
+        if self.live.ready(turn.session_id, turn.harness_config):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(turn.handed.wait(), HANDOVER_WAIT)
         try:
             await self.repo.start_turn(
                 turn.session_id,
@@ -260,6 +271,7 @@ class TurnPipeline:
                 ev.error_event(str(exc) or type(exc).__name__, getattr(exc, "code", "turn_failed")),
             )
         finally:
+            turn.handed.set()
             watcher.cancel()
             if not turn.dropped:  # a dropped turn is cleared by `record`
                 await self._close(turn, done)
@@ -290,6 +302,7 @@ class TurnPipeline:
             thinking=turn.request.thinking,
             handoff=turn.handoff,
             cancelled=turn.cancelled,
+            handed=turn.handed,
         )
         for attempt in (1, 2):
             turn.harness = await self.live.acquire(
@@ -302,6 +315,7 @@ class TurnPipeline:
                     await ctx.emit(event)
                 raise HarnessFailure("the harness ended the turn without a result")
             except HarnessGone:
+                turn.handed.set()  # a fresh process is started: `record` does not wait for it
                 if attempt == 2:
                     raise
                 log.info("the harness of %s was gone; starting a fresh one", session_id)

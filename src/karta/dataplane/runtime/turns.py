@@ -62,11 +62,13 @@ class LiveTurn:
     open_calls: int = 0
     calls_ended: asyncio.Event = field(default_factory=asyncio.Event)
     failure: Event | None = None  # why the platform ended the turn (budget, disk)
-    # The harness is given the message before the turn's row is stored (the write overlaps
-    # its own start-up); its events wait for `recorded`. `dropped`: the row could not be
-    # stored, and nothing of the turn is logged.
+    # The harness is given the message before the turn's row is stored (a warm one takes it
+    # first, `handed`; a cold start overlaps the write); its events wait for `recorded`.
+    # `dropped`: the row could not be stored, and nothing of the turn is logged.
     recorded: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: bool = False
+    # The harness has the message, or will not take it soon (the turn emitted or ended).
+    handed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def prompt(self) -> str:
