@@ -4,7 +4,7 @@ The aiosqlite driver runs each connection's calls on a thread of its own, so eve
 execute, fetch and commit is a hand-off to that thread and a wake-up of the event loop to
 carry the answer back: about a tenth of a millisecond each, several per statement. A
 one-row insert into a local SQLite file takes less than that, so the hand-offs were most of
-a session create (two inserts: 2.2 ms against 0.7 ms run in place).
+a session create (two inserts: 2.2 ms against 0.9 ms run in place).
 
 Here the calls run in place, on the loop's thread. That is only safe with one connection per
 engine (`pool_size=1`, see `karta.core.db`): two connections of one process writing at once
@@ -13,7 +13,7 @@ the first cannot get the loop to commit. With one connection, transactions queue
 the pool, without blocking the loop.
 
 The objects below are the part of aiosqlite's interface SQLAlchemy's `aiosqlite` dialect
-uses, each method a coroutine that finishes without suspending.
+uses; their coroutines finish without suspending.
 """
 
 from __future__ import annotations
