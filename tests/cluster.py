@@ -82,10 +82,12 @@ class RoundRobinProxy:
         if self._server is not None:
             self._server.close()
         current = asyncio.current_task()
-        tasks = [t for t in asyncio.all_tasks() if t is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Until none is left: a connection accepted just before the close has its task made
+        # after a first look, and a task still pending when the loop closes is reported.
+        while tasks := [t for t in asyncio.all_tasks() if t is not current]:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream = None
