@@ -61,8 +61,11 @@ def create_engine(
     options: dict[str, Any] = {}
     if in_place and _plain_file(parsed.database):
         assert not serialized_writes, "one in-place connection already serializes its writes"
-        options = {"async_creator": connector(str(parsed.database)), "pool_size": 1}
-        options["max_overflow"] = 0
+        options = {
+            "async_creator": connector(str(parsed.database)),
+            "pool_size": 1,
+            "max_overflow": 0,
+        }
     engine = create_async_engine(async_url(url), pool_pre_ping=False, **options)
     _private_file(engine.url.database)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -67,7 +67,8 @@ class LiveTurn:
     # `dropped`: the row could not be stored, and nothing of the turn is logged.
     recorded: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: bool = False
-    # The harness has the message, or will not take it soon (the turn emitted or ended).
+    # The harness has the message, or will not take it soon (the turn emitted, ended, or found
+    # its harness gone).
     handed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
