@@ -174,3 +174,34 @@ async def test_session_tokens_name_only_valid_end_users(control: ControlPlane, s
         "/v1/projects/bot/session_tokens", headers=org.admin, json={"sub": "user_42@acme"}
     )
     assert ok.status_code == 201, ok.text
+
+
+async def test_a_key_shows_when_it_was_last_used(control: ControlPlane) -> None:
+    """Calls with a key and the data plane's validations of it set `last_used_at`, at most
+    once a minute (a busy key does not write on every call); a refused key records nothing."""
+    org = await control.signup()
+    secret, key_id = await control.key(org, "read")
+
+    async def last_used() -> str | None:
+        r = await control.client.get(f"/v1/keys/{key_id}", headers=org.admin)
+        assert r.status_code == 200, r.text
+        return r.json()["last_used_at"]
+
+    assert await last_used() is None
+    validate = {"headers": control.service, "json": {"key": secret}}
+    r = await control.client.post("/internal/keys/validate", **validate)
+    assert r.json()["api_key_id"] == key_id
+    first = await last_used()
+    assert first is not None
+    control.clock.advance(30)
+    assert (await control.client.get("/v1/projects", headers=org.bearer(secret))).status_code == 200
+    assert await last_used() == first, "within the minute: not written again"
+    control.clock.advance(31)
+    assert (await control.client.get("/v1/projects", headers=org.bearer(secret))).status_code == 200
+    later = await last_used()
+    assert later is not None and later > first
+    await control.client.delete(f"/v1/keys/{key_id}", headers=org.admin)
+    control.clock.advance(120)
+    r = await control.client.post("/internal/keys/validate", **validate)
+    assert r.json()["valid"] is False
+    assert await last_used() == later

@@ -51,7 +51,11 @@ def create_control_app(settings: ControlSettings, clock: Clock = SYSTEM) -> Fast
         try:
             await store.migrate(engine, MIGRATIONS)
             api.state.db = store.sessionmaker(engine)
-            timekeeping.bind(api.state.db, clock)
+            api.state.reads = store.sessionmaker(
+                store.reader(engine)
+            )  # transactions that only read
+            for maker in (api.state.db, api.state.reads):
+                timekeeping.bind(maker, clock)
             api.state.planes = planes
             if settings.local is not None:
                 api.state.local_key = await ensure_local(

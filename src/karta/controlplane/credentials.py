@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from karta.controlplane import security
 from karta.controlplane.models import (
@@ -33,7 +33,8 @@ LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 async def find_api_key(session: AsyncSession, presented: str) -> ApiKey | None:
     """The live key matching `presented`, or None. The hash is always checked (against a decoy
-    when the prefix is unknown) before revocation, so timing says nothing about either."""
+    when the prefix is unknown) before revocation, so timing says nothing about either. Only
+    reads: `note_use` records the use."""
     if not api_keys.looks_like_api_key(presented):
         return None
     candidates = (
@@ -46,13 +47,21 @@ async def find_api_key(session: AsyncSession, presented: str) -> ApiKey | None:
         return None
     for key in candidates:
         if security.VERIFIED_KEYS.verify(key.key_hash, presented):
-            if key.revoked_at is not None:
-                return None
-            now = clock_of(session).now()
-            if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-                key.last_used_at = now
-            return key
+            return None if key.revoked_at is not None else key
     return None
+
+
+async def note_use(db: async_sessionmaker, key: ApiKey) -> None:
+    """Set the key's `last_used_at` when it is older than `LAST_USED_RESOLUTION`, in a write
+    transaction of its own: the lookup that found the key took no write lock."""
+    async with db() as session:
+        now = clock_of(session).now()
+        if key.last_used_at is not None and now - key.last_used_at < LAST_USED_RESOLUTION:
+            return
+        async with session.begin():
+            await session.execute(
+                update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
+            )
 
 
 async def find_user_by_token(session: AsyncSession, presented: str) -> User | None:

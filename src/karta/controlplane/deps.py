@@ -71,21 +71,22 @@ async def _user_actor(
 async def caller(request: Request) -> Actor:
     token = bearer(request)
     ctx = request_context(request)
-    db: async_sessionmaker = request.app.state.db
-    async with db() as session, session.begin():
+    reads: async_sessionmaker = request.app.state.reads
+    async with reads() as session:
         user = await credentials.find_user_by_token(session, token)
         if user is not None:
             return await _user_actor(session, request, user.id, ctx)
         key = await credentials.find_api_key(session, token)
-        if key is not None:
-            return Actor(
-                "api_key",
-                key.organization_id,
-                permissions.for_scopes(list(key.scopes)),
-                ctx,
-                api_key_id=key.id,
-            )
-    raise Unauthorized("invalid, expired or revoked credential")
+    if key is None:
+        raise Unauthorized("invalid, expired or revoked credential")
+    await credentials.note_use(request.app.state.db, key)
+    return Actor(
+        "api_key",
+        key.organization_id,
+        permissions.for_scopes(list(key.scopes)),
+        ctx,
+        api_key_id=key.id,
+    )
 
 
 Caller = Annotated[Actor, Depends(caller)]

@@ -37,8 +37,12 @@ def _sqlite_manual_transactions(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # SQLAlchemy's `begin` event issues BEGIN itself
 
 
+READ_ONLY = "karta_read_only"  # an execution option: this engine's transactions only read
+
+
 def _begin_immediate(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    reading = conn.get_execution_options().get(READ_ONLY, False)
+    conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
 def create_engine(
@@ -46,7 +50,8 @@ def create_engine(
 ) -> AsyncEngine:
     """With `serialized_writes`, SQLite transactions take the write lock when they begin, so
     read-then-write transactions (the audit chain, invitations) queue instead of failing with
-    SQLITE_BUSY; PostgreSQL gets row locks from the queries themselves.
+    SQLITE_BUSY; PostgreSQL gets row locks from the queries themselves. Transactions of the
+    engine's `reader` take no lock: they read a snapshot beside the writers.
 
     With `in_place`, a SQLite file's statements run on the event loop's thread through one
     connection (`karta.core.sqlite_inline`): for an engine whose transactions are short and
@@ -73,6 +78,12 @@ def create_engine(
         event.listen(engine.sync_engine, "connect", _sqlite_manual_transactions)
         event.listen(engine.sync_engine, "begin", _begin_immediate)
     return engine
+
+
+def reader(engine: AsyncEngine) -> AsyncEngine:
+    """`engine` for transactions that only read (the same pool): on SQLite with serialized
+    writes they begin deferred, so reads do not queue behind writes nor hold them up."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def _plain_file(database: str | None) -> bool:

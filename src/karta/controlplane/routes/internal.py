@@ -36,13 +36,14 @@ async def whoami() -> api.ServicePrincipal:
 async def validate_key(
     body: api.ValidateKey, request: Request
 ) -> api.KeyRefused | api.KeyValidated:
-    async with request.app.state.db() as session, session.begin():
+    async with request.app.state.reads() as session:
         key = await credentials.find_api_key(session, body.key)
         if key is None:
             return api.KeyRefused()
         repo = OrgRepository(session, key.organization_id)
         org = await repo.organization()
         reason = await budgets.exhausted(repo, key)
+    await credentials.note_use(request.app.state.db, key)
     return api.KeyValidated(
         organization_id=org.id,
         organization_slug=org.slug,
@@ -56,7 +57,7 @@ async def validate_key(
 
 @router.get(api.PROJECT)
 async def find_project(ref: str, request: Request, organization_id: OrgId) -> api.ProjectInfo:
-    async with request.app.state.db() as session:
+    async with request.app.state.reads() as session:
         project = await OrgRepository(session, organization_id).project(ref)
     return api.ProjectInfo(
         id=project.id,
@@ -89,7 +90,7 @@ def _release_info(project: Project, release: Release) -> api.ReleaseInfo:
 
 @router.get(api.ACTIVE_RELEASE)
 async def active_release(ref: str, request: Request, organization_id: OrgId) -> api.ReleaseInfo:
-    async with request.app.state.db() as session:
+    async with request.app.state.reads() as session:
         return _release_info(*await _active(OrgRepository(session, organization_id), ref))
 
 
@@ -97,7 +98,7 @@ async def active_release(ref: str, request: Request, organization_id: OrgId) -> 
 async def pinned_release(
     ref: str, version: int, request: Request, organization_id: OrgId
 ) -> api.ReleaseInfo:
-    async with request.app.state.db() as session:
+    async with request.app.state.reads() as session:
         repo = OrgRepository(session, organization_id)
         project = await repo.project(ref)
         return _release_info(project, await repo.release(project.id, version))
@@ -106,7 +107,7 @@ async def pinned_release(
 @router.get(api.ARTIFACT)
 async def artifact(digest: str, request: Request, organization_id: OrgId) -> FileResponse:
     """A release archive, only to a caller naming an org that published it."""
-    async with request.app.state.db() as session:
+    async with request.app.state.reads() as session:
         held = await OrgRepository(session, organization_id).holds_digest(digest)
     store = request.app.state.artifacts
     if not held or not store.path(digest).is_file():
@@ -116,7 +117,7 @@ async def artifact(digest: str, request: Request, organization_id: OrgId) -> Fil
 
 @router.get(api.PROJECT_ENV)
 async def env(ref: str, request: Request, organization_id: OrgId) -> api.ProjectEnv:
-    async with request.app.state.db() as session:
+    async with request.app.state.reads() as session:
         repo = OrgRepository(session, organization_id)
         project = await repo.project(ref)
         return api.ProjectEnv(env=await project_env(repo, request.app.state.secretbox, project))
@@ -129,7 +130,7 @@ async def model_access(
     project_id: Annotated[int | None, Query(ge=1, le=api.MAX_ID)] = None,
 ) -> api.ModelAccess:
     """The provider keys (decrypted) and model settings that serve a project's model calls."""
-    async with request.app.state.db() as session:
+    async with request.app.state.reads() as session:
         repo = OrgRepository(session, organization_id)
         await repo.organization()
         if project_id is not None:
@@ -151,7 +152,7 @@ async def check_budget(body: api.BudgetCheck, request: Request) -> api.BudgetOk:
         )
         for item in body.pending
     ]
-    async with request.app.state.db() as session:
+    async with request.app.state.reads() as session:
         repo = OrgRepository(session, body.organization_id)
         key = await repo.key(body.api_key_id) if body.api_key_id is not None else None
         anonymous_cap = False
@@ -249,7 +250,7 @@ def _tokens(item: api.PendingUsage | api.UsageEvent) -> TokenUsage:
 async def resolve_embed_key(
     body: api.ResolveEmbedKey, request: Request
 ) -> api.EmbedKeyMissing | api.EmbedKeyInfo:
-    async with request.app.state.db() as session:
+    async with request.app.state.reads() as session:
         key = await credentials.find_embed_key(session, body.embed_key)
         if key is None:
             return api.EmbedKeyMissing()
@@ -298,7 +299,7 @@ async def mint_embed_token(
 async def embed_origins(
     request: Request, project: Annotated[str, Query(max_length=64)]
 ) -> api.EmbedOrigins:
-    async with request.app.state.db() as session:
+    async with request.app.state.reads() as session:
         origins, hosted = await credentials.embed_origins(session, project)
     return api.EmbedOrigins(origins=sorted(origins), hosted_page=hosted)
 
@@ -306,7 +307,7 @@ async def embed_origins(
 @router.get(api.HOSTED_PAGE)
 async def hosted_page(org: str, project: str, request: Request) -> api.HostedPage:
     """The key that serves `org/project`'s hosted chat page; 404 when it has none."""
-    async with request.app.state.db() as session:
+    async with request.app.state.reads() as session:
         found = await credentials.organization_by_slug(session, org)
         if found is None:
             raise NotFound(f"no hosted page for {org}/{project}")
