@@ -51,9 +51,8 @@ def create_control_app(settings: ControlSettings, clock: Clock = SYSTEM) -> Fast
         try:
             await store.migrate(engine, MIGRATIONS)
             api.state.db = store.sessionmaker(engine)
-            api.state.reads = store.sessionmaker(
-                store.reader(engine)
-            )  # transactions that only read
+            # Transactions that only read: they take no write lock (`core.db.reader`).
+            api.state.reads = store.sessionmaker(store.reader(engine))
             for maker in (api.state.db, api.state.reads):
                 timekeeping.bind(maker, clock)
             api.state.planes = planes
