@@ -49,6 +49,7 @@ class Repl:
             if not k.startswith(("KARTA_", "FORCE_COLOR", "NO_COLOR", "TTY_"))
         }
         env.update({"TERM": "xterm", "COLUMNS": "100", "KARTA_HOME": str(server.home)})
+        env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT prints every thread's stack (see `finish`)
         leader, follower = pty.openpty()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "karta.cli", "chat", "--url", server.url, *args],
@@ -97,7 +98,17 @@ class Repl:
         os.write(self._leader, b"\x04")  # the terminal's end of file, on an empty line
 
     def finish(self) -> int:
-        code = self.proc.wait(30)
+        try:
+            code = self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            # Stuck: its stacks go to the terminal, and the failure shows them.
+            self.proc.send_signal(signal.SIGABRT)
+            self.proc.wait(10)
+            self._reader.join(5)
+            os.close(self._leader)
+            raise AssertionError(
+                f"karta chat did not exit; the end of its terminal:\n{self.screen[-4000:]}"
+            ) from None
         self._reader.join(5)
         os.close(self._leader)
         return code
