@@ -99,19 +99,18 @@ class Repl:
 
     def finish(self) -> int:
         try:
-            code = self.proc.wait(30)
+            return self.proc.wait(30)
         except subprocess.TimeoutExpired:
             # Stuck: its stacks go to the terminal, and the failure shows them.
             self.proc.send_signal(signal.SIGABRT)
             self.proc.wait(10)
             self._reader.join(5)
-            os.close(self._leader)
             raise AssertionError(
                 f"karta chat did not exit; the end of its terminal:\n{self.screen[-4000:]}"
             ) from None
-        self._reader.join(5)
-        os.close(self._leader)
-        return code
+        finally:
+            self._reader.join(5)
+            os.close(self._leader)
 
     def kill(self) -> None:
         if self.proc.poll() is None:

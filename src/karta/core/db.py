@@ -40,7 +40,7 @@ def _sqlite_manual_transactions(dbapi_connection: Any, _record: Any) -> None:
 READ_ONLY = "karta_read_only"  # an execution option: this engine's transactions only read
 
 
-def _begin_immediate(conn: Connection) -> None:
+def _begin(conn: Connection) -> None:
     reading = conn.get_execution_options().get(READ_ONLY, False)
     conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
@@ -76,7 +76,7 @@ def create_engine(
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     if serialized_writes:
         event.listen(engine.sync_engine, "connect", _sqlite_manual_transactions)
-        event.listen(engine.sync_engine, "begin", _begin_immediate)
+        event.listen(engine.sync_engine, "begin", _begin)
     return engine
 
 
