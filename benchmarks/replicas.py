@@ -6,6 +6,8 @@
    owner (its `timestamp`) to the subscriber reading its frame; reported as p50/p99 for the
    subscribers on the owner and on the other replicas. Every frame is delivered 1,000 times:
    `--chunk-delay` paces the events so that the machine is not simply out of CPU.
+   `--per-event` adds a line per event: its type, how long after the one before it was made,
+   and when the first, the median and the last subscriber on each replica read it.
 2. Throughput: `--sessions` sessions run `--turns` warm turns each, concurrently, through a
    round-robin proxy in front of 3 replicas, then of 1 (same machine, same database and Redis).
 
@@ -76,7 +78,12 @@ async def subscriber(
 
 
 async def fan_out(
-    cluster: Replicas, model: ScriptedModel, subscribers: int, chunks: int, delay: float
+    cluster: Replicas,
+    model: ScriptedModel,
+    subscribers: int,
+    chunks: int,
+    delay: float,
+    per_event: bool = False,
 ) -> None:
     key = cluster.signup("fanout")
     headers = {"Authorization": f"Bearer {key}"}
@@ -99,11 +106,9 @@ async def fan_out(
             await owner.post(f"/v1/sessions/{sid}/messages", json={"text": f"go {turn}"})
         end = (await owner.get(f"/v1/sessions/{sid}")).json()["last_event_seq"]
         replay = (await owner.get(f"/v1/sessions/{sid}/events", params={"after": start})).text
-        created = {
-            int(event["seq"]): float(event["timestamp"])
-            for line in replay.splitlines()
-            if line.startswith("data: ") and (event := json.loads(line[6:]))
-        }
+        replayed = [json.loads(line[6:]) for line in replay.splitlines() if line[:6] == "data: "]
+        created = {int(event["seq"]): float(event["timestamp"]) for event in replayed}
+        types = {int(event["seq"]): str(event["type"]) for event in replayed}
         for _ in range(150):  # up to 30 s for the last frame to reach everyone
             if all(end in a for a in arrivals):
                 break
@@ -131,12 +136,42 @@ async def fan_out(
             got = sum(len(a) for a, _ in mine)
             lost = sum(1 for a, _ in mine for seq in created if seq not in a)
             print(f"| {n} | {len(mine)} | {lines} | {got} | {lost} |")
+    if per_event:
+        print_per_event(cluster.ports, ports, arrivals, created, types)
     print("| subscribers on | frames | p50 | p99 | max |\n|---|---|---|---|---|")
     for name, values in [*groups.items(), ("all", groups["owner"] + groups["other replicas"])]:
         print(
             f"| {name} | {len(values)} | {statistics.median(values):.0f} ms | "
             f"{percentile(values, 0.99):.0f} ms | {max(values):.0f} ms |"
         )
+
+
+def print_per_event(
+    replicas: list[int],
+    ports: list[int],
+    arrivals: list[dict[int, float]],
+    created: dict[int, float],
+    types: dict[int, str],
+) -> None:
+    """Per event: when the first, the median and the last subscriber on each replica read it
+    (ms after it was made). Where the first subscriber is late, the event waited in the
+    pipeline; the spread from first to last is what serving the replica's streams took."""
+    heads = " | ".join(f"replica {n}: first / median / last" for n in range(1, len(replicas) + 1))
+    print(f"| seq | type | made after the one before | {heads} |")
+    print("|---|---|---|" + "---|" * len(replicas))
+    for seq, made in sorted(created.items()):
+        gap = made - created.get(seq - 1, made)
+        cells = []
+        for replica in replicas:
+            got = sorted(
+                a[seq] - made
+                for p, a in zip(ports, arrivals, strict=True)
+                if p == replica and seq in a
+            )
+            cells.append(
+                f"{got[0]:.0f} / {got[len(got) // 2]:.0f} / {got[-1]:.0f} ms" if got else "-"
+            )
+        print(f"| {seq} | {types[seq]} | {gap:.0f} ms | " + " | ".join(cells) + " |")
 
 
 async def throughput(url: str, key: str, sessions: int, turns: int) -> float:
@@ -162,6 +197,7 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--chunks", type=int, default=20, help="text events per turn")
     parser.add_argument("--chunk-delay", type=float, default=0.1, help="seconds between them")
+    parser.add_argument("--per-event", action="store_true", help="a line per event, by replica")
     parser.add_argument("--sessions", type=int, default=3)
     parser.add_argument("--turns", type=int, default=10)
     args = parser.parse_args()
@@ -175,7 +211,14 @@ def main() -> None:
             try:
                 if count == 3 and args.subscribers:
                     uvloop.run(
-                        fan_out(cluster, model, args.subscribers, args.chunks, args.chunk_delay)
+                        fan_out(
+                            cluster,
+                            model,
+                            args.subscribers,
+                            args.chunks,
+                            args.chunk_delay,
+                            args.per_event,
+                        )
                     )
                 key = cluster.signup(f"throughput{count}")
                 rates[count] = asyncio.run(

@@ -151,3 +151,10 @@ async def test_an_event_its_successor_wrote_first_is_neither_shown_nor_published
     await stale.flush()
     assert [e.data for e in await stale.read("s1")] == [{"by": "successor"}]
     assert woken == [], "no wake-up for an event that was not stored"
+
+
+async def test_a_batch_larger_than_one_statement_is_written_whole(log):
+    await asyncio.gather(*(log.append("s1", Event("text", {"i": i})) for i in range(2500)))
+    await log.flush()
+    fresh = SqlEventLog(log._db)  # reads the database, not the memory tail
+    assert [e.seq for e in await fresh.read("s1")] == list(range(1, 2501))

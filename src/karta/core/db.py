@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from karta.core.sqlite_inline import connector
@@ -37,6 +39,18 @@ def _sqlite_manual_transactions(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # SQLAlchemy's `begin` event issues BEGIN itself
 
 
+# A pooled PostgreSQL connection idle for longer than this is pinged before it is used again: a
+# server restart or an idle timeout may have closed it. One used more recently is not (the ping
+# costs three round trips): if the server went away within the last second, what ran on it
+# then failed too, and the first statement that finds the connection dead invalidates the
+# whole pool, so the next checkout connects afresh.
+PING_AFTER_IDLE = 1.0
+_IDLE_SINCE = "karta_idle_since"  # in a connection record's `info`
+
+# Options for a transaction of one statement (`one_statement`). With more rows than this, a
+# multi-row insert becomes several statements (SQLAlchemy's `insertmanyvalues` pages).
+ROWS_PER_STATEMENT = 1000
+
 READ_ONLY = "karta_read_only"  # an execution option: this engine's transactions only read
 
 
@@ -57,12 +71,15 @@ def create_engine(
     connection (`karta.core.sqlite_inline`): for an engine whose transactions are short and
     which no other process writes to while it runs (the data plane's).
 
-    A pooled PostgreSQL connection is pinged before use (a server restart or an idle timeout
-    may have closed it); a SQLite file cannot go away under its connection, so its checkouts
-    skip that extra round trip through the driver's thread."""
+    A pooled PostgreSQL connection is pinged before use when it has been idle for a while
+    (`PING_AFTER_IDLE`), and the pool hands out the most recently used one first, so a busy
+    server's connections stay fresh and skip the ping. A SQLite file cannot go away under its
+    connection, so its checkouts skip that round trip through the driver's thread."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(async_url(url), pool_pre_ping=True)
+        engine = create_async_engine(async_url(url), pool_use_lifo=True)
+        _ping_when_idle(engine)
+        return engine
     options: dict[str, Any] = {}
     if in_place and _plain_file(parsed.database):
         assert not serialized_writes, "one in-place connection already serializes its writes"
@@ -78,6 +95,34 @@ def create_engine(
         event.listen(engine.sync_engine, "connect", _sqlite_manual_transactions)
         event.listen(engine.sync_engine, "begin", _begin)
     return engine
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    dialect = engine.dialect
+
+    def idle_from_now(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    def check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get(_IDLE_SINCE, 0.0) <= PING_AFTER_IDLE:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool drops the connection and checks out another
+            raise DisconnectionError("the pooled connection is gone") from exc
+
+    event.listen(engine.sync_engine, "connect", idle_from_now)
+    event.listen(engine.sync_engine, "checkin", idle_from_now)
+    event.listen(engine.sync_engine, "checkout", check)
+
+
+def one_statement(dialect: str, rows: int = 1) -> dict[str, Any]:
+    """Execution options for a transaction that is one statement (of `rows` rows, for a
+    multi-row insert): on PostgreSQL it runs in autocommit, atomic by itself, without the
+    BEGIN and COMMIT round trips; SQLite has no server to save round trips to."""
+    if dialect == "postgresql" and rows <= ROWS_PER_STATEMENT:
+        return {"isolation_level": "AUTOCOMMIT"}
+    return {}
 
 
 def reader(engine: AsyncEngine) -> AsyncEngine:

@@ -35,6 +35,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from karta.core import db as store
 from karta.core.clock import SYSTEM, Clock
 from karta.core.events import PAUSING_TYPES, Event
 from karta.dataplane.cluster.coordinator import Coordinator, InProcess, Wake
@@ -164,12 +165,15 @@ class SqlEventLog:
         return written is not None
 
     async def _insert(self, batch: list[Event]) -> set[tuple[str, int]]:
-        """Write a batch in one transaction; the (session, seq) pairs it stored."""
-        async with self._db() as db, db.begin():
-            statement = _insert_ignoring_taken(db.bind.dialect.name).returning(
-                EventRow.session_id, EventRow.seq
-            )
-            return {(sid, seq) for sid, seq in (await db.execute(statement, _rows(batch)))}
+        """Write a batch in one transaction (on PostgreSQL, one statement that commits by
+        itself); the (session, seq) pairs it stored."""
+        async with self._db() as db:
+            dialect = db.bind.dialect.name
+            await db.connection(execution_options=store.one_statement(dialect, len(batch)))
+            statement = _insert_ignoring_taken(dialect).returning(EventRow.session_id, EventRow.seq)
+            stored = {(sid, seq) for sid, seq in (await db.execute(statement, _rows(batch)))}
+            await db.commit()
+            return stored
 
     async def _publish(self, wakes: list[Wake]) -> None:
         """Wake the other replicas, then this one's readers: serving a thousand streams here
