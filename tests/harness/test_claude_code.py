@@ -93,6 +93,31 @@ async def test_transcript_of_two_turns_with_an_approved_tool(harness, spec, mode
     assert await harness.transcript(spec) == transcript, "read from the file, not the process"
 
 
+async def test_a_pooled_process_is_primed_and_its_conversation_starts_with_the_first_turn(
+    harness, spec, model, closing
+):
+    session = await opened(harness, replace(spec, pooled=True), closing)
+    assert model.requests == []  # priming calls no model
+    model.enqueue([text("Medium.")])
+    assert said(await turn(session, "Which roast?")) == "Medium."
+    assert shape(await harness.transcript(spec)) == [
+        ("user", [("text", "Which roast?")]),
+        ("assistant", [("text", "Medium.")]),
+    ]
+
+
+async def test_a_pooled_process_whose_priming_fails_still_serves_its_first_turn(
+    harness, spec, model, closing, monkeypatch
+):
+    async def refuse(_client: object) -> None:
+        raise RuntimeError("unsupported control request")
+
+    monkeypatch.setattr("claude_agent_sdk.ClaudeSDKClient.get_context_usage", refuse)
+    session = await opened(harness, replace(spec, pooled=True), closing)
+    model.enqueue([text("Dark.")])
+    assert said(await turn(session, "Which roast?")) == "Dark."
+
+
 async def test_transcript_after_a_handoff_shows_the_user_s_words_only(
     harness, spec, model, closing
 ):

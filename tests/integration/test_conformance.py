@@ -204,6 +204,11 @@ def test_a_new_session_takes_a_prestarted_harness(model, flavour, tmp_path):
             body = api.post(f"/v1/sessions/{sid}/messages", json={"text": "Which roast?"}).json()
             assert body["status"] == "completed", body
             assert [p.pid for p in harness_processes(server, sid)][:1] == [pid]
+            # What the process did while it waited (Claude Code is primed) left nothing in the
+            # conversation: the model hears one user message, the session's first.
+            (first,) = [r for r in model.requests if r.kind == "prompt"]
+            users = [m for m in first.conversation["messages"] if m["role"] == "user"]
+            assert first.prompt == "Which roast?" and len(users) == 1, first.conversation
             # The pool refills with a process of its own for the next session.
             eventually(lambda: set(pooled_harnesses(server)) - {sid}, "a refill", 60)
         processes = [psutil.Process(p) for p in pooled_harnesses(server).values()]

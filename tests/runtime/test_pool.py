@@ -34,6 +34,7 @@ async def test_a_new_session_adopts_a_prestarted_harness(tmp_path, fake, clock):
         await pool_filled(runtime, 1)
         pooled = fake.opened[0]
         assert fake.received == []  # started ahead of demand, no turn run
+        assert pooled.pooled  # the harness may prepare its first turn meanwhile
         session, created = await runtime.create_session(CALLER, {})
         assert created and session.id == pooled.session_id
         assert runtime.pipeline.live.is_live(session.id)

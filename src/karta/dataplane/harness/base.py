@@ -62,6 +62,9 @@ class SessionSpec:
     # Where the process runs: the harness starts `sandbox.launcher(...)` instead of its binary.
     # None only outside the runtime (benchmarks, tools): unsandboxed, like `KARTA_SANDBOX=none`.
     sandbox: SandboxHandle | None = None
+    # Started ahead of demand for the pool: the harness may spend time now on what its first
+    # turn would otherwise do on the user's clock.
+    pooled: bool = False
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,8 @@ BUNDLED_CLI = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
 # then kills it: a shorter timeout here cancels that escalation and orphans a busy process.
 # `close(force=True)` skips the wait by killing the process tree first.
 CLOSE_TIMEOUT = 20.0
+# How long priming a pooled process may take (it answers in tens of milliseconds).
+PRIME_TIMEOUT = 10.0
 
 
 class ClaudeCodeSession:
@@ -81,6 +83,18 @@ class ClaudeCodeSession:
             await self._client.connect()
         except Exception as exc:
             raise HarnessFailure(f"Claude Code did not start: {exc}") from exc
+
+    async def prime(self) -> None:
+        """Have Claude Code do ahead what it does lazily on its first message: asking for the
+        context's size and the MCP servers' state makes it build its system prompt, its tool
+        list and its MCP connections, which the first turn then finds ready (no model call,
+        nothing written to the conversation). A failure here is the first turn's to report."""
+        try:
+            async with asyncio.timeout(PRIME_TIMEOUT):
+                await self._client.get_context_usage()
+                await self._client.get_mcp_status()
+        except Exception as exc:
+            log.info("priming Claude Code failed: %r", exc)
 
     def _with_agent_instructions(self, text: str, handoff: bool) -> str:
         """After a handoff the new agent's instructions travel in the conversation: Claude Code
@@ -266,6 +280,8 @@ class ClaudeCodeHarness:
         session = ClaudeCodeSession(spec, self)
         try:
             await session.connect()
+            if spec.pooled:
+                await session.prime()
         except BaseException:  # failed, or cancelled (a server stopping): nothing may stay
             await session.close(force=True)
             raise

@@ -459,6 +459,7 @@ class TurnPipeline:
             resume=False,
             model_env={},
             project_env=demand.env,
+            pooled=True,
         )
         try:
             session, grant = await self._launch(spec, None, None, bound=False)
