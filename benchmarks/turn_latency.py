@@ -7,12 +7,17 @@ OpenCode adapter driven in-process (one `opencode serve`, its HTTP API and event
 
     .venv/bin/python -m benchmarks.turn_latency --sessions 5 --warm-turns 5
     .venv/bin/python -m benchmarks.turn_latency --harness opencode
+    .venv/bin/python -m benchmarks.turn_latency --harness opencode --pooled
+
+With `--pooled` Karta keeps one pre-started harness and each session waits until it is ready,
+so Karta's first turn is a pooled process's first turn (the direct path starts its process).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import statistics
 import tempfile
@@ -20,6 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 from claude_agent_sdk import ClaudeSDKClient, ResultMessage, StreamEvent
 
 from karta.app import load_app
@@ -114,8 +120,20 @@ async def adapter_turns(model: ScriptedModel, home: Path, warm: int) -> list[tup
     return timings
 
 
-def karta_turns(server: KartaServer, warm: int) -> list[tuple[float, float]]:
+def wait_pooled(server: KartaServer, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if json.loads(httpx.get(f"{server.url}/readyz").text)["harnesses"]["pooled"]:
+            return
+        time.sleep(0.2)
+    raise TimeoutError("no pre-started harness became ready")
+
+
+def karta_turns(server: KartaServer, warm: int, pooled: bool) -> list[tuple[float, float]]:
     timings = []
+    if pooled:
+        wait_pooled(server)
+        time.sleep(1)  # what it does once ready (priming) is done at the pool's CPU weight
     with server.client() as api:
         sid = api.post("/v1/sessions", json={}).json()["id"]
         for _ in range(warm + 1):
@@ -151,18 +169,20 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=5)
     parser.add_argument("--warm-turns", type=int, default=5)
     parser.add_argument("--harness", choices=sorted(APPS), default="claude-code")
+    parser.add_argument("--pooled", action="store_true", help="Karta's first turns are pooled")
     args = parser.parse_args()
+    pool = {"KARTA_POOL_MIN": "1", "KARTA_POOL_MAX": "1"} if args.pooled else {}
     drive = direct_turns if args.harness == "claude-code" else adapter_turns
     with ScriptedModel() as model, tempfile.TemporaryDirectory() as tmp:
         model.default = lambda request: [{"type": "text", "text": REPLY}]
         home = Path(tmp)
         db = Database("sqlite")
-        server = KartaServer(APPS[args.harness], home / "karta", model, db).start()
+        server = KartaServer(APPS[args.harness], home / "karta", model, db, env=pool).start()
         karta_runs, direct_runs = [], []
         try:
             # Alternate the two paths so drift on the machine affects both alike.
             for _ in range(args.sessions):
-                karta_runs.append(karta_turns(server, args.warm_turns))
+                karta_runs.append(karta_turns(server, args.warm_turns, args.pooled))
                 direct_runs.append(asyncio.run(drive(model, home, args.warm_turns)))
         finally:
             server.stop()

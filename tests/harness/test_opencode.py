@@ -92,6 +92,39 @@ async def test_transcript_of_two_turns_with_an_approved_tool(harness, spec, mode
     assert not opencode_servers()
 
 
+async def test_a_pooled_server_is_primed_and_its_conversation_starts_with_the_first_turn(
+    harness, spec, model, closing
+):
+    session, stored = await opened(harness, replace(spec, pooled=True), closing)
+    assert model.requests == []  # priming calls no model
+    model.enqueue([text("Medium.")])
+    assert said(await turn(session, "Which roast?")) == "Medium."
+    assert shape(await harness.transcript(stored)) == [
+        ("user", [("text", "Which roast?")]),
+        ("assistant", [("text", "Medium.")]),
+    ]
+
+
+async def test_opencode_never_runs_npm_on_its_config_folders(harness, spec, model, closing):
+    # Unsandboxed (nothing cuts the network), OpenCode would install its plugin package from
+    # the registry into every config folder it finds, the app's `.opencode/` included.
+    session, _ = await opened(harness, spec, closing)
+    model.enqueue([text("Medium.")])
+    assert said(await turn(session, "Which roast?")) == "Medium."
+    await session.close()
+    assert not [p for p in spec.state_dir.rglob(".npm")], "npm ran"
+    assert not (spec.workspace / ".opencode" / "node_modules" / "@opencode-ai").exists()
+
+
+async def test_a_pooled_server_whose_priming_fails_still_serves_its_first_turn(
+    harness, spec, model, closing, monkeypatch
+):
+    monkeypatch.setattr("karta.dataplane.harness.opencode.PRIME_TIMEOUT", 0.0)
+    session, _ = await opened(harness, replace(spec, pooled=True), closing)
+    model.enqueue([text("Dark.")])
+    assert said(await turn(session, "Which roast?")) == "Dark."
+
+
 async def test_interrupt_mid_model_call_then_the_next_turn(harness, spec, model, closing):
     model.enqueue(Reply([text("This answer comes too late.")], delay=5))
     model.enqueue([text("Here is the second answer.")])

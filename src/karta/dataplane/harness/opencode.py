@@ -33,10 +33,12 @@ from karta.dataplane.harness.base import (
 )
 from karta.dataplane.harness.opencode_events import OpenCodeEventMapper
 from karta.dataplane.harness.opencode_server import (
+    PROVIDER,
     START_TIMEOUT,
     drain,
     find_binary,
     listening_url,
+    model_of,
     server_env,
 )
 from karta.dataplane.harness.opencode_transcript import messages_from
@@ -47,6 +49,8 @@ from karta.dataplane.harness.turns import NOBODY_WAITS, RunningTurn
 log = logging.getLogger(__name__)
 
 _END = object()  # the event stream ended: the server is gone
+# How long priming a pooled server may take (a second or two of CPU, at the pool's low weight).
+PRIME_TIMEOUT = 30.0
 
 
 @dataclass
@@ -107,6 +111,26 @@ class OpenCodeSession:
         created = await self._http.post("/session", json={})
         created.raise_for_status()
         self.harness_session_id = created.json()["id"]
+
+    async def prime(self) -> None:
+        """Have OpenCode do ahead what it does lazily on its first prompt, through calls that
+        only read: load its provider catalogue (most of it), build the agent's tools for its
+        model, scan for skills, and list and search the workspace. A first turn that took
+        about two seconds then takes well under one. A failure here is the first turn's to
+        report."""
+        reads: list[tuple[str, dict[str, str]]] = [
+            ("/config/providers", {}),
+            ("/experimental/tool", {"provider": PROVIDER, "model": model_of(self._spec)}),
+            ("/skill", {}),
+            ("/file", {"path": "."}),
+            ("/find/file", {"query": "."}),
+        ]
+        try:
+            async with asyncio.timeout(PRIME_TIMEOUT):
+                for path, params in reads:
+                    (await self._http.get(path, params=params)).raise_for_status()
+        except (httpx.HTTPError, TimeoutError) as exc:
+            log.info("priming OpenCode failed: %r", exc)
 
     async def _listen(self, connected: asyncio.Event) -> None:
         try:
@@ -333,6 +357,8 @@ class OpenCodeHarness:
         session = await self._serve(spec)
         try:
             await session.start()
+            if spec.pooled:
+                await session.prime()
         except BaseException as exc:
             await session.close(force=True)
             if isinstance(exc, Exception):

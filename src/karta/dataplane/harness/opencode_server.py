@@ -22,6 +22,7 @@ from karta.dataplane.harness.environment import as_session_owner, base_env, with
 OPENCODE_VERSION = "1.18.33"
 START_TIMEOUT = 60.0
 DEFAULT_MODEL = "claude-sonnet-4-5"
+PROVIDER = "karta"  # the one provider OpenCode is given: the endpoint Karta was given
 REPO_BINARY = (
     Path(karta.__file__).resolve().parents[2]
     / "node_modules"
@@ -60,7 +61,7 @@ def provider_config(model_env: dict[str, str], model: str) -> dict[str, Any]:
         base = model_env.get("ANTHROPIC_BASE_URL", "https://api.anthropic.com").rstrip("/") + "/v1"
     return {
         "provider": {
-            "karta": {
+            PROVIDER: {
                 "npm": npm,
                 "options": {"baseURL": base, "apiKey": key},
                 "models": {
@@ -68,12 +69,16 @@ def provider_config(model_env: dict[str, str], model: str) -> dict[str, Any]:
                 },
             }
         },
-        "model": f"karta/{model}",
-        "small_model": f"karta/{model}",
-        "enabled_providers": ["karta"],
+        "model": f"{PROVIDER}/{model}",
+        "small_model": f"{PROVIDER}/{model}",
+        "enabled_providers": [PROVIDER],
         "share": "disabled",
         "autoupdate": False,
     }
+
+
+def model_of(spec: SessionSpec) -> str:
+    return spec.agent.model or DEFAULT_MODEL
 
 
 def _env(spec: SessionSpec) -> dict[str, str]:
@@ -84,12 +89,15 @@ def _env(spec: SessionSpec) -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # ripgrep from the wheel
     env.update(OFFLINE)
     _seed(dirs["config"] / "opencode")
+    project = spec.workspace / ".opencode"
+    if project.is_dir() and not (project / "package.json").exists():
+        _seed(project)  # the app's own config folder, unless it declares packages itself
     rg = shutil.which("rg", path=env["PATH"])
     cache_bin = dirs["cache"] / "opencode" / "bin"
     cache_bin.mkdir(parents=True, exist_ok=True)
     if rg and not (cache_bin / "rg").exists():
         (cache_bin / "rg").symlink_to(rg)
-    config = provider_config(spec.model_env, spec.agent.model or DEFAULT_MODEL)
+    config = provider_config(spec.model_env, model_of(spec))
     config["permission"] = {"webfetch": "deny"}
     if not _app_sets_permissions(spec.workspace):
         config["permission"].update({"edit": "ask", "bash": "ask"})
@@ -104,7 +112,9 @@ def server_env(spec: SessionSpec) -> dict[str, str]:
 
 
 def _seed(config_dir: Path) -> None:
-    """Make OpenCode believe its plugin package is installed, so it never runs npm."""
+    """Make OpenCode believe its plugin package is installed in a config folder, so it never
+    runs npm there (on each config folder it would otherwise install `@opencode-ai/plugin`
+    from the registry, in the background, at its first prompt)."""
     (config_dir / "node_modules").mkdir(parents=True, exist_ok=True)
     deps = {"@opencode-ai/plugin": OPENCODE_VERSION}
     (config_dir / "package.json").write_text(json.dumps({"dependencies": deps}))
