@@ -4,15 +4,17 @@ The same app (examples/support-bot, in `autonomous` mode so a tool runs without 
 the same scripted model answering instantly, against:
 
 - **Karta**: `karta serve` with API-key auth and metering on, the sandbox on when this host
-  allows it, the harness pool on (`KARTA_POOL_MIN=1`, `KARTA_POOL_MAX=8`);
+  allows it, the harness pool on (`KARTA_POOL_MIN=1`, `KARTA_POOL_MAX` = `--pool-max`, 16 by
+  default: as many as the burst has sessions, so a burst after steady traffic finds them all);
 - **peer**: `karta-runtime dev-serve` from PyPI, installed by this script into its own venv
   (`$KARTA_BENCH_VENV`, default /tmp/karta-bench-venv) with the same claude-agent-sdk as ours;
 - **floor**: `claude-agent-sdk` driven in-process with the options Karta uses (no HTTP).
 
 Rounds alternate the three (the order rotates) so drift on the machine affects all alike. Each
 round: a session created, its first turn, `--warm` warm turns and a warm tool turn (two model
-calls and Bash). Then 16 new sessions × 3 turns at once on Karta and the peer, and memory per
-harness. Prints medians and ratios (ours / peer, ours − floor).
+calls and Bash). Then, on Karta and the peer, 16 sessions one after another (steady traffic,
+which Karta's pool follows) and right after them 16 new sessions × 3 turns at once; and memory
+per harness. Prints medians and ratios (ours / peer, ours − floor).
 
     .venv/bin/python -m benchmarks.side_by_side --quick
     .venv/bin/python -m benchmarks.side_by_side --rounds 12 --warm 8
@@ -440,6 +442,18 @@ async def floor_round(floor: Floor, figures: Figures, warm: int) -> None:
         await client.disconnect()
 
 
+SETTLE = 3.0  # seconds between the steady traffic and the burst
+
+
+def steady(k: HttpContender, sessions: int) -> None:
+    """`sessions` sessions one after another, one turn each."""
+    with k.client() as api:
+        for index in range(sessions):
+            sid, _ = k.create(api)
+            check(k.turn(api, sid, f"steady {index}"), expected(f"steady {index}"))
+            k.end(api, sid)
+
+
 def burst(k: HttpContender, sessions: int, turns: int) -> tuple[float, float, int]:
     """`sessions` new sessions at once, `turns` turns each: first-turn TTFT p50, turns per
     second, and how many turns failed."""
@@ -573,13 +587,21 @@ def side_by_side(args: argparse.Namespace) -> None:
                     runs[(index + offset) % 3]()
                 karta.wait_pool(1, timeout=10)  # the pool refills between rounds, as with traffic
             memory = memory_figures(karta, peer)
-            bursts = {}
+            bursts, pooled = {}, 0
             for contender in (karta, peer) if args.rounds % 2 else (peer, karta):
+                # The burst comes on top of steady traffic: as many sessions as the burst has,
+                # one after another, in the minute before it (Karta's pool follows them).
+                steady(contender, args.burst)
+                if contender is karta:
+                    karta.wait_pool(min(args.pool_max, args.burst), timeout=180)
+                time.sleep(SETTLE)  # the steady sessions' processes have exited
+                if contender is karta:
+                    pooled = karta.readiness()["harnesses"]["pooled"]
                 bursts[contender.name] = burst(contender, args.burst, 3)
             (kp50, krate, kfail), (pp50, prate, pfail) = bursts["Karta"], bursts["karta-runtime"]
             extra.append(
                 (
-                    "16 × 3 at once: first-turn TTFT p50",
+                    f"16 × 3 at once ({pooled} pooled): first-turn TTFT p50",
                     ms(kp50),
                     ms(pp50),
                     "—",
@@ -719,7 +741,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--warm", type=int, default=6)
     parser.add_argument("--burst", type=int, default=16, help="sessions at once")
-    parser.add_argument("--pool-max", type=int, default=8)
+    parser.add_argument("--pool-max", type=int, default=16)
     parser.add_argument("--soak", action="store_true")
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--in-flight", type=int, default=8)
