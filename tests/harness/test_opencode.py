@@ -125,6 +125,28 @@ async def test_a_pooled_server_whose_priming_fails_still_serves_its_first_turn(
     assert said(await turn(session, "Which roast?")) == "Dark."
 
 
+async def test_a_subagent_s_permission_request_is_decided_by_the_running_turn(
+    harness, spec, model, closing
+):
+    # The `task` tool runs a subagent in a child session of OpenCode's own; its permission
+    # requests carry the child's id, and the turn still decides them.
+    task = {"description": "Write a file", "prompt": "Write child.txt", "subagent_type": "general"}
+    command = {"command": "echo from-child > child.txt", "description": "Write it"}
+    model.enqueue([text("Asking a helper."), tool_use("task", task)])
+    model.enqueue([tool_use("bash", command)])
+    model.enqueue([text("Wrote it.")])
+    model.enqueue([text("The helper wrote it.")])
+    approver = Approver()
+    session, _ = await opened(harness, spec, closing)
+
+    events = await turn(session, "have a helper write child.txt", approver)
+
+    assert status(events) == "completed", [e.data for e in events if e.type == ERROR]
+    assert [r.tool for r in approver.requests] == ["bash"]
+    assert (spec.workspace / "child.txt").read_text() == "from-child\n"
+    assert said(events).endswith("The helper wrote it.")
+
+
 async def test_interrupt_mid_model_call_then_the_next_turn(harness, spec, model, closing):
     model.enqueue(Reply([text("This answer comes too late.")], delay=5))
     model.enqueue([text("Here is the second answer.")])

@@ -85,6 +85,7 @@ class OpenCodeSession:
         self._replies: set[asyncio.Task[None]] = set()  # permission answers under way
         self._running: _Running | None = None
         self._prompts: set[str] = set()  # ids of the user messages seen on the event stream
+        self._children: set[str] = set()  # sessions OpenCode started under this one
         self._closed = False
         self._drain = asyncio.create_task(drain(process))
 
@@ -151,13 +152,25 @@ class OpenCodeSession:
 
     def _dispatch(self, event: dict[str, Any], connected: asyncio.Event) -> None:
         kind, props = event.get("type", ""), event.get("properties") or {}
+        session = props.get("sessionID")
         if kind == "server.connected":
             connected.set()
-        elif props.get("sessionID") == self.harness_session_id:
-            if kind == "permission.asked":
-                self._ask(props)  # at once: the turn's queue may be waiting on its consumer
-            else:
-                self._queue.put_nowait((kind, props))
+        elif kind in ("session.created", "session.updated"):
+            self._adopt_child(props.get("info") or {})
+        elif kind == "permission.asked" and (
+            session == self.harness_session_id or session in self._children
+        ):
+            self._ask(props)  # at once: the turn's queue may be waiting on its consumer
+        elif session == self.harness_session_id:
+            self._queue.put_nowait((kind, props))
+
+    def _adopt_child(self, info: dict[str, Any]) -> None:
+        """A session OpenCode started under this one (a subagent of the `task` tool, or one of
+        its own subagents): its permission requests are this session's turn's to decide. Its
+        other events stay OpenCode's: the task's result reaches this session as a tool part."""
+        parent = info.get("parentID")
+        if parent and (parent == self.harness_session_id or parent in self._children):
+            self._children.add(str(info.get("id")))
 
     def _ask(self, props: dict[str, Any]) -> None:
         """Decide a permission request by the turn running as it arrives (never a later one),
