@@ -207,9 +207,7 @@ class Karta(HttpContender):
         return dict(httpx.get(f"{self.server.url}/readyz").json())
 
     def wait_pool(self, size: int, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while self.readiness()["harnesses"]["pooled"] < size and time.monotonic() < deadline:
-            time.sleep(0.1)
+        self.server.wait_pool(size, timeout)
 
 
 class Peer(HttpContender):
@@ -594,9 +592,8 @@ def side_by_side(args: argparse.Namespace) -> None:
                 steady(contender, args.burst)
                 if contender is karta:
                     karta.wait_pool(min(args.pool_max, args.burst), timeout=180)
-                time.sleep(SETTLE)  # the steady sessions' processes have exited
-                if contender is karta:
                     pooled = karta.readiness()["harnesses"]["pooled"]
+                time.sleep(SETTLE)  # the steady sessions' processes have exited
                 bursts[contender.name] = burst(contender, args.burst, 3)
             (kp50, krate, kfail), (pp50, prate, pfail) = bursts["Karta"], bursts["karta-runtime"]
             extra.append(

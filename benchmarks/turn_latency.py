@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import statistics
 import tempfile
@@ -25,7 +24,6 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 from claude_agent_sdk import ClaudeSDKClient, ResultMessage, StreamEvent
 
 from karta.app import load_app
@@ -120,20 +118,12 @@ async def adapter_turns(model: ScriptedModel, home: Path, warm: int) -> list[tup
     return timings
 
 
-def wait_pooled(server: KartaServer, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if json.loads(httpx.get(f"{server.url}/readyz").text)["harnesses"]["pooled"]:
-            return
-        time.sleep(0.2)
-    raise TimeoutError("no pre-started harness became ready")
-
-
 def karta_turns(server: KartaServer, warm: int, pooled: bool) -> list[tuple[float, float]]:
     timings = []
     if pooled:
-        wait_pooled(server)
-        time.sleep(1)  # what it does once ready (priming) is done at the pool's CPU weight
+        if not server.wait_pool(1, timeout=120):
+            raise TimeoutError("no pre-started harness became ready")
+        time.sleep(1)  # a quiet second before the session arrives, as between users
     with server.client() as api:
         sid = api.post("/v1/sessions", json={}).json()["id"]
         for _ in range(warm + 1):

@@ -177,6 +177,15 @@ class KartaServer:
     def control_url(self) -> str:
         return f"http://127.0.0.1:{self.control_port}"
 
+    def wait_pool(self, size: int, timeout: float = 60) -> bool:
+        """Wait until `size` pre-started harnesses are ready; whether they were in time."""
+        deadline = time.monotonic() + timeout
+        while httpx.get(f"{self.url}/readyz").json()["harnesses"]["pooled"] < size:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
     def start(self) -> KartaServer:
         env = _server_env(self.model, self.wire)
         env.update(

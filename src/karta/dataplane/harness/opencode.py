@@ -157,9 +157,7 @@ class OpenCodeSession:
             connected.set()
         elif kind in ("session.created", "session.updated"):
             self._adopt_child(props.get("info") or {})
-        elif kind == "permission.asked" and (
-            session == self.harness_session_id or session in self._children
-        ):
+        elif kind == "permission.asked" and self._in_family(session):
             self._ask(props)  # at once: the turn's queue may be waiting on its consumer
         elif session == self.harness_session_id:
             self._queue.put_nowait((kind, props))
@@ -168,9 +166,11 @@ class OpenCodeSession:
         """A session OpenCode started under this one (a subagent of the `task` tool, or one of
         its own subagents): its permission requests are this session's turn's to decide. Its
         other events stay OpenCode's: the task's result reaches this session as a tool part."""
-        parent = info.get("parentID")
-        if parent and (parent == self.harness_session_id or parent in self._children):
+        if info.get("parentID") and self._in_family(info["parentID"]):
             self._children.add(str(info.get("id")))
+
+    def _in_family(self, session_id: str | None) -> bool:
+        return session_id == self.harness_session_id or session_id in self._children
 
     def _ask(self, props: dict[str, Any]) -> None:
         """Decide a permission request by the turn running as it arrives (never a later one),
